@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import type { FaceLandmarker as MpFaceLandmarker } from '@mediapipe/tasks-vision';
+import { installMediaPipeGlobals, mediapipeWasmDir } from './mediapipe-node.js';
+import type { RgbaFrame } from '../ingest/frame.js';
+
+/** Five alignment points in frame pixels, in the contract's order. */
+export type FivePoints = [[number, number], [number, number], [number, number], [number, number], [number, number]];
+
+export interface FaceBox {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+export interface DetectedFace {
+  /** Normalised to the frame (0..1). */
+  box: FaceBox;
+  points: FivePoints;
+}
+
+/**
+ * Mesh indices for the contract's five points: iris centres (468 lies on the image's
+ * left), nose tip, mouth corners (61 image-left, 291 image-right).
+ */
+const FIVE = [468, 473, 1, 61, 291] as const;
+
+export interface LandmarkerOptions {
+  modelPath: string;
+  maxFaces: number;
+  minDetectionConfidence?: number;
+  minTrackingConfidence?: number;
+  /** VIDEO tracks faces between frames (the live default); IMAGE detects afresh every call. */
+  mode?: 'VIDEO' | 'IMAGE';
+}
+
+/** MediaPipe FaceLandmarker in VIDEO mode: tracks between frames, so timestamps must increase. */
+export class FaceLandmarks {
+  private lastTs = -1;
+
+  private constructor(
+    private readonly mp: MpFaceLandmarker,
+    private readonly mode: 'VIDEO' | 'IMAGE',
+  ) {}
+
+  static async create(opts: LandmarkerOptions): Promise<FaceLandmarks> {
+    installMediaPipeGlobals();
+    const model = await readFile(opts.modelPath).catch((e: Error) => {
+      throw new Error(`face landmarker model not readable at ${opts.modelPath}: ${e.message}`);
+    });
+    const { FilesetResolver, FaceLandmarker } = await import('@mediapipe/tasks-vision');
+    const fileset = await FilesetResolver.forVisionTasks(mediapipeWasmDir());
+    const mp = await FaceLandmarker.createFromOptions(fileset, {
+      baseOptions: { modelAssetBuffer: new Uint8Array(model), delegate: 'CPU' },
+      runningMode: opts.mode ?? 'VIDEO',
+      numFaces: opts.maxFaces,
+      minFaceDetectionConfidence: opts.minDetectionConfidence ?? 0.5,
+      minTrackingConfidence: opts.minTrackingConfidence ?? 0.5,
+      outputFaceBlendshapes: false,
+    });
+    return new FaceLandmarks(mp, opts.mode ?? 'VIDEO');
+  }
+
+  detect(frame: RgbaFrame, tsMs: number): DetectedFace[] {
+    // MediaPipe rejects non-increasing timestamps; a restarted or looping source must not crash it
+    const ts = Math.max(Math.round(tsMs), this.lastTs + 1);
+    this.lastTs = ts;
+    const image = { data: frame.data, width: frame.width, height: frame.height } as unknown as ImageData;
+    const res = this.mode === 'VIDEO' ? this.mp.detectForVideo(image, ts) : this.mp.detect(image);
+    return res.faceLandmarks.map((lm) => toFace(lm, frame.width, frame.height));
+  }
+
+  close(): void {
+    this.mp.close();
+  }
+}
+
+function toFace(lm: ReadonlyArray<{ x: number; y: number }>, w: number, h: number): DetectedFace {
+  let x0 = 1;
+  let y0 = 1;
+  let x1 = 0;
+  let y1 = 0;
+  for (const p of lm) {
+    x0 = Math.min(x0, p.x);
+    y0 = Math.min(y0, p.y);
+    x1 = Math.max(x1, p.x);
+    y1 = Math.max(y1, p.y);
+  }
+  const pt = (i: number): [number, number] => {
+    const p = lm[i];
+    if (!p) throw new Error(`landmark ${i} missing: the model must output the 478-point mesh with irises`);
+    // MediaPipe coordinates put pixel centres at i+0.5; the warp puts them at integers
+    return [p.x * w - 0.5, p.y * h - 0.5];
+  };
+  const clamp = (v: number): number => Math.min(1, Math.max(0, v));
+  return {
+    box: { x: clamp(x0), y: clamp(y0), w: clamp(x1) - clamp(x0), h: clamp(y1) - clamp(y0) },
+    points: FIVE.map(pt) as FivePoints,
+  };
+}

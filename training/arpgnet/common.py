@@ -1,0 +1,61 @@
+"""Helpers shared by the training stages: paths, seeding, normalisation, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import ModelConfig, load_contract
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_dir(arg: str | None = None) -> Path:
+    return Path(arg or os.environ.get("ARPGNET_SHARED") or ROOT.parent / "shared").resolve()
+
+
+def seed_all(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def normalise(x01: Tensor) -> Tensor:
+    c = load_contract()
+    return (x01 - c["mean"]) / c["std"]
+
+
+def to_unit(batch_u8: np.ndarray) -> Tensor:
+    """uint8 [B, H, W] -> float [B, 1, H, W] in [0, 1]."""
+    return torch.from_numpy(batch_u8).float().div_(255.0).unsqueeze(1)
+
+
+def class_weights(labels: np.ndarray, n: int) -> Tensor:
+    """(median / count)^0.5: lifts rare classes (disgust) without drowning the common ones."""
+    counts = np.bincount(labels, minlength=n).astype(np.float64)
+    present = counts > 0
+    w = np.ones(n)
+    w[present] = np.sqrt(np.median(counts[present]) / counts[present])
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def check_config(ckpt_cfg: dict, cfg: ModelConfig, what: str) -> None:
+    """Refuse a checkpoint of another preset or shape, naming the fields that differ."""
+    theirs = ModelConfig.from_json(ckpt_cfg).shape_signature()
+    ours = cfg.shape_signature()
+    diff = [f"{k}: file has {theirs[k]!r}, expected {ours[k]!r}" for k in ours if theirs.get(k) != ours[k]]
+    if diff:
+        raise SystemExit(f"{what} does not match preset {cfg.preset!r}: " + "; ".join(diff))
+
+
+def save(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)

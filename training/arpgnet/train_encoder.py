@@ -1,0 +1,144 @@
+"""Stage A: train the frame encoder (appearance backbone + relation branch) on faces.
+
+Each face is a one-frame clip; two auxiliary classifiers, one on the appearance
+embedding and one on the relation embedding, give both branches their own signal.
+Stage B (train_head) then learns the fusion graph on T-frame clips of these
+embeddings. Resumable: rerunning the same command continues from `last.pt`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import augment
+from .common import ROOT, check_config, class_weights, normalise, save, seed_all, shared_dir, to_unit
+from .config import ModelConfig, preset
+from .data import load_image_array, scan_images
+from .model import FrameEncoder
+
+
+class EncoderWithAux(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.encoder = FrameEncoder(cfg)
+        self.app_cls = nn.Linear(cfg.app_dim, cfg.num_classes)
+        self.rel_cls = nn.Linear(cfg.rel_dim, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        app, rel = self.encoder(x)
+        return self.app_cls(app), self.rel_cls(rel)
+
+
+def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batch: int = 256) -> dict:
+    model.eval()
+    preds = {"app": [], "rel": [], "both": []}
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = normalise(to_unit(images[i:i + batch])).contiguous(memory_format=torch.channels_last)
+            a, r = model(x)
+            preds["app"].append(a.argmax(1))
+            preds["rel"].append(r.argmax(1))
+            preds["both"].append((a.softmax(1) + r.softmax(1)).argmax(1))
+    y = torch.from_numpy(labels)
+    return {k: float((torch.cat(v) == y).float().mean()) for k, v in preds.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--preset", default="edge")
+    ap.add_argument("--shared", default=None, help="folder with data/ (default: $ARPGNET_SHARED or ../shared)")
+    ap.add_argument("--run", default=str(ROOT / "training" / "runs" / "encoder"))
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3, help="new layers (the paper's 1e-3)")
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-symmetry", action="store_true", help="ablation: relation graph without symmetry edges")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    gen = seed_all(args.seed)
+    cfg = preset(args.preset, symmetry_edges=not args.no_symmetry)
+    data = shared_dir(args.shared) / "data"
+    cache = ROOT / "training" / "cache"
+    train = scan_images(data / "fer2013" / "train", cfg.labels)
+    val = scan_images(data / "fer2013" / "val", cfg.labels)
+    if args.limit:
+        pick = np.random.default_rng(args.seed).permutation(len(train))[: args.limit]
+        train = [train[i] for i in sorted(pick)]
+    x_train = load_image_array(train, cfg.input_size, cache)
+    y_train = np.array([s.label for s in train])
+    x_val = load_image_array(val, cfg.input_size, cache)
+    y_val = np.array([s.label for s in val])
+
+    model = EncoderWithAux(cfg).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / args.batch)
+    total = steps_per_epoch * args.epochs
+    warm = steps_per_epoch // 2
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    run = Path(args.run)
+    history: list[dict] = []
+    start = 0
+    last = run / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu")
+        check_config(ck["config"], cfg, str(last))
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        gen.set_state(ck["gen"])
+        start, history = ck["epoch"], ck["history"]
+        print(f"resuming {last} at epoch {start}")
+
+    weights = class_weights(y_train, cfg.num_classes)
+    for epoch in range(start, args.epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen).numpy()
+        bar = tqdm(range(steps_per_epoch), desc=f"encoder {epoch + 1}/{args.epochs}", mininterval=5)
+        t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
+        for step in bar:
+            idx = order[step * args.batch:(step + 1) * args.batch]
+            x = to_unit(x_train[idx])
+            x = augment.random_erase(augment.photometric(augment.similarity_jitter(x, gen), gen), gen)
+            x = normalise(x).contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(y_train[idx])
+            a, r = model(x)
+            loss = F.cross_entropy(a, y, weight=weights, label_smoothing=0.1) + F.cross_entropy(
+                r, y, weight=weights, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(idx)
+            correct += int((a.argmax(1) == y).sum())
+            loss_sum += float(loss) * len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        metrics = evaluate(model, x_val, y_val)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+                        "val": metrics, "seconds": time.time() - t0})
+        print(json.dumps(history[-1]), flush=True)
+        save(last, {"config": cfg.to_json(), "model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1,
+                    "history": history})
+    save(run / "encoder.pt", {"config": cfg.to_json(), "encoder": model.encoder.state_dict(),
+                              "history": history})
+    print(f"wrote {run / 'encoder.pt'}")
+
+
+if __name__ == "__main__":
+    main()
