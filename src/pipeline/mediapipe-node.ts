@@ -7,7 +7,10 @@
  * wasm loader is a UMD script that the library expects to pull in with importScripts.
  */
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInThisContext } from 'node:vm';
 
 interface Pixels {
   width: number;
@@ -187,9 +190,16 @@ export function installMediaPipeGlobals(): void {
   // emscripten tells WebGL1 from WebGL2 with instanceof; our fake is neither class
   g['WebGLRenderingContext'] ??= class {};
   g['WebGL2RenderingContext'] ??= class {};
-  const require = createRequire(import.meta.url);
+  // Evaluated as a CommonJS function by hand: module loaders with hooks (tsx, bundlers)
+  // may rewrite a plain require() of this UMD file and lose its module.exports.
   g['importScripts'] = (url: string): void => {
-    g['ModuleFactory'] = require(url) as unknown;
+    const file = url.startsWith('file:') ? fileURLToPath(url) : url;
+    const code = readFileSync(file, 'utf8');
+    const mod: { exports: unknown } = { exports: {} };
+    const fn = runInThisContext(`(function (module, exports, require, __filename, __dirname) {${code}\n})`, { filename: file }) as (
+      m: typeof mod, e: unknown, r: NodeJS.Require, f: string, d: string) => void;
+    fn(mod, mod.exports, createRequire(file), file, dirname(file));
+    g['ModuleFactory'] = mod.exports;
   };
 }
 

@@ -1,0 +1,93 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig, type Config } from './config.js';
+import { createLogger } from './log.js';
+import { runCommand } from './cli/run.js';
+import { evalCommand } from './cli/eval.js';
+import { modelsPull, modelsInfo } from './cli/models.js';
+
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
+
+interface Common {
+  config?: string;
+  fps?: number;
+  threads?: number;
+  maxFaces?: number;
+  providers?: string;
+}
+
+function config(o: Common): Config {
+  return loadConfig(o.config, {
+    analysis: { fps: o.fps, maxFaces: o.maxFaces },
+    runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
+  });
+}
+
+const common = (c: Command): Command =>
+  c
+    .option('--config <file>', 'JSON config file (defaults <- file <- ARPGNET_* env <- flags)')
+    .option('--fps <n>', 'analysis rate in frames per second', positive)
+    .option('--threads <n>', 'onnxruntime intra-op threads', int)
+    .option('--max-faces <n>', 'faces analysed per frame', int)
+    .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu');
+
+export function program(): Command {
+  const p = new Command('arpgnet-edge')
+    .description('Facial expression recognition on video streams with ARPGNet')
+    .showHelpAfterError();
+  common(p.command('run'))
+    .description('analyse a video file, an image-sequence folder or a camera and publish emotion events')
+    .option('--input <path>', 'video file, folder of frames, or /dev/videoN (default: the demo clip)')
+    .option('--events <file>', "write events as JSON Lines ('-' = stdout)")
+    .option('--ws <port>', 'serve events on ws://host:port/events (0 = any free port)', int)
+    .option('--report <file.html>', 'write a timeline of each face\'s emotion probabilities')
+    .option('--realtime', 'read a file at its own frame rate and drop frames like a live source')
+    .option('--stream <id>', 'stream id in events (default: the input path)')
+    .action(async (o: Common & { input?: string; events?: string; ws?: number; report?: string; realtime?: boolean; stream?: string }) => {
+      const log = createLogger();
+      process.exitCode = await runCommand(config(o), o, log);
+    });
+  common(p.command('eval'))
+    .description('accuracy of the whole TypeScript pipeline on a labelled folder')
+    .requiredOption('--data <dir>', 'DIR/<class>/<sequence>/<frames> or DIR/<class>/<image>')
+    .requiredOption('--format <kind>', 'sequences | images')
+    .option('--aligned', 'images are face crops already: skip detection, map the crop onto the model input')
+    .option('--json', 'print one JSON object on stdout')
+    .option('--limit <n>', 'at most n samples per class', int)
+    .action(async (o: Common & { data: string; format: string; aligned?: boolean; json?: boolean; limit?: number }) => {
+      const log = createLogger(o.json ? 'warn' : undefined);
+      process.exitCode = await evalCommand(config(o), o, log);
+    });
+  const models = p.command('models').description('model files');
+  models
+    .command('pull')
+    .description('download the MediaPipe face landmarker (sha256-checked) into the models directory')
+    .option('--dir <dir>', 'models directory (default: ARPGNET_MODELS_DIR or .cache/models)')
+    .option('--sha256 <hex>', 'refuse the download unless it has this sha256')
+    .action(async (o: { dir?: string; sha256?: string }) => {
+      process.exitCode = await modelsPull(o.dir, o.sha256, createLogger());
+    });
+  common(models.command('info'))
+    .description('print the ARPGNet model metadata and the execution provider in use')
+    .action(async (o: Common) => {
+      process.exitCode = await modelsInfo(config(o), createLogger());
+    });
+  return p;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`arpgnet-edge: ${(e as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}

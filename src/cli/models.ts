@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { Arpgnet } from '../model/arpgnet.js';
+import { ROOT } from '../paths.js';
+
+/** The official MediaPipe face landmarker bundle (float16, version 1). */
+export const FACE_LANDMARKER = {
+  url: 'https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task',
+  /** Published size of that file; its sha256 could not be pinned from an offline build (pass --sha256 to enforce one). */
+  bytes: 3758596,
+  file: 'mediapipe/face_landmarker.task',
+};
+
+export async function modelsPull(dir: string | undefined, sha256: string | undefined, log: Logger, fetchImpl: typeof fetch = fetch): Promise<number> {
+  const root = resolve(dir ?? process.env['ARPGNET_MODELS_DIR'] ?? join(ROOT, '.cache', 'models'));
+  let body: Buffer;
+  try {
+    const res = await fetchImpl(FACE_LANDMARKER.url, { signal: AbortSignal.timeout(30_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    body = Buffer.from(await res.arrayBuffer());
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    throw new Error(`cannot download ${FACE_LANDMARKER.url} (${cause}). Offline? Copy face_landmarker.task into ${join(root, 'mediapipe')}/ by hand, or set ARPGNET_MODELS_DIR to a folder that has it.`);
+  }
+  const digest = createHash('sha256').update(body).digest('hex');
+  if (sha256 && digest !== sha256.toLowerCase()) throw new Error(`downloaded face_landmarker.task has sha256 ${digest}, expected ${sha256}; not saved`);
+  // a .task bundle is a zip archive
+  if (!sha256 && (body.length !== FACE_LANDMARKER.bytes || body.readUInt32LE(0) !== 0x04034b50)) {
+    throw new Error(`downloaded face_landmarker.task is ${body.length} bytes (expected a ${FACE_LANDMARKER.bytes}-byte .task bundle); not saved`);
+  }
+  await mkdir(join(root, 'mediapipe'), { recursive: true });
+  await writeFile(join(root, FACE_LANDMARKER.file), body);
+  log.info({ file: join(root, FACE_LANDMARKER.file), bytes: body.length, sha256: digest }, 'face landmarker saved');
+  return 0;
+}
+
+export async function modelsInfo(cfg: Config, log: Logger): Promise<number> {
+  const m = await Arpgnet.load(cfg.models, { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt }, log);
+  process.stdout.write(`${JSON.stringify({ name: m.name, version: m.version, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`);
+  await m.release();
+  return 0;
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { mediapipeModelsDir, ROOT } from './paths.js';
+
+const provider = z.enum(['tensorrt', 'cuda', 'cpu']);
+
+export const Config = z.object({
+  models: z.object({
+    encoder: z.string(),
+    head: z.string(),
+    /** Folder holding mediapipe/face_landmarker.task. */
+    mediapipeDir: z.string(),
+  }),
+  analysis: z.object({
+    fps: z.number().positive().max(120),
+    maxSide: z.number().int().min(64).max(4096),
+    maxFaces: z.number().int().min(1).max(32),
+    stride: z.number().int().min(1),
+    minFrames: z.number().int().min(1),
+    smoothing: z.number().gt(0).max(1),
+    maxGapMs: z.number().positive(),
+    trackMissMs: z.number().nonnegative(),
+  }),
+  runtime: z.object({
+    providers: z.array(provider).min(1),
+    threads: z.number().int().min(1).max(64),
+    tensorrt: z.object({
+      fp16: z.boolean(),
+      engineCachePath: z.string().optional(),
+      workspaceMb: z.number().int().positive().optional(),
+    }),
+  }),
+  publish: z.object({
+    host: z.string(),
+    maxQueue: z.number().int().min(1),
+  }),
+});
+export type Config = z.infer<typeof Config>;
+
+export function defaults(): Config {
+  return {
+    models: {
+      encoder: resolve(ROOT, 'models/arpgnet-edge.encoder.onnx'),
+      head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
+      mediapipeDir: mediapipeModelsDir(),
+    },
+    analysis: { fps: 10, maxSide: 640, maxFaces: 4, stride: 2, minFrames: 3, smoothing: 0.6, maxGapMs: 1000, trackMissMs: 500 },
+    runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
+    publish: { host: '127.0.0.1', maxQueue: 256 },
+  };
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function merge(a: Plain, b: Plain): Plain {
+  const out: Plain = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    out[k] = isPlain(v) && isPlain(out[k]) ? merge(out[k] as Plain, v) : v;
+  }
+  return out;
+}
+
+/** ARPGNET_* variables that override the file. */
+function fromEnv(env: NodeJS.ProcessEnv): Plain {
+  const num = (k: string): number | undefined => (env[k] !== undefined ? Number(env[k]) : undefined);
+  return {
+    models: { encoder: env['ARPGNET_ENCODER'], head: env['ARPGNET_HEAD'], mediapipeDir: env['ARPGNET_MODELS_DIR'] },
+    analysis: { fps: num('ARPGNET_FPS'), maxFaces: num('ARPGNET_MAX_FACES') },
+    runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
+  };
+}
+
+/** defaults <- config file <- environment <- command-line flags, validated as a whole. */
+export function loadConfig(file: string | undefined, flags: Plain, env: NodeJS.ProcessEnv = process.env): Config {
+  let fileCfg: Plain = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new Error(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (!isPlain(parsed)) throw new Error('not an object');
+      fileCfg = parsed;
+    } catch (e) {
+      throw new Error(`config file ${file}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const merged = merge(merge(merge(defaults() as unknown as Plain, fileCfg), fromEnv(env)), flags);
+  const r = Config.safeParse(merged);
+  if (!r.success) {
+    throw new Error(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,175 @@
+import type { Frame } from '../ingest/frame.js';
+import type { Arpgnet } from '../model/arpgnet.js';
+import type { PipelineEvent, EmotionEvent } from '../publish/events.js';
+import { wallTime } from '../publish/events.js';
+import { templateToFrame, warpToTensor, type Similarity } from './align.js';
+import type { DetectedFace } from './landmarker.js';
+import { FaceTracker, type Track } from './tracker.js';
+import { EmbeddingWindow } from './window.js';
+
+/** Anything that finds faces in a frame: MediaPipe live, or a fixed crop for aligned images. */
+export interface FaceFinder {
+  detect(frame: Frame, ts: number): DetectedFace[];
+}
+
+export interface AnalyserOptions {
+  stream: string;
+  room?: string | undefined;
+  model: Arpgnet;
+  faces: FaceFinder;
+  maxFaces: number;
+  /** Run the window head every `stride` new frames of a track. */
+  stride: number;
+  /** Frames a track needs before its first emotion event (the rest of the window is masked). */
+  minFrames: number;
+  /** Weight of the newest window in the exponential moving average of probabilities (1 = no smoothing). */
+  smoothing: number;
+  /** A face unseen for longer than this restarts its window (the model expects evenly spaced frames). */
+  maxGapMs: number;
+  trackMissMs: number;
+  /** Overrides the landmark alignment, e.g. for images that are already face crops. */
+  align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
+}
+
+interface TrackState {
+  window: EmbeddingWindow;
+  smoothed: Float32Array | null;
+}
+
+/** Milliseconds spent per stage, summed over the stream. */
+export interface StageTimes {
+  landmarks: number;
+  align: number;
+  encoder: number;
+  head: number;
+  faceFrames: number;
+  windows: number;
+}
+
+/**
+ * One stream's analysis: faces -> tracks -> aligned tensors -> encoder once per face
+ * -> per-track windows -> head when due -> emotion events. Buffers are sized for
+ * maxFaces once; nothing per frame grows.
+ */
+export class StreamAnalyser {
+  private readonly tracker: FaceTracker;
+  private readonly states = new Map<string, TrackState>();
+  private readonly faceBatch: Float32Array;
+  private readonly headApp: Float32Array;
+  private readonly headRel: Float32Array;
+  private readonly headValid: Float32Array;
+  readonly times: StageTimes = { landmarks: 0, align: 0, encoder: 0, head: 0, faceFrames: 0, windows: 0 };
+  framesWithoutFace = 0;
+  emotions = 0;
+  analysed = 0;
+  facesOverLimit = 0;
+
+  constructor(private readonly o: AnalyserOptions) {
+    const m = o.model;
+    const { width, height } = m.preprocess.inputSize;
+    this.tracker = new FaceTracker({ maxMissMs: o.trackMissMs, minIou: 0.2 });
+    this.faceBatch = new Float32Array(o.maxFaces * m.channels * width * height);
+    this.headApp = new Float32Array(o.maxFaces * m.window * m.appDim);
+    this.headRel = new Float32Array(o.maxFaces * m.window * m.relDim);
+    this.headValid = new Float32Array(o.maxFaces * m.window);
+  }
+
+  private base(ts: number): { v: 1; stream: string; room?: string; ts: number; wallTime: string } {
+    return { v: 1, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
+  }
+
+  async process(frame: Frame): Promise<PipelineEvent[]> {
+    const { model } = this.o;
+    const events: PipelineEvent[] = [];
+    const ts = frame.ts;
+    this.analysed++;
+    let t = performance.now();
+    let faces = this.o.faces.detect(frame, ts);
+    if (faces.length > this.o.maxFaces) {
+      this.facesOverLimit += faces.length - this.o.maxFaces;
+      faces = [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, this.o.maxFaces);
+    }
+    this.times.landmarks += performance.now() - t;
+    const upd = this.tracker.update(faces, ts);
+    for (const tr of upd.left) {
+      this.states.delete(tr.id);
+      events.push({ ...this.base(ts), type: 'face_leave', track: tr.id, reason: 'lost' });
+    }
+    for (const tr of upd.entered) {
+      this.states.set(tr.id, { window: new EmbeddingWindow(model.window, model.appDim, model.relDim), smoothed: null });
+      events.push({ ...this.base(ts), type: 'face_enter', track: tr.id, box: tr.face.box });
+    }
+    if (!upd.seen.length) {
+      this.framesWithoutFace++;
+      return events;
+    }
+
+    t = performance.now();
+    const per = this.faceBatch.length / this.o.maxFaces;
+    upd.seen.forEach((tr, i) => {
+      const sim = this.o.align ? this.o.align(tr.face, frame) : templateToFrame(tr.face.points, model.preprocess.template);
+      warpToTensor(frame, sim, model.preprocess, this.faceBatch, i * per);
+    });
+    this.times.align += performance.now() - t;
+
+    t = performance.now();
+    const emb = await model.encode(this.faceBatch, upd.seen.length);
+    this.times.encoder += performance.now() - t;
+    this.times.faceFrames += upd.seen.length;
+
+    const due: Array<{ track: Track; state: TrackState }> = [];
+    upd.seen.forEach((tr, i) => {
+      const st = this.states.get(tr.id)!;
+      if (ts - st.window.lastTs > this.o.maxGapMs) {
+        st.window.reset();
+        st.smoothed = null;
+      }
+      st.window.push(emb.app.subarray(i * model.appDim, (i + 1) * model.appDim), emb.rel.subarray(i * model.relDim, (i + 1) * model.relDim), ts);
+      if (st.window.due(this.o.stride, this.o.minFrames)) due.push({ track: tr, state: st });
+    });
+    if (!due.length) return events;
+
+    t = performance.now();
+    const frames = due.map(({ state }) => ({ frames: state.window.frames, spanMs: state.window.spanMs }));
+    due.forEach(({ state }, slot) => state.window.writeTo(this.headApp, this.headRel, this.headValid, slot));
+    const probs = await model.classify(this.headApp, this.headRel, this.headValid, due.length);
+    this.times.head += performance.now() - t;
+    this.times.windows += due.length;
+
+    const c = model.labels.length;
+    due.forEach(({ track, state }, slot) => {
+      const p = probs.subarray(slot * c, (slot + 1) * c);
+      if (!state.smoothed) state.smoothed = Float32Array.from(p);
+      else for (let k = 0; k < c; k++) state.smoothed[k] = this.o.smoothing * p[k]! + (1 - this.o.smoothing) * state.smoothed[k]!;
+      events.push(this.emotion(track, state.smoothed, frames[slot]!, ts, frame.arrivedAt));
+    });
+    return events;
+  }
+
+  private emotion(track: Track, p: Float32Array, window: { frames: number; spanMs: number }, ts: number, arrivedAt: number): EmotionEvent {
+    const { model } = this.o;
+    let best = 0;
+    for (let k = 1; k < p.length; k++) if (p[k]! > p[best]!) best = k;
+    const scores: Record<string, number> = {};
+    model.labels.forEach((l, k) => (scores[l] = Math.round(p[k]! * 1e4) / 1e4));
+    this.emotions++;
+    return {
+      ...this.base(ts),
+      type: 'emotion',
+      track: track.id,
+      window,
+      label: model.labels[best]!,
+      confidence: Math.round(p[best]! * 1e4) / 1e4,
+      scores,
+      box: track.face.box,
+      model: { name: model.name, version: model.version },
+      latencyMs: Math.round((performance.now() - arrivedAt) * 100) / 100,
+    };
+  }
+
+  /** Closes every track at the end of the stream. */
+  finish(ts: number): PipelineEvent[] {
+    this.states.clear();
+    return this.tracker.closeAll().map((tr) => ({ ...this.base(ts), type: 'face_leave' as const, track: tr.id, reason: 'stream_end' as const }));
+  }
+}

@@ -1,0 +1,78 @@
+import { join } from 'node:path';
+import { finalize, type Observable } from 'rxjs';
+import type { Config } from '../config.js';
+import type { Frame } from '../ingest/frame.js';
+import type { Source } from '../ingest/source.js';
+import type { Logger } from '../log.js';
+import { Arpgnet } from '../model/arpgnet.js';
+import type { PipelineEvent } from '../publish/events.js';
+import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyser.js';
+import type { Similarity } from './align.js';
+import { FaceLandmarks, type DetectedFace } from './landmarker.js';
+import { analyseStream } from './stream.js';
+
+export interface AnalyseOptions {
+  room?: string | undefined;
+  onProgress?: ((decoded: number) => void) | undefined;
+  /** Replace MediaPipe, e.g. for images that are already aligned crops. */
+  faces?: FaceFinder | undefined;
+  align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
+  /** Analysis rate for this stream (defaults to the configured one). */
+  fps?: number | undefined;
+}
+
+export interface RunningStream {
+  events$: Observable<PipelineEvent>;
+  analyser: StreamAnalyser;
+}
+
+/** The model loaded once, and a fresh face tracker + analyser for each stream fed to it. */
+export class EmotionPipeline {
+  private constructor(
+    readonly model: Arpgnet,
+    private readonly cfg: Config,
+    private readonly log: Logger,
+  ) {}
+
+  static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
+    const model = await Arpgnet.load(cfg.models, { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt }, log);
+    const t = performance.now();
+    await model.warmup();
+    log.info({ model: model.name, version: model.version, labels: model.labels, window: model.window, warmupMs: Math.round(performance.now() - t) }, 'model ready');
+    return new EmotionPipeline(model, cfg, log);
+  }
+
+  async landmarker(): Promise<FaceLandmarks> {
+    return FaceLandmarks.create({ modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: this.cfg.analysis.maxFaces });
+  }
+
+  /** A fresh analyser on the shared model, configured from the config with any overrides. */
+  createAnalyser(stream: string, faces: FaceFinder, over: Partial<AnalyserOptions> = {}): StreamAnalyser {
+    const a = this.cfg.analysis;
+    return new StreamAnalyser({
+      stream,
+      model: this.model,
+      faces,
+      maxFaces: a.maxFaces,
+      stride: a.stride,
+      minFrames: Math.min(a.minFrames, this.model.window),
+      smoothing: a.smoothing,
+      maxGapMs: a.maxGapMs,
+      trackMissMs: a.trackMissMs,
+      ...over,
+    });
+  }
+
+  async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
+    const lm = o.faces ? null : await this.landmarker();
+    const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align });
+    const events$ = analyseStream(source, analyser, this.model, { fps: o.fps ?? this.cfg.analysis.fps, room: o.room, onProgress: o.onProgress });
+    // the landmarker holds wasm memory: free it however the stream ends
+    return { analyser, events$: events$.pipe(finalize(() => lm?.close())) };
+  }
+
+  async close(): Promise<void> {
+    await this.model.release();
+    this.log.debug('pipeline closed');
+  }
+}

@@ -1,0 +1,80 @@
+import { Observable } from 'rxjs';
+import type { Source } from '../ingest/source.js';
+import type { Arpgnet } from '../model/arpgnet.js';
+import { wallTime, type PipelineEvent, type StreamStats } from '../publish/events.js';
+import type { StreamAnalyser } from './analyser.js';
+import { RateSampler } from './sampler.js';
+
+export interface StreamOptions {
+  fps: number;
+  room?: string | undefined;
+  onProgress?: ((decoded: number) => void) | undefined;
+}
+
+/**
+ * A source pulled through an analyser as a cold Observable of events: stream_start,
+ * the analysis events, stream_end. Frames are pulled one at a time, so a file is read
+ * only as fast as it is analysed; live sources drop in their decoder instead. A frame
+ * that fails analysis becomes a non-fatal error event and the stream goes on.
+ */
+export function analyseStream(source: Source, analyser: StreamAnalyser, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
+  return new Observable<PipelineEvent>((sub) => {
+    let stopped = false;
+    const base = (ts: number) => ({ v: 1 as const, stream: source.id, ...(o.room ? { room: o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() });
+    const sampler = new RateSampler(o.fps);
+    let sampledOut = 0;
+    let lastTs = 0;
+    let analysisErrors = 0;
+    const run = async (): Promise<void> => {
+      sub.next({
+        ...base(0),
+        type: 'stream_start',
+        source: { kind: source.kind, uri: source.uri, width: source.width, height: source.height, fps: source.info.fps },
+        model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
+      });
+      let reason: 'eof' | 'stopped' | 'error' = 'eof';
+      try {
+        for await (const frame of source.frames()) {
+          if (stopped) {
+            reason = 'stopped';
+            break;
+          }
+          lastTs = frame.ts;
+          o.onProgress?.(frame.index + 1);
+          if (!sampler.keep(frame.ts)) {
+            sampledOut++;
+            continue;
+          }
+          try {
+            for (const e of await analyser.process(frame)) sub.next(e);
+          } catch (e) {
+            analysisErrors++;
+            sub.next({ ...base(frame.ts), type: 'error', code: 'frame_failed', message: `frame ${frame.index}: ${(e as Error).message}`, fatal: false });
+          }
+        }
+      } catch (e) {
+        reason = 'error';
+        sub.next({ ...base(lastTs), type: 'error', code: (e as { code?: string }).code ?? 'source_failed', message: (e as Error).message, fatal: true });
+      }
+      if (source.stopped && reason === 'eof') reason = 'stopped';
+      for (const e of analyser.finish(lastTs)) sub.next(e);
+      const s = source.stats();
+      const stats: StreamStats = {
+        decoded: s.decoded,
+        analysed: analyser.analysed - analysisErrors,
+        sampledOut,
+        dropped: s.dropped,
+        decodeErrors: s.decodeErrors + analysisErrors,
+        framesWithoutFace: analyser.framesWithoutFace,
+        emotions: analyser.emotions,
+      };
+      sub.next({ ...base(lastTs), type: 'stream_end', reason, stats });
+      sub.complete();
+    };
+    run().catch((e: unknown) => sub.error(e));
+    return () => {
+      stopped = true;
+      source.stop();
+    };
+  });
+}

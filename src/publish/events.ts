@@ -1,0 +1,76 @@
+/** Emotion events, schema v1 (src/publish/events.v1.schema.json is the published contract). */
+
+export interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+interface Base {
+  v: 1;
+  stream: string;
+  room?: string;
+  /** Media time in ms since the stream started. */
+  ts: number;
+  /** ISO 8601 wall-clock time of publication. */
+  wallTime: string;
+}
+
+export interface EmotionEvent extends Base {
+  type: 'emotion';
+  track: string;
+  window: { frames: number; spanMs: number };
+  label: string;
+  confidence: number;
+  scores: Record<string, number>;
+  box: Box;
+  model: { name: string; version: string };
+  /** From the newest frame's arrival out of the decoder to publication. */
+  latencyMs: number;
+}
+
+export interface FaceEnterEvent extends Base {
+  type: 'face_enter';
+  track: string;
+  box: Box;
+}
+
+export interface FaceLeaveEvent extends Base {
+  type: 'face_leave';
+  track: string;
+  reason: 'lost' | 'stream_end';
+}
+
+export interface StreamStartEvent extends Base {
+  type: 'stream_start';
+  source: { kind: string; uri: string; width: number; height: number; fps: number };
+  model: { name: string; version: string; labels: string[]; window: number };
+}
+
+export interface StreamStats {
+  decoded: number;
+  analysed: number;
+  sampledOut: number;
+  dropped: number;
+  decodeErrors: number;
+  framesWithoutFace: number;
+  emotions: number;
+}
+
+export interface StreamEndEvent extends Base {
+  type: 'stream_end';
+  reason: 'eof' | 'stopped' | 'error';
+  stats: StreamStats;
+}
+
+export interface ErrorEvent extends Base {
+  type: 'error';
+  code: string;
+  message: string;
+  fatal: boolean;
+}
+
+export type PipelineEvent = EmotionEvent | FaceEnterEvent | FaceLeaveEvent | StreamStartEvent | StreamEndEvent | ErrorEvent;
+
+export const wallTime = (): string => new Date().toISOString();

@@ -1,0 +1,135 @@
+"""Streaming split export: frame encoder and window head as two ONNX files.
+
+Everything a consumer needs travels in each file's metadata_props, so the runtime
+never duplicates a constant: labels, T, TRS, input size, colour mode, mean/std,
+the alignment template, model name/version, training data.
+
+  python -m arpgnet.export --encoder runs/encoder/encoder.pt --head runs/head/head.pt --out ../models
+  (--opset 16 for TensorRT 8.5 / JetPack 5, which lacks LayerNormalization: the op is decomposed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from .common import check_config
+from .config import ModelConfig, load_contract, preset
+from .model import FrameEncoder, WindowHead
+
+TRAINING_DATA = ("FER2013 train (28,709 faces) for the encoder; FER2013 train pseudo-clips + CK+48 "
+                 "(327 sequences, 108 subjects) for the window head. Research-use terms apply.")
+
+
+class EncoderExport(nn.Module):
+    """The frame encoder, optionally averaging each face with its mirror image."""
+
+    def __init__(self, encoder: FrameEncoder, flip_average: bool) -> None:
+        super().__init__()
+        self.encoder, self.flip_average = encoder, flip_average
+
+    def forward(self, face: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.flip_average:
+            return self.encoder(face)
+        n = face.shape[0]
+        a, r = self.encoder(torch.cat([face, torch.flip(face, dims=[3])]))
+        return (a[:n] + a[n:]) / 2, (r[:n] + r[n:]) / 2
+
+
+def metadata(cfg: ModelConfig, kind: str, version: str, flip_average: bool, extra: dict) -> dict[str, str]:
+    contract = load_contract()
+    meta = {
+        "arpgnet.kind": kind,
+        "arpgnet.name": f"arpgnet-{cfg.preset}",
+        "arpgnet.version": version,
+        "arpgnet.preset": cfg.preset,
+        "arpgnet.labels": json.dumps(list(cfg.labels)),
+        "arpgnet.window": str(cfg.window),
+        "arpgnet.trs": str(cfg.trs if cfg.use_trs else -1),
+        "arpgnet.app_dim": str(cfg.app_dim),
+        "arpgnet.rel_dim": str(cfg.rel_dim),
+        "arpgnet.mode": cfg.mode,
+        "arpgnet.flip_average": str(flip_average).lower(),
+        "arpgnet.preprocess": json.dumps(contract),
+        "arpgnet.config": json.dumps(cfg.to_json()),
+        "arpgnet.training_data": TRAINING_DATA,
+    }
+    meta.update({f"arpgnet.{k}": v for k, v in extra.items()})
+    return meta
+
+
+def _stamp(path: Path, meta: dict[str, str]) -> None:
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    m.producer_name = "arpgnet-edge training"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+def export_encoder(encoder: FrameEncoder, cfg: ModelConfig, out: Path, opset: int, meta: dict[str, str],
+                   flip_average: bool) -> None:
+    wrapper = EncoderExport(encoder.eval(), flip_average).eval()
+    x = torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)
+    torch.onnx.export(wrapper, (x,), str(out), opset_version=opset, input_names=["face"],
+                      output_names=["appearance", "relation"],
+                      dynamic_axes={"face": {0: "n"}, "appearance": {0: "n"}, "relation": {0: "n"}})
+    _stamp(out, meta)
+
+
+def export_head(head: WindowHead, cfg: ModelConfig, out: Path, opset: int, meta: dict[str, str]) -> None:
+    t = cfg.window
+    args = (torch.zeros(2, t, cfg.app_dim), torch.zeros(2, t, cfg.rel_dim), torch.ones(2, t))
+    torch.onnx.export(head.eval(), args, str(out), opset_version=opset,
+                      input_names=["appearance", "relation", "valid"], output_names=["logits"],
+                      dynamic_axes={"appearance": {0: "n"}, "relation": {0: "n"}, "valid": {0: "n"},
+                                    "logits": {0: "n"}})
+    _stamp(out, meta)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--encoder", required=True)
+    ap.add_argument("--head", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--preset", default="edge")
+    ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--flip-average", action="store_true")
+    ap.add_argument("--metrics", default=None, help="JSON of measured metrics to record in the metadata")
+    args = ap.parse_args(argv)
+
+    cfg = preset(args.preset)
+    ek = torch.load(args.encoder, map_location="cpu")
+    hk = torch.load(args.head, map_location="cpu")
+    check_config(ek["config"], cfg, args.encoder)
+    check_config(hk["config"], cfg, args.head)
+    cfg = ModelConfig.from_json(hk["config"])
+    enc = FrameEncoder(cfg)
+    enc.load_state_dict(ek["encoder"])
+    head = WindowHead(cfg)
+    head.load_state_dict(hk["head"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {"metrics": Path(args.metrics).read_text()} if args.metrics else {}
+    pair = hashlib.sha1(Path(args.encoder).read_bytes() + Path(args.head).read_bytes()).hexdigest()[:12]
+    extra["pair"] = pair  # encoder and head must come from the same training run
+    stem = f"arpgnet-{cfg.preset}" + ("" if args.opset == 17 else f"-opset{args.opset}")
+    export_encoder(enc, cfg, out / f"{stem}.encoder.onnx", args.opset,
+                   metadata(cfg, "encoder", args.version, args.flip_average, extra), args.flip_average)
+    export_head(head, cfg, out / f"{stem}.head.onnx", args.opset,
+                metadata(cfg, "head", args.version, args.flip_average, extra))
+    for f in sorted(out.glob(f"{stem}.*.onnx")):
+        print(f"{f}  {f.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
