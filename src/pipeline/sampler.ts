@@ -13,7 +13,8 @@ export class RateSampler {
   keep(ts: number): boolean {
     // half a millisecond of slack absorbs rounding in i * 1000 / fps timestamps
     if (ts + 0.5 < this.nextDue) return false;
-    this.nextDue = Math.max(this.nextDue + this.interval, ts + this.interval - this.interval / 2);
+    // on schedule: the next slot; after a gap (or at the start): one interval from now
+    this.nextDue = ts - this.nextDue > this.interval ? ts + this.interval : this.nextDue + this.interval;
     return true;
   }
 }

@@ -8,7 +8,7 @@ const COLOURS: Record<string, string> = {
 const colour = (label: string, i: number): string => COLOURS[label] ?? `hsl(${(i * 67) % 360} 60% 45%)`;
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function chart(track: string, events: EmotionEvent[], labels: readonly string[], endMs: number): string {
+function chart(stream: string, track: string, events: EmotionEvent[], labels: readonly string[], endMs: number): string {
   const W = 900, H = 220, L = 44, R = 12, T = 14, B = 46;
   const x = (ts: number): number => L + ((W - L - R) * ts) / Math.max(1, endMs);
   const y = (p: number): number => T + (H - T - B) * (1 - p);
@@ -24,19 +24,27 @@ function chart(track: string, events: EmotionEvent[], labels: readonly string[],
   const ticks = Array.from({ length: Math.floor(endMs / 1000) + 1 }, (_, s) =>
     `<text x="${x(s * 1000)}" y="${H - 8}" font-size="11" text-anchor="middle">${s}s</text>`);
   const grid = [0, 0.5, 1].map((p) => `<line x1="${L}" x2="${W - R}" y1="${y(p)}" y2="${y(p)}" stroke="#ddd"/><text x="${L - 6}" y="${y(p) + 4}" font-size="11" text-anchor="end">${p}</text>`);
-  return `<h2>face ${esc(track)}</h2><svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="emotion probabilities of face ${esc(track)}">${grid.join('')}${lines.join('')}${band.join('')}${ticks.join('')}</svg>`;
+  return `<h2>face ${esc(track)} <small>${esc(stream)}</small></h2><svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="emotion probabilities of face ${esc(track)}">${grid.join('')}${lines.join('')}${band.join('')}${ticks.join('')}</svg>`;
 }
 
 /** A self-contained HTML page: each face's emotion probabilities over media time. */
 export function renderReport(events: readonly PipelineEvent[], labels: readonly string[]): string {
   const emotions = events.filter((e): e is EmotionEvent => e.type === 'emotion');
   const byTrack = new Map<string, EmotionEvent[]>();
-  for (const e of emotions) byTrack.set(`${e.stream} ${e.track}`, [...(byTrack.get(`${e.stream} ${e.track}`) ?? []), e]);
+  for (const e of emotions) {
+    const key = JSON.stringify([e.stream, e.track]);
+    const list = byTrack.get(key) ?? [];
+    list.push(e);
+    byTrack.set(key, list);
+  }
   const endMs = Math.max(1000, ...events.map((e) => e.ts));
   const start = events.find((e) => e.type === 'stream_start');
   const legend = labels.map((l, i) => `<span style="color:${colour(l, i)}">&#9632; ${esc(l)}</span>`).join(' ');
   const body = byTrack.size
-    ? [...byTrack].map(([track, evs]) => chart(track, evs, labels, endMs)).join('\n')
+    ? [...byTrack].map(([key, evs]) => {
+        const [stream, track] = JSON.parse(key) as [string, string];
+        return chart(stream, track, evs, labels, endMs);
+      }).join('\n')
     : '<p>No face was classified in this stream.</p>';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>arpgnet-edge report</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:960px}h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}span{margin-right:12px}</style></head>

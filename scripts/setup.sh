@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what `npm start` (setup.sh run) or `npm test` (setup.sh test) needs, idempotently:
+# Debian packages, npm packages, the compiled CLI and the MediaPipe model. Fast when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-run}
+
+debs=(ffmpeg)
+if [ "$what" = test ]; then
+  # the parity and training tests run the PyTorch side with Debian's Python
+  debs+=(python3-torch python3-onnx python3-numpy python3-pil python3-matplotlib python3-tqdm)
+fi
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# onnxruntime-node's install script would fetch GPU libraries from the network; the CPU build ships inside
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -f dist/cli.js ] || [ -n "$(find src -newer dist/cli.js -name '*.ts' -print -quit)" ]; then
+  echo "setup: compiling TypeScript" >&2
+  npx tsc -p tsconfig.json
+fi
+
+# MediaPipe's landmarker: the configured folder, the shared models beside the project, or a download
+models=${ARPGNET_MODELS_DIR:-}
+shared=${ARPGNET_SHARED:-../shared}
+if [ -z "$models" ] && [ -f "$shared/models/mediapipe/face_landmarker.task" ]; then models="$shared/models"; fi
+if [ -z "$models" ]; then models=.cache/models; fi
+if [ ! -f "$models/mediapipe/face_landmarker.task" ]; then
+  echo "setup: no face_landmarker.task under $models; downloading it" >&2
+  node bin/arpgnet-edge.js models pull --dir "$models"
+fi

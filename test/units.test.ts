@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config.js';
+import { summarise } from '../src/eval/metrics.js';
+import { FramePool } from '../src/ingest/frame-pool.js';
+import { labelIndex } from '../src/model/labels.js';
+import { cropToInput, templateToFrame } from '../src/pipeline/align.js';
+import { RateSampler } from '../src/pipeline/sampler.js';
+import { FaceTracker, iou } from '../src/pipeline/tracker.js';
+import { EmbeddingWindow } from '../src/pipeline/window.js';
+import type { DetectedFace } from '../src/pipeline/landmarker.js';
+
+const template: Array<[number, number]> = [[14.5, 18.55], [32.5, 18.55], [23.5, 28.85], [16.2, 36.95], [30.8, 36.95]];
+
+describe('alignment', () => {
+  it('recovers a known similarity from the five points', () => {
+    const [a, b, tx, ty] = [2 * Math.cos(0.3), 2 * Math.sin(0.3), 100, 50];
+    const pts = template.map(([u, v]) => [a * u - b * v + tx, b * u + a * v + ty] as [number, number]);
+    const s = templateToFrame(pts, template);
+    for (const [k, want] of Object.entries({ a, b, tx, ty })) assert.ok(Math.abs(s[k as 'a'] - want) < 1e-9, k);
+  });
+  it('maps a square crop onto the input with pixel centres aligned', () => {
+    const s = cropToInput(96, 96, 48, 48);
+    assert.equal(s.a, 2);
+    assert.equal(s.tx, 0.5);
+    assert.throws(() => cropToInput(96, 80, 48, 48), /square/);
+  });
+});
+
+const face = (x: number, y: number, w = 0.2): DetectedFace => ({ box: { x, y, w, h: w }, points: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]] });
+
+describe('face tracker', () => {
+  it('keeps ids through motion and short misses, retires them after maxMissMs', () => {
+    const t = new FaceTracker({ maxMissMs: 300, minIou: 0.2 });
+    const a = t.update([face(0.1, 0.1), face(0.6, 0.6)], 0);
+    assert.deepEqual(a.entered.map((x) => x.id), ['f1', 'f2']);
+    const b = t.update([face(0.62, 0.61), face(0.12, 0.1)], 100); // order swapped, moved a little
+    assert.deepEqual(b.seen.map((x) => x.id).sort(), ['f1', 'f2']);
+    assert.equal(b.entered.length, 0);
+    const c = t.update([face(0.12, 0.1)], 200); // f2 missed once: still alive
+    assert.equal(c.left.length, 0);
+    const d = t.update([face(0.12, 0.1)], 600);
+    assert.deepEqual(d.left.map((x) => x.id), ['f2']);
+    assert.equal(iou(face(0, 0).box, face(0.5, 0.5).box), 0);
+  });
+});
+
+describe('embedding window', () => {
+  it('returns frames oldest first and masks empty slots while filling', () => {
+    const w = new EmbeddingWindow(4, 1, 1);
+    for (let i = 1; i <= 2; i++) w.push(Float32Array.of(i), Float32Array.of(-i), i * 100);
+    const app = new Float32Array(8);
+    const rel = new Float32Array(8);
+    const valid = new Float32Array(8);
+    w.writeTo(app, rel, valid, 1);
+    assert.deepEqual([...valid.subarray(4)], [0, 0, 1, 1]);
+    assert.deepEqual([...app.subarray(4)], [0, 0, 1, 2]);
+    for (let i = 3; i <= 6; i++) w.push(Float32Array.of(i), Float32Array.of(-i), i * 100);
+    w.writeTo(app, rel, valid, 0);
+    assert.deepEqual([...app.subarray(0, 4)], [3, 4, 5, 6]);
+    assert.deepEqual([...rel.subarray(0, 4)], [-3, -4, -5, -6]);
+    assert.equal(w.spanMs, 300);
+  });
+  it('is due every stride frames once minFrames are in', () => {
+    const w = new EmbeddingWindow(8, 1, 1);
+    const due: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      w.push(Float32Array.of(i), Float32Array.of(i), i);
+      if (w.due(2, 3)) {
+        due.push(i);
+        w.writeTo(new Float32Array(8), new Float32Array(8), new Float32Array(8), 0);
+      }
+    }
+    assert.deepEqual(due, [2, 4, 6]);
+  });
+});
+
+describe('rate sampler', () => {
+  it('keeps 10 of 30 frames per second and never duplicates', () => {
+    const s = new RateSampler(10);
+    const kept = Array.from({ length: 30 }, (_, i) => (i * 1000) / 30).filter((ts) => s.keep(ts));
+    assert.equal(kept.length, 10);
+  });
+  it('keeps every frame of a slower source', () => {
+    const s = new RateSampler(10);
+    assert.equal([0, 200, 400, 600].filter((ts) => s.keep(ts)).length, 4);
+  });
+});
+
+describe('frame pool', () => {
+  it('drop-oldest keeps only the newest frame for a slow consumer and counts drops', async () => {
+    const p = new FramePool(4, 'drop-oldest');
+    for (let i = 0; i < 5; i++) {
+      const b = p.acquire()!;
+      p.push({ data: b, width: 1, height: 1, ts: i, index: i, arrivedAt: 0 }, b);
+    }
+    const got = await p.next();
+    assert.equal(got?.frame.index, 4);
+    assert.equal(p.dropped, 4);
+  });
+  it('block policy refuses a buffer instead of dropping', () => {
+    const p = new FramePool(4, 'block');
+    let n = 0;
+    while (p.acquire()) n++;
+    assert.equal(n, 5);
+    assert.equal(p.dropped, 0);
+  });
+});
+
+describe('config', () => {
+  it('layers file, environment and flags, and rejects bad values with the path named', () => {
+    const c = loadConfig(undefined, { analysis: { fps: 5 } }, { ARPGNET_THREADS: '1', ARPGNET_PROVIDERS: 'cuda,cpu' });
+    assert.equal(c.analysis.fps, 5);
+    assert.equal(c.runtime.threads, 1);
+    assert.deepEqual(c.runtime.providers, ['cuda', 'cpu']);
+    assert.throws(() => loadConfig(undefined, { analysis: { fps: -1 } }, {}), /analysis\.fps/);
+    assert.throws(() => loadConfig(undefined, {}, { ARPGNET_PROVIDERS: 'tpu' }), /runtime\.providers/);
+    assert.throws(() => loadConfig('/nonexistent.json', {}, {}), /config file .*ENOENT/);
+  });
+});
+
+describe('labels and metrics', () => {
+  it('maps dataset folder synonyms and refuses unknown classes by name', () => {
+    const labels = ['anger', 'happiness', 'neutral'];
+    assert.equal(labelIndex('Happy', labels), 1);
+    assert.equal(labelIndex('angry', labels), 0);
+    assert.match(String(labelIndex('bored', labels)), /unknown class folder 'bored'/);
+    assert.match(String(labelIndex('contempt', labels)), /not among the model's labels/);
+  });
+  it('counts no-face samples as wrong and computes UAR over present classes', () => {
+    const r = summarise([0, 0, 1, 1], [0, -1, 1, 0], ['a', 'b', 'c']);
+    assert.equal(r.accuracy, 0.5);
+    assert.equal(r.noFace, 1);
+    assert.equal(r.uar, 0.5);
+    assert.equal(r.recall['c'], null);
+    assert.deepEqual(r.confusion[1], [1, 1, 0]);
+  });
+});
