@@ -199,7 +199,29 @@ export function installMediaPipeGlobals(): void {
     const fn = runInThisContext(`(function (module, exports, require, __filename, __dirname) {${code}\n})`, { filename: file }) as (
       m: typeof mod, e: unknown, r: NodeJS.Require, f: string, d: string) => void;
     fn(mod, mod.exports, createRequire(file), file, dirname(file));
-    g['ModuleFactory'] = mod.exports;
+    const factory = mod.exports as (opts?: Record<string, unknown>) => Promise<unknown>;
+    // The wasm binds console.log/console.error when its factory starts; its info lines would
+    // land on stdout, which carries events and JSON. Hand it sinks instead: everything to
+    // stderr with MEDIAPIPE_LOG set, otherwise only errors and fatal messages.
+    const verbose = Boolean(process.env['MEDIAPIPE_LOG']);
+    const outSink = (...a: unknown[]): void => void (verbose && process.stderr.write(`${a.join(' ')}\n`));
+    const errSink = (...a: unknown[]): void => {
+      const line = a.join(' ');
+      if (verbose || /^[EF]\d{4}|abort/i.test(line)) process.stderr.write(`${line}\n`);
+    };
+    g['ModuleFactory'] = (opts: Record<string, unknown> = {}) => {
+      const { log, error } = console;
+      console.log = outSink;
+      console.error = errSink;
+      try {
+        return factory(opts);
+      } finally {
+        console.log = log;
+        console.error = error;
+      }
+    };
+    // its debug channel calls console.warn at run time, not through a bound copy
+    g['dbg'] = outSink;
   };
 }
 

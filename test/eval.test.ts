@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { runCli, SHARED } from './helpers.js';
+
+const CK = join(SHARED, 'data', 'ckplus48');
+const root = mkdtempSync(join(tmpdir(), 'arpgnet-eval-'));
+
+interface EvalJson {
+  accuracy: number;
+  uar: number;
+  war: number;
+  n: number;
+  noFace: number;
+  labels: string[];
+  confusion: number[][];
+}
+
+function checkSane(j: EvalJson, n: number): void {
+  assert.equal(j.n, n);
+  for (const k of ['accuracy', 'uar', 'war'] as const) assert.ok(j[k] >= 0 && j[k] <= 1, `${k} = ${j[k]}`);
+  assert.equal(j.confusion.length, j.labels.length);
+  const counted = j.confusion.flat().reduce((a, b) => a + b, 0);
+  assert.equal(counted + j.noFace, n, 'every sample is in the matrix or counted as no face');
+}
+
+describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
+  before(() => {
+    // sequences: each CK+48 sequence's frames, upscaled and padded so MediaPipe sees a whole head
+    for (const cls of ['happy', 'surprise']) {
+      const files = readdirSync(join(CK, cls)).sort().slice(0, 6);
+      for (const f of files) {
+        const seq = f.split('_').slice(0, 2).join('_');
+        const dir = join(root, 'seq', cls, seq);
+        mkdirSync(dir, { recursive: true });
+        execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', join(CK, cls, f), '-vf', 'scale=192:192,pad=384:384:96:96:color=gray', join(dir, f)]);
+      }
+    }
+    for (const cls of readdirSync(CK)) {
+      mkdirSync(join(root, 'img', cls), { recursive: true });
+      for (const f of readdirSync(join(CK, cls)).sort().slice(0, 2)) copyFileSync(join(CK, cls, f), join(root, 'img', cls, f));
+    }
+    mkdirSync(join(root, 'unknown', 'bored'), { recursive: true });
+    mkdirSync(join(root, 'emptycls', 'sad'), { recursive: true });
+  });
+
+  it('--format sequences --json prints the contract keys', async () => {
+    const r = await runCli(['eval', '--data', join(root, 'seq'), '--format', 'sequences', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as EvalJson;
+    const n = readdirSync(join(root, 'seq', 'happy')).length + readdirSync(join(root, 'seq', 'surprise')).length;
+    checkSane(j, n);
+    assert.ok(j.noFace < n, 'faces are found in upscaled CK+ frames');
+  });
+
+  it('--format images --aligned maps crops straight onto the model input', async () => {
+    const r = await runCli(['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as EvalJson;
+    checkSane(j, 14);
+    assert.equal(j.noFace, 0, 'an aligned crop is always a face');
+  });
+
+  it('the human-readable form shows the matrix and per-class recall', async () => {
+    const r = await runCli(['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--limit', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /accuracy +[\d.]+%/);
+    assert.match(r.stdout, /recall/);
+  });
+
+  it('unknown or empty class folders are refused by name', async () => {
+    const a = await runCli(['eval', '--data', join(root, 'unknown'), '--format', 'images']);
+    assert.notEqual(a.code, 0);
+    assert.match(a.stderr, /bored: unknown class folder 'bored'/);
+    const b = await runCli(['eval', '--data', join(root, 'emptycls'), '--format', 'sequences']);
+    assert.notEqual(b.code, 0);
+    assert.match(b.stderr, /sad: empty class folder/);
+    const c = await runCli(['eval', '--data', join(root, 'img'), '--format', 'videos']);
+    assert.match(c.stderr, /--format must be 'images' or 'sequences'/);
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { lastValueFrom, tap } from 'rxjs';
+import { WebSocket } from 'ws';
+import { openSource } from '../src/ingest/source.js';
+import { silentLogger } from '../src/log.js';
+import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
+import type { PipelineEvent } from '../src/publish/events.js';
+import { EventHub } from '../src/publish/ws-hub.js';
+import { assertSchema, testConfig, VIDEOS } from './helpers.js';
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+function subscribe(port: number, query = ''): Promise<{ ws: WebSocket; got: PipelineEvent[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/events${query}`);
+  const got: PipelineEvent[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d)) as PipelineEvent));
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ ws, got }));
+    ws.once('error', reject);
+  });
+}
+
+const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('events over WebSocket (/events)', () => {
+  it('subscribers receive a real stream\'s events; ?stream= and ?room= narrow them', async () => {
+    const server = createServer();
+    const hub = new EventHub(server, silentLogger);
+    const port = await listen(server);
+    const all = await subscribe(port);
+    const mine = await subscribe(port, '?stream=cam-1');
+    const other = await subscribe(port, '?stream=cam-2');
+    const room = await subscribe(port, '?room=lobby');
+    const pipeline = await EmotionPipeline.create(testConfig(), silentLogger);
+    const source = await openSource(join(VIDEOS, 'd12.mp4'), { maxSide: 640, sequenceFps: 30, realtime: false }, 'cam-1');
+    const run = await pipeline.analyse(source, { room: 'lobby' });
+    const published: PipelineEvent[] = [];
+    await lastValueFrom(run.events$.pipe(tap((e) => (published.push(e), hub.publish(e)))));
+    await settle(300);
+    assert.ok(published.filter((e) => e.type === 'emotion').length > 5);
+    assert.equal(all.got.length, published.length);
+    assert.deepEqual(mine.got.map((e) => e.type), published.map((e) => e.type));
+    assert.equal(room.got.length, published.length);
+    assert.equal(other.got.length, 0);
+    all.got.forEach(assertSchema);
+    for (const c of [all, mine, other, room]) c.ws.close();
+    await hub.close();
+    await pipeline.close();
+    server.close();
+  });
+
+  it('a client that stops reading loses its oldest events (counted); the others lose none', async () => {
+    const server = createServer();
+    const hub = new EventHub(server, silentLogger, { maxQueue: 16, highWaterBytes: 64 * 1024 });
+    const port = await listen(server);
+    const fast = await subscribe(port);
+    const slow = await subscribe(port);
+    // stop reading: the kernel buffers fill, then the hub's queue for this client
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const pad = 'x'.repeat(2000);
+    const n = 4000;
+    for (let i = 0; i < n; i++) {
+      hub.publish({ v: 1, type: 'error', stream: 's', ts: i, wallTime: new Date().toISOString(), code: 'test', message: pad, fatal: false });
+      if (i % 200 === 0) await settle(5);
+    }
+    await settle(500);
+    assert.equal(fast.got.length, n, 'the reading client got every event');
+    assert.ok(hub.droppedTotal > 0, 'the stalled client dropped events');
+    assert.ok(hub.droppedTotal < n);
+    fast.ws.close();
+    slow.ws.terminate();
+    await hub.close();
+    server.close();
+  });
+});

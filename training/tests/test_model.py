@@ -1,0 +1,137 @@
+"""Shape, graph and data checks for the training side (run: python3 -m unittest discover -s tests)."""
+
+from __future__ import annotations
+
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arpgnet.common import check_config
+from arpgnet.config import preset
+from arpgnet.data import DatasetError, load_grey, sample_indices, scan_images, scan_sequences
+from arpgnet.model import ARPGNet, FrameEncoder, fusion_adjacency, region_adjacency
+
+torch.set_num_threads(2)
+
+
+class Shapes(unittest.TestCase):
+    def test_paper_preset_forward_with_the_papers_sizes(self) -> None:
+        cfg = preset("paper")
+        self.assertEqual((cfg.input_size, cfg.in_channels, cfg.blocks, cfg.app_dim), (112, 3, (3, 4, 14, 3), 512))
+        model = ARPGNet(cfg).eval()
+        clips = torch.randn(1, cfg.window, 3, 112, 112)
+        with torch.no_grad():
+            app, s3 = model.encoder.backbone(clips[0, :2])
+            logits = model(clips, torch.ones(1, cfg.window))
+        self.assertEqual(tuple(app.shape), (2, 512))
+        self.assertEqual(tuple(s3.shape), (2, 256, 14, 14))  # IResNet-50 stage 3 at 112x112
+        self.assertEqual(tuple(logits.shape), (1, 7))
+        params = sum(p.numel() for p in model.encoder.backbone.parameters())
+        self.assertGreater(params, 40e6)  # IResNet-50 is ~43.6 M parameters
+
+    def test_edge_preset_lands_stage3_on_the_6x6_grid(self) -> None:
+        cfg = preset("edge")
+        enc = FrameEncoder(cfg).eval()
+        with torch.no_grad():
+            _, s3 = enc.backbone(torch.randn(2, 1, 48, 48))
+            app, rel = enc(torch.randn(2, 1, 48, 48))
+        self.assertEqual(tuple(s3.shape[2:]), (6, 6))
+        self.assertEqual((tuple(app.shape), tuple(rel.shape)), ((2, 128), (2, 128)))
+
+    def test_every_ablation_runs(self) -> None:
+        for changes in ({"mode": "appearance"}, {"mode": "relation"}, {"mode": "concat"}, {"use_trs": False},
+                        {"symmetry_edges": False}):
+            cfg = preset("edge", **changes)
+            with torch.no_grad():
+                y = ARPGNet(cfg).eval()(torch.randn(2, cfg.window, 1, 48, 48), torch.ones(2, cfg.window))
+            self.assertEqual(tuple(y.shape), (2, cfg.num_classes), changes)
+
+    def test_masked_frames_do_not_change_the_output(self) -> None:
+        cfg = preset("edge")
+        model = ARPGNet(cfg).eval()
+        clips = torch.randn(1, cfg.window, 1, 48, 48)
+        valid = torch.ones(1, cfg.window)
+        valid[0, :3] = 0
+        other = clips.clone()
+        other[0, :3] = torch.randn(3, 1, 48, 48)
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(model(clips, valid), model(other, valid), atol=1e-5))
+
+
+class Graphs(unittest.TestCase):
+    def test_region_graph_has_self_loops_neighbours_and_symmetry(self) -> None:
+        adj = region_adjacency(6, symmetry=True)
+        self.assertTrue(bool(adj.diagonal().all()))
+        self.assertTrue(bool((adj == adj.T).all()))
+        self.assertTrue(bool(adj[0, 5]))  # row 0: column 0 <-> column 5
+        self.assertTrue(bool(adj[0, 7]))  # diagonal neighbour
+        self.assertFalse(bool(region_adjacency(6, symmetry=False)[0, 5]))
+
+    def test_fusion_graph_band_and_cross_edges(self) -> None:
+        adj = fusion_adjacency(6, 2, "fusion")
+        t = 6
+        self.assertTrue(bool(adj[0, 2]) and not bool(adj[0, 3]))  # |t-s| <= TRS within appearance
+        self.assertTrue(bool(adj[t + 1, t + 3]) and not bool(adj[t + 1, t + 4]))  # within relation
+        self.assertTrue(bool(adj[2, t + 2]) and not bool(adj[2, t + 3]))  # same frame across sequences only
+        self.assertTrue(bool(fusion_adjacency(6, None, "fusion")[0, 5]))  # TRS off: the whole sequence
+
+
+class Data(unittest.TestCase):
+    def setUp(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp())
+        self.labels = preset("edge").labels
+
+    def _img(self, p: Path) -> None:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+
+        Image.fromarray(np.zeros((48, 48), np.uint8)).save(p)
+
+    def test_synonyms_are_mapped(self) -> None:
+        self._img(self.tmp / "Happy" / "a.png")
+        self._img(self.tmp / "angry" / "b.png")
+        got = sorted(self.labels[s.label] for s in scan_images(self.tmp, self.labels))
+        self.assertEqual(got, ["anger", "happiness"])
+
+    def test_unknown_class_is_named(self) -> None:
+        self._img(self.tmp / "bored" / "a.png")
+        with self.assertRaisesRegex(DatasetError, "unknown class folder 'bored'"):
+            scan_images(self.tmp, self.labels)
+
+    def test_empty_class_is_named(self) -> None:
+        (self.tmp / "sad").mkdir()
+        with self.assertRaisesRegex(DatasetError, "sad: empty class folder"):
+            scan_images(self.tmp, self.labels)
+
+    def test_unreadable_image_is_named(self) -> None:
+        bad = self.tmp / "sad" / "broken.png"
+        bad.parent.mkdir(parents=True)
+        bad.write_bytes(b"not a png")
+        with self.assertRaisesRegex(DatasetError, "broken.png: unreadable image"):
+            load_grey(bad, 48)
+
+    def test_short_sequence_is_named(self) -> None:
+        for i in range(2):
+            self._img(self.tmp / "fear" / "S001_001" / f"{i:03d}.png")
+        with self.assertRaisesRegex(DatasetError, "S001_001: 2 frames, at least 3 needed"):
+            scan_sequences(self.tmp, self.labels, min_frames=3)
+
+    def test_t_frame_sampling_keeps_order_and_covers_the_sequence(self) -> None:
+        idx = sample_indices(20, 8, None)
+        self.assertEqual(list(idx), sorted(idx))
+        self.assertEqual((idx[0] <= 2, idx[-1] >= 17), (True, True))
+        self.assertEqual(len(sample_indices(3, 8, np.random.default_rng(0))), 8)
+
+
+class Checkpoints(unittest.TestCase):
+    def test_wrong_preset_is_refused_with_the_mismatch_named(self) -> None:
+        with self.assertRaises(SystemExit) as e:
+            check_config(preset("paper").to_json(), preset("edge"), "paper.pt")
+        self.assertIn("input_size: file has 112, expected 48", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
