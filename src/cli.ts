@@ -40,15 +40,13 @@ const common = (c: Command): Command =>
     .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu');
 
 export function program(): Command {
-  const p = new Command('arpgnet-edge')
-    .description('Facial expression recognition on video streams with ARPGNet')
-    .showHelpAfterError();
+  const p = new Command('arpgnet-edge').description('Facial expression recognition on video streams with ARPGNet').showHelpAfterError();
   common(p.command('run'))
     .description('analyse a video file, an image-sequence folder or a camera and publish emotion events')
     .option('--input <path>', 'video file, folder of frames, or /dev/videoN (default: the demo clip)')
     .option('--events <file>', "write events as JSON Lines ('-' = stdout)")
     .option('--ws <port>', 'serve events on ws://host:port/events (0 = any free port)', int)
-    .option('--report <file.html>', 'write a timeline of each face\'s emotion probabilities')
+    .option('--report <file.html>', "write a timeline of each face's emotion probabilities")
     .option('--realtime', 'read a file at its own frame rate and drop frames like a live source')
     .option('--stream <id>', 'stream id in events (default: the input path)')
     .action(async (o: Common & { input?: string; events?: string; ws?: number; report?: string; realtime?: boolean; stream?: string }) => {

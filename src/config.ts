@@ -81,14 +81,14 @@ export function loadConfig(file: string | undefined, flags: Plain, env: NodeJS.P
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new Error(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new Error(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }
     try {
       const parsed: unknown = JSON.parse(text);
       if (!isPlain(parsed)) throw new Error('not an object');
       fileCfg = parsed;
     } catch (e) {
-      throw new Error(`config file ${file}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`config file ${file}: not valid JSON (${(e as Error).message})`, { cause: e });
     }
   }
   const merged = merge(merge(merge(defaults() as unknown as Plain, fileCfg), fromEnv(env)), flags);

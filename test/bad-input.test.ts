@@ -58,16 +58,23 @@ describe('bad input gets a clear error, never a crash', () => {
     const end = ev.at(-1)!;
     assert.ok(end.type === 'stream_end' && end.reason === 'eof', JSON.stringify(end));
     assert.ok(end.stats.decodeErrors > 0, 'decoder errors are counted');
-    assert.ok(ev.some((e) => e.type === 'emotion' && e.ts > 3000), 'analysis continues after the damage');
+    assert.ok(
+      ev.some((e) => e.type === 'emotion' && e.ts > 3000),
+      'analysis continues after the damage',
+    );
   });
 
   it('a model whose inputs do not match is refused with the reason', async () => {
     const head = join(ROOT, 'models', 'arpgnet-edge.head.onnx');
     await fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /is a head, not an encoder/, { ARPGNET_ENCODER: head });
-    await fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /notes\.txt is not an? (ONNX file|ARPGNet model)/, { ARPGNET_HEAD: join(dir, 'notes.txt') });
+    await fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /notes\.txt is not an? (ONNX file|ARPGNet model)/, {
+      ARPGNET_HEAD: join(dir, 'notes.txt'),
+    });
     await fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /model not readable/, { ARPGNET_HEAD: join(dir, 'none.onnx') });
   });
 
   it('a missing MediaPipe model names the path', () =>
-    fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /face landmarker model not readable at .*nowhere/, { ARPGNET_MODELS_DIR: join(dir, 'nowhere') }));
+    fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /face landmarker model not readable at .*nowhere/, {
+      ARPGNET_MODELS_DIR: join(dir, 'nowhere'),
+    }));
 });

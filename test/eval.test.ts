@@ -36,7 +36,16 @@ describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
         const seq = f.split('_').slice(0, 2).join('_');
         const dir = join(root, 'seq', cls, seq);
         mkdirSync(dir, { recursive: true });
-        execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', join(CK, cls, f), '-vf', 'scale=192:192,pad=384:384:96:96:color=gray', join(dir, f)]);
+        execFileSync('ffmpeg', [
+          '-v',
+          'error',
+          '-y',
+          '-i',
+          join(CK, cls, f),
+          '-vf',
+          'scale=192:192,pad=384:384:96:96:color=gray',
+          join(dir, f),
+        ]);
       }
     }
     for (const cls of readdirSync(CK)) {

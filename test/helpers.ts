@@ -49,6 +49,9 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
 }
 
 export const parseJsonl = (s: string): PipelineEvent[] =>
-  s.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l) as PipelineEvent);
+  s
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l) as PipelineEvent);
 
 export const haveShared = existsSync(join(SHARED, 'models', 'mediapipe', 'face_landmarker.task'));

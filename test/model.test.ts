@@ -37,12 +37,30 @@ describe('shipped model', () => {
 describe('execution providers (mock of a GPU-less host: the real TensorRT/CUDA libraries are absent here)', () => {
   it('falls back tensorrt -> cuda -> cpu, names each reason, and passes TensorRT options on', async () => {
     const bytes = readFileSync(files.head);
-    for (const k of ['ORT_TENSORRT_FP16_ENABLE', 'ORT_TENSORRT_ENGINE_CACHE_ENABLE', 'ORT_TENSORRT_CACHE_PATH', 'ORT_TENSORRT_MAX_WORKSPACE_SIZE']) delete process.env[k];
+    for (const k of [
+      'ORT_TENSORRT_FP16_ENABLE',
+      'ORT_TENSORRT_ENGINE_CACHE_ENABLE',
+      'ORT_TENSORRT_CACHE_PATH',
+      'ORT_TENSORRT_MAX_WORKSPACE_SIZE',
+    ])
+      delete process.env[k];
     const warnings: unknown[] = [];
     const log = { ...silentLogger, warn: (o: unknown) => warnings.push(o), info: () => {} } as unknown as typeof silentLogger;
-    const s = await openSession(bytes, 'head', { providers: ['tensorrt', 'cuda', 'cpu'], intraOpThreads: 1, tensorrt: { fp16: true, engineCachePath: '/var/cache/trt', workspaceMb: 512 } }, log);
+    const s = await openSession(
+      bytes,
+      'head',
+      {
+        providers: ['tensorrt', 'cuda', 'cpu'],
+        intraOpThreads: 1,
+        tensorrt: { fp16: true, engineCachePath: '/var/cache/trt', workspaceMb: 512 },
+      },
+      log,
+    );
     assert.equal(s.provider, 'cpu');
-    assert.deepEqual(s.skipped.map((x) => x.provider), ['tensorrt', 'cuda']);
+    assert.deepEqual(
+      s.skipped.map((x) => x.provider),
+      ['tensorrt', 'cuda'],
+    );
     assert.ok(s.skipped.every((x) => x.reason.length > 0));
     assert.equal(warnings.length, 1, 'the fallback is logged once');
     assert.equal(process.env['ORT_TENSORRT_FP16_ENABLE'], '1');
@@ -53,6 +71,9 @@ describe('execution providers (mock of a GPU-less host: the real TensorRT/CUDA l
   });
 
   it('with no usable provider the error lists every reason', async () => {
-    await assert.rejects(openSession(readFileSync(files.head), 'head', { providers: ['cuda'], intraOpThreads: 1 }, silentLogger), /head: no execution provider could open the model: cuda: /);
+    await assert.rejects(
+      openSession(readFileSync(files.head), 'head', { providers: ['cuda'], intraOpThreads: 1 }, silentLogger),
+      /head: no execution provider could open the model: cuda: /,
+    );
   });
 });

@@ -11,7 +11,8 @@ import { FaceLandmarks } from '../src/pipeline/landmarker.js';
 import { ROOT, SHARED, VIDEOS } from './helpers.js';
 
 const PY = '/usr/bin/python3';
-const py = (args: string[]): string => execFileSync(PY, ['-m', 'arpgnet.parity', ...args], { cwd: join(ROOT, 'training'), encoding: 'utf8' });
+const py = (args: string[]): string =>
+  execFileSync(PY, ['-m', 'arpgnet.parity', ...args], { cwd: join(ROOT, 'training'), encoding: 'utf8' });
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   assert.equal(a.length, b.length);
   let m = 0;
@@ -24,7 +25,11 @@ describe('PyTorch <-> onnxruntime-node parity', () => {
     const dir = mkdtempSync(join(tmpdir(), 'arpgnet-parity-'));
     py(['model', '--out', dir]);
     const fx = JSON.parse(readFileSync(join(dir, 'fixture.json'), 'utf8')) as Record<string, number[]>;
-    const m = await Arpgnet.load({ encoder: join(dir, 'encoder.onnx'), head: join(dir, 'head.onnx') }, { providers: ['cpu'], intraOpThreads: 1 }, silentLogger);
+    const m = await Arpgnet.load(
+      { encoder: join(dir, 'encoder.onnx'), head: join(dir, 'head.onnx') },
+      { providers: ['cpu'], intraOpThreads: 1 },
+      silentLogger,
+    );
     const e = await m.encode(Float32Array.from(fx['faces']!), 3);
     const dApp = maxDiff(e.app, fx['app_out']!);
     const dRel = maxDiff(e.rel, fx['rel_out']!);
@@ -38,19 +43,53 @@ describe('PyTorch <-> onnxruntime-node parity', () => {
   it('TypeScript and Python preprocessing of a real face agree within 1/255', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'arpgnet-warp-'));
     const [w, h] = [480, 480];
-    const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', join(VIDEOS, 'd18.mp4'), '-vf', 'select=eq(n\\,40)', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgba', 'pipe:1'], { maxBuffer: 1 << 24 });
+    const raw = execFileSync(
+      'ffmpeg',
+      [
+        '-v',
+        'error',
+        '-i',
+        join(VIDEOS, 'd18.mp4'),
+        '-vf',
+        'select=eq(n\\,40)',
+        '-frames:v',
+        '1',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgba',
+        'pipe:1',
+      ],
+      { maxBuffer: 1 << 24 },
+    );
     const rgba = new Uint8Array(raw);
     writeFileSync(join(dir, 'frame.rgba'), rgba);
     const lm = await FaceLandmarks.create({ modelPath: join(SHARED, 'models/mediapipe/face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
     const face = lm.detect({ data: rgba, width: w, height: h }, 0)[0];
     lm.close();
     assert.ok(face, 'a face in frame 40 of d18.mp4');
-    const m = await Arpgnet.load({ encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') }, { providers: ['cpu'], intraOpThreads: 1 }, silentLogger);
+    const m = await Arpgnet.load(
+      { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') },
+      { providers: ['cpu'], intraOpThreads: 1 },
+      silentLogger,
+    );
     const pre = m.preprocess;
     await m.release();
     const ts = new Float32Array(m.channels * pre.inputSize.width * pre.inputSize.height);
     warpToTensor({ data: rgba, width: w, height: h }, templateToFrame(face.points, pre.template), pre, ts, 0);
-    py(['warp', '--rgba', join(dir, 'frame.rgba'), '--width', String(w), '--height', String(h), '--points', JSON.stringify(face.points), '--out', join(dir, 'py.f32')]);
+    py([
+      'warp',
+      '--rgba',
+      join(dir, 'frame.rgba'),
+      '--width',
+      String(w),
+      '--height',
+      String(h),
+      '--points',
+      JSON.stringify(face.points),
+      '--out',
+      join(dir, 'py.f32'),
+    ]);
     const buf = readFileSync(join(dir, 'py.f32'));
     const pyT = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
     // compare in pixel units: the tensor is (x/255 - mean) / std

@@ -34,7 +34,7 @@ describe('run on real clips (ffmpeg, MediaPipe, the shipped ONNX model)', () => 
     });
   }
 
-  it('--report draws each face\'s emotion timeline as self-contained HTML', async () => {
+  it("--report draws each face's emotion timeline as self-contained HTML", async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'arpgnet-report-')), 'report.html');
     const r = await runCli(['run', '--input', join(VIDEOS, 'd11.mp4'), '--report', out]);
     assert.equal(r.code, 0, r.stderr);

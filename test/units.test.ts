@@ -10,7 +10,13 @@ import { FaceTracker, iou } from '../src/pipeline/tracker.js';
 import { EmbeddingWindow } from '../src/pipeline/window.js';
 import type { DetectedFace } from '../src/pipeline/landmarker.js';
 
-const template: Array<[number, number]> = [[14.5, 18.55], [32.5, 18.55], [23.5, 28.85], [16.2, 36.95], [30.8, 36.95]];
+const template: Array<[number, number]> = [
+  [14.5, 18.55],
+  [32.5, 18.55],
+  [23.5, 28.85],
+  [16.2, 36.95],
+  [30.8, 36.95],
+];
 
 describe('alignment', () => {
   it('recovers a known similarity from the five points', () => {
@@ -27,20 +33,35 @@ describe('alignment', () => {
   });
 });
 
-const face = (x: number, y: number, w = 0.2): DetectedFace => ({ box: { x, y, w, h: w }, points: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]] });
+const face = (x: number, y: number, w = 0.2): DetectedFace => ({
+  box: { x, y, w, h: w },
+  points: [
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 0],
+  ],
+});
 
 describe('face tracker', () => {
   it('keeps ids through motion and short misses, retires them after maxMissMs', () => {
     const t = new FaceTracker({ maxMissMs: 300, minIou: 0.2 });
     const a = t.update([face(0.1, 0.1), face(0.6, 0.6)], 0);
-    assert.deepEqual(a.entered.map((x) => x.id), ['f1', 'f2']);
+    assert.deepEqual(
+      a.entered.map((x) => x.id),
+      ['f1', 'f2'],
+    );
     const b = t.update([face(0.62, 0.61), face(0.12, 0.1)], 100); // order swapped, moved a little
     assert.deepEqual(b.seen.map((x) => x.id).sort(), ['f1', 'f2']);
     assert.equal(b.entered.length, 0);
     const c = t.update([face(0.12, 0.1)], 200); // f2 missed once: still alive
     assert.equal(c.left.length, 0);
     const d = t.update([face(0.12, 0.1)], 600);
-    assert.deepEqual(d.left.map((x) => x.id), ['f2']);
+    assert.deepEqual(
+      d.left.map((x) => x.id),
+      ['f2'],
+    );
     assert.equal(iou(face(0, 0).box, face(0.5, 0.5).box), 0);
   });
 });

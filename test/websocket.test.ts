@@ -30,7 +30,7 @@ function subscribe(port: number, query = ''): Promise<{ ws: WebSocket; got: Pipe
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('events over WebSocket (/events)', () => {
-  it('subscribers receive a real stream\'s events; ?stream= and ?room= narrow them', async () => {
+  it("subscribers receive a real stream's events; ?stream= and ?room= narrow them", async () => {
     const server = createServer();
     const hub = new EventHub(server, silentLogger);
     const port = await listen(server);
@@ -46,7 +46,10 @@ describe('events over WebSocket (/events)', () => {
     await settle(300);
     assert.ok(published.filter((e) => e.type === 'emotion').length > 5);
     assert.equal(all.got.length, published.length);
-    assert.deepEqual(mine.got.map((e) => e.type), published.map((e) => e.type));
+    assert.deepEqual(
+      mine.got.map((e) => e.type),
+      published.map((e) => e.type),
+    );
     assert.equal(room.got.length, published.length);
     assert.equal(other.got.length, 0);
     all.got.forEach(assertSchema);
@@ -67,7 +70,16 @@ describe('events over WebSocket (/events)', () => {
     const pad = 'x'.repeat(2000);
     const n = 4000;
     for (let i = 0; i < n; i++) {
-      hub.publish({ v: 1, type: 'error', stream: 's', ts: i, wallTime: new Date().toISOString(), code: 'test', message: pad, fatal: false });
+      hub.publish({
+        v: 1,
+        type: 'error',
+        stream: 's',
+        ts: i,
+        wallTime: new Date().toISOString(),
+        code: 'test',
+        message: pad,
+        fatal: false,
+      });
       if (i % 200 === 0) await settle(5);
     }
     await settle(500);

@@ -11,7 +11,8 @@ import { labelIndex } from '../model/labels.js';
 import { cropToInput } from '../pipeline/align.js';
 import type { FaceFinder } from '../pipeline/analyser.js';
 import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
-import { FaceLandmarks, type DetectedFace } from '../pipeline/landmarker.js';
+import { FaceLandmarks } from '../pipeline/landmarker.js';
+import { StillFaces } from '../pipeline/still-faces.js';
 import type { EmotionEvent, PipelineEvent } from '../publish/events.js';
 
 export interface EvalFlags {
@@ -33,7 +34,9 @@ interface Sample {
 function listSamples(dir: string, format: 'images' | 'sequences', labels: readonly string[], limit?: number): Sample[] {
   let classes: string[];
   try {
-    classes = readdirSync(dir).filter((c) => statSync(join(dir, c)).isDirectory()).sort();
+    classes = readdirSync(dir)
+      .filter((c) => statSync(join(dir, c)).isDirectory())
+      .sort();
   } catch {
     throw new Error(`${dir}: not a readable folder`);
   }
@@ -42,8 +45,9 @@ function listSamples(dir: string, format: 'images' | 'sequences', labels: readon
   for (const c of classes) {
     const label = labelIndex(c, labels);
     if (typeof label === 'string') throw new Error(`${join(dir, c)}: ${label}`);
-    const entries = readdirSync(join(dir, c)).sort().filter((e) =>
-      format === 'images' ? IMAGE_EXT.has(extname(e).toLowerCase()) : statSync(join(dir, c, e)).isDirectory());
+    const entries = readdirSync(join(dir, c))
+      .sort()
+      .filter((e) => (format === 'images' ? IMAGE_EXT.has(extname(e).toLowerCase()) : statSync(join(dir, c, e)).isDirectory()));
     if (!entries.length) throw new Error(`${join(dir, c)}: empty class folder (no ${format === 'images' ? 'images' : 'sequence folders'})`);
     out.push(...entries.slice(0, limit ?? entries.length).map((e) => ({ path: join(dir, c, e), label })));
   }
@@ -53,28 +57,32 @@ function listSamples(dir: string, format: 'images' | 'sequences', labels: readon
 const lastEmotion = (events: readonly PipelineEvent[]): EmotionEvent | undefined =>
   events.filter((e): e is EmotionEvent => e.type === 'emotion').at(-1);
 
-/** Finds faces once per distinct frame: a still image fed T times is detected once. */
-class StillFaces implements FaceFinder {
-  private last: Uint8Array | null = null;
-  private faces: DetectedFace[] = [];
-  constructor(private readonly inner: FaceFinder | null) {}
-  detect(frame: Frame, ts: number): DetectedFace[] {
-    if (frame.data !== this.last) {
-      this.last = frame.data;
-      this.faces = this.inner
-        ? this.inner.detect(frame, ts)
-        : // an aligned crop is the face: one face covering the frame, aligned by cropToInput
-          [{ box: { x: 0, y: 0, w: 1, h: 1 }, points: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]] }];
-    }
-    return this.faces;
-  }
-}
+/** An aligned crop is the face: one face covering the frame, aligned by cropToInput. */
+const wholeFrame: FaceFinder = {
+  detect: () => [
+    {
+      box: { x: 0, y: 0, w: 1, h: 1 },
+      points: [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+    },
+  ],
+};
 
-async function classifyStill(pipeline: EmotionPipeline, finder: StillFaces, frame: Frame, aligned: boolean): Promise<number> {
+async function classifyStill(pipeline: EmotionPipeline, finder: FaceFinder, frame: Frame, aligned: boolean): Promise<number> {
   const m = pipeline.model;
   const { width, height } = m.preprocess.inputSize;
   const analyser = pipeline.createAnalyser('eval', finder, {
-    minFrames: m.window, stride: m.window, smoothing: 1, maxGapMs: Infinity, trackMissMs: Infinity, maxFaces: 1,
+    minFrames: m.window,
+    stride: m.window,
+    smoothing: 1,
+    maxGapMs: Infinity,
+    trackMissMs: Infinity,
+    maxFaces: 1,
     align: aligned ? (_f, fr) => cropToInput(fr.width, fr.height, width, height) : undefined,
   });
   const events: PipelineEvent[] = [];
@@ -86,19 +94,31 @@ async function classifyStill(pipeline: EmotionPipeline, finder: StillFaces, fram
 }
 
 export async function evalCommand(cfg: Config, flags: EvalFlags, log: Logger): Promise<number> {
-  if (flags.format !== 'images' && flags.format !== 'sequences') throw new Error(`--format must be 'images' or 'sequences', not '${flags.format}'`);
+  if (flags.format !== 'images' && flags.format !== 'sequences')
+    throw new Error(`--format must be 'images' or 'sequences', not '${flags.format}'`);
   const format = flags.format;
   const pipeline = await EmotionPipeline.create(cfg, log);
   const labels = pipeline.model.labels;
   const samples = listSamples(flags.data, format, labels, flags.limit);
-  const bar = new SingleBar({ format: ' eval {bar} {value}/{total} | {eta_formatted} left', stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
+  const bar = new SingleBar(
+    { format: ' eval {bar} {value}/{total} | {eta_formatted} left', stream: process.stderr, noTTYOutput: false },
+    Presets.shades_classic,
+  );
   bar.start(samples.length, 0);
   const truth: number[] = [];
   const pred: number[] = [];
-  const still = format === 'images'
-    ? new StillFaces(flags.aligned ? null : await FaceLandmarks.create({
-      modelPath: join(cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' }))
-    : null;
+  const still =
+    format !== 'images'
+      ? null
+      : flags.aligned
+        ? wholeFrame
+        : new StillFaces(
+            await FaceLandmarks.create({
+              modelPath: join(cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
+              maxFaces: 1,
+              mode: 'IMAGE',
+            }),
+          );
   for (const s of samples) {
     let p = -1;
     try {

@@ -14,7 +14,12 @@ export const FACE_LANDMARKER = {
   file: 'mediapipe/face_landmarker.task',
 };
 
-export async function modelsPull(dir: string | undefined, sha256: string | undefined, log: Logger, fetchImpl: typeof fetch = fetch): Promise<number> {
+export async function modelsPull(
+  dir: string | undefined,
+  sha256: string | undefined,
+  log: Logger,
+  fetchImpl: typeof fetch = fetch,
+): Promise<number> {
   const root = resolve(dir ?? process.env['ARPGNET_MODELS_DIR'] ?? join(ROOT, '.cache', 'models'));
   let body: Buffer;
   try {
@@ -23,13 +28,19 @@ export async function modelsPull(dir: string | undefined, sha256: string | undef
     body = Buffer.from(await res.arrayBuffer());
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    throw new Error(`cannot download ${FACE_LANDMARKER.url} (${cause}). Offline? Copy face_landmarker.task into ${join(root, 'mediapipe')}/ by hand, or set ARPGNET_MODELS_DIR to a folder that has it.`);
+    throw new Error(
+      `cannot download ${FACE_LANDMARKER.url} (${cause}). Offline? Copy face_landmarker.task into ${join(root, 'mediapipe')}/ by hand, or set ARPGNET_MODELS_DIR to a folder that has it.`,
+      { cause: e },
+    );
   }
   const digest = createHash('sha256').update(body).digest('hex');
-  if (sha256 && digest !== sha256.toLowerCase()) throw new Error(`downloaded face_landmarker.task has sha256 ${digest}, expected ${sha256}; not saved`);
+  if (sha256 && digest !== sha256.toLowerCase())
+    throw new Error(`downloaded face_landmarker.task has sha256 ${digest}, expected ${sha256}; not saved`);
   // a .task bundle is a zip archive
   if (!sha256 && (body.length !== FACE_LANDMARKER.bytes || body.readUInt32LE(0) !== 0x04034b50)) {
-    throw new Error(`downloaded face_landmarker.task is ${body.length} bytes (expected a ${FACE_LANDMARKER.bytes}-byte .task bundle); not saved`);
+    throw new Error(
+      `downloaded face_landmarker.task is ${body.length} bytes (expected a ${FACE_LANDMARKER.bytes}-byte .task bundle); not saved`,
+    );
   }
   await mkdir(join(root, 'mediapipe'), { recursive: true });
   await writeFile(join(root, FACE_LANDMARKER.file), body);
@@ -38,8 +49,14 @@ export async function modelsPull(dir: string | undefined, sha256: string | undef
 }
 
 export async function modelsInfo(cfg: Config, log: Logger): Promise<number> {
-  const m = await Arpgnet.load(cfg.models, { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt }, log);
-  process.stdout.write(`${JSON.stringify({ name: m.name, version: m.version, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`);
+  const m = await Arpgnet.load(
+    cfg.models,
+    { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt },
+    log,
+  );
+  process.stdout.write(
+    `${JSON.stringify({ name: m.name, version: m.version, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`,
+  );
   await m.release();
   return 0;
 }

@@ -30,24 +30,37 @@ export function defaultInput(): string {
 export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Promise<number> {
   const input = flags.input ?? defaultInput();
   if (!flags.input && !existsSync(input)) throw new Error('no --input given and no demo clip found; pass --input <file|dir|/dev/videoN>');
-  const source = await openSource(input, { maxSide: cfg.analysis.maxSide, sequenceFps: 30, realtime: flags.realtime ?? false }, flags.stream ?? input);
+  const source = await openSource(
+    input,
+    { maxSide: cfg.analysis.maxSide, sequenceFps: 30, realtime: flags.realtime ?? false },
+    flags.stream ?? input,
+  );
   const pipeline = await EmotionPipeline.create(cfg, log);
   const sink = flags.events ? new JsonlSink(flags.events) : null;
   let hub: EventHub | null = null;
   let server: ReturnType<typeof createServer> | null = null;
   if (flags.ws !== undefined) {
     server = createServer((req, res) => {
-      res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' }).end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
+      res
+        .writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' })
+        .end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
     });
     hub = new EventHub(server, log, { maxQueue: cfg.publish.maxQueue, highWaterBytes: 1 << 20 });
     await new Promise<void>((resolve) => server!.listen(flags.ws, cfg.publish.host, resolve));
     const addr = server.address();
-    log.info({ url: `ws://${cfg.publish.host}:${typeof addr === 'object' && addr ? addr.port : flags.ws}/events` }, 'events WebSocket listening');
+    log.info(
+      { url: `ws://${cfg.publish.host}:${typeof addr === 'object' && addr ? addr.port : flags.ws}/events` },
+      'events WebSocket listening',
+    );
   }
   const total = source.info.frames;
-  const bar = source.kind !== 'camera' && process.stderr.isTTY && total
-    ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} frames | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic)
-    : null;
+  const bar =
+    source.kind !== 'camera' && process.stderr.isTTY && total
+      ? new SingleBar(
+          { format: ' {bar} {percentage}% | {value}/{total} frames | {eta_formatted} left', stream: process.stderr },
+          Presets.shades_classic,
+        )
+      : null;
   bar?.start(total ?? 0, 0);
   const history: PipelineEvent[] = [];
   let end: StreamEndEvent | null = null;
@@ -78,15 +91,18 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
   const t = running.analyser.times;
   const finalEnd = end as StreamEndEvent | null;
   const stats = finalEnd?.stats;
-  log.info({
-    ...stats,
-    msPerStage: {
-      landmarks: +(t.landmarks / Math.max(1, running.analyser.analysed)).toFixed(2),
-      align: +(t.align / Math.max(1, t.faceFrames)).toFixed(2),
-      encoder: +(t.encoder / Math.max(1, t.faceFrames)).toFixed(2),
-      head: +(t.head / Math.max(1, t.windows)).toFixed(2),
+  log.info(
+    {
+      ...stats,
+      msPerStage: {
+        landmarks: +(t.landmarks / Math.max(1, running.analyser.analysed)).toFixed(2),
+        align: +(t.align / Math.max(1, t.faceFrames)).toFixed(2),
+        encoder: +(t.encoder / Math.max(1, t.faceFrames)).toFixed(2),
+        head: +(t.head / Math.max(1, t.windows)).toFixed(2),
+      },
     },
-  }, 'stream finished');
+    'stream finished',
+  );
   if (flags.report) {
     await writeReport(flags.report, history, pipeline.model.labels);
     log.info({ report: flags.report }, 'report written');

@@ -24,7 +24,14 @@ export interface VideoInfo {
 }
 
 interface ProbeJson {
-  streams?: Array<{ width?: number; height?: number; r_frame_rate?: string; avg_frame_rate?: string; nb_frames?: string; codec_name?: string }>;
+  streams?: Array<{
+    width?: number;
+    height?: number;
+    r_frame_rate?: string;
+    avg_frame_rate?: string;
+    nb_frames?: string;
+    codec_name?: string;
+  }>;
   format?: { duration?: string };
 }
 
@@ -37,8 +44,21 @@ function rate(r: string | undefined): number {
 export async function probe(inputArgs: string[], label: string): Promise<VideoInfo> {
   let out: string;
   try {
-    ({ stdout: out } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
-      'stream=width,height,r_frame_rate,avg_frame_rate,nb_frames,codec_name:format=duration', '-of', 'json', ...inputArgs], { maxBuffer: 1 << 20 }));
+    ({ stdout: out } = await run(
+      'ffprobe',
+      [
+        '-v',
+        'error',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=width,height,r_frame_rate,avg_frame_rate,nb_frames,codec_name:format=duration',
+        '-of',
+        'json',
+        ...inputArgs,
+      ],
+      { maxBuffer: 1 << 20 },
+    ));
   } catch (e) {
     const msg = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop();
     throw new SourceError(`${label}: not a readable video (${msg})`, 'unsupported');
@@ -97,8 +117,24 @@ export class FfmpegDecoder {
 
   start(): void {
     const { width, height } = this.o;
-    const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', ...this.o.inputArgs, '-an', '-sn',
-      '-vf', `scale=${width}:${height}:flags=bilinear`, '-fps_mode', 'passthrough', '-pix_fmt', 'rgba', '-f', 'rawvideo', 'pipe:1'];
+    const args = [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      ...this.o.inputArgs,
+      '-an',
+      '-sn',
+      '-vf',
+      `scale=${width}:${height}:flags=bilinear`,
+      '-fps_mode',
+      'passthrough',
+      '-pix_fmt',
+      'rgba',
+      '-f',
+      'rawvideo',
+      'pipe:1',
+    ];
     const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stderr!.setEncoding('utf8');
@@ -148,7 +184,10 @@ export class FfmpegDecoder {
     });
     proc.on('close', (code, signal) => {
       if (code !== 0 && signal === null) {
-        this.exitError = new SourceError(`${this.o.label}: decoder exited with ${code}: ${this.stderrTail.slice(-3).join(' | ')}`, 'decoder_failed');
+        this.exitError = new SourceError(
+          `${this.o.label}: decoder exited with ${code}: ${this.stderrTail.slice(-3).join(' | ')}`,
+          'decoder_failed',
+        );
       }
       this.pool.end();
     });

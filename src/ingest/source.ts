@@ -34,7 +34,9 @@ export interface Source {
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp']);
 
 function concatList(dir: string, fps: number): { list: string; cleanup: () => void; count: number } {
-  const files = readdirSync(dir).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort();
+  const files = readdirSync(dir)
+    .filter((f) => IMAGE_EXT.has(extname(f).toLowerCase()))
+    .sort();
   if (!files.length) throw new SourceError(`${dir}: no images (.png, .jpg, .jpeg, .bmp) in this folder`, 'empty');
   const tmp = mkdtempSync(join(tmpdir(), 'arpgnet-seq-'));
   const list = join(tmp, 'list.ffconcat');

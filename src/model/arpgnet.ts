@@ -25,7 +25,7 @@ async function readModel(path: string, what: string): Promise<{ bytes: Uint8Arra
   try {
     raw = readOnnxMetadata(bytes);
   } catch (e) {
-    throw new Error(`${path} is not an ONNX file (${(e as Error).message})`);
+    throw new Error(`${path} is not an ONNX file (${(e as Error).message})`, { cause: e });
   }
   return { bytes, meta: parseMetadata(raw, path) };
 }

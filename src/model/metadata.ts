@@ -18,16 +18,22 @@ export const Preprocess = z.object({
 export type Preprocess = z.infer<typeof Preprocess>;
 
 const json = <T extends z.ZodType>(schema: T) =>
-  z.string().transform((s, ctx) => {
-    try {
-      return JSON.parse(s) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'not JSON' });
-      return z.NEVER;
-    }
-  }).pipe(schema);
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
 
-const int = z.string().regex(/^-?\d+$/).transform(Number);
+const int = z
+  .string()
+  .regex(/^-?\d+$/)
+  .transform(Number);
 
 export const ModelMetadata = z.object({
   'arpgnet.kind': z.enum(['encoder', 'head']),

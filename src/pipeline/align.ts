@@ -13,23 +13,39 @@ export interface Similarity {
  * Least-squares similarity taking the template onto the detected points, so that each
  * output pixel can be pulled straight from the frame (no intermediate crop).
  */
-export function templateToFrame(points: ReadonlyArray<readonly [number, number]>, template: ReadonlyArray<readonly [number, number]>): Similarity {
+export function templateToFrame(
+  points: ReadonlyArray<readonly [number, number]>,
+  template: ReadonlyArray<readonly [number, number]>,
+): Similarity {
   const n = Math.min(points.length, template.length);
-  let mu = 0, mv = 0, mx = 0, my = 0;
+  let mu = 0,
+    mv = 0,
+    mx = 0,
+    my = 0;
   for (let i = 0; i < n; i++) {
-    mu += template[i]![0]; mv += template[i]![1];
-    mx += points[i]![0]; my += points[i]![1];
+    mu += template[i]![0];
+    mv += template[i]![1];
+    mx += points[i]![0];
+    my += points[i]![1];
   }
-  mu /= n; mv /= n; mx /= n; my /= n;
-  let num_a = 0, num_b = 0, den = 0;
+  mu /= n;
+  mv /= n;
+  mx /= n;
+  my /= n;
+  let num_a = 0,
+    num_b = 0,
+    den = 0;
   for (let i = 0; i < n; i++) {
-    const u = template[i]![0] - mu, v = template[i]![1] - mv;
-    const x = points[i]![0] - mx, y = points[i]![1] - my;
+    const u = template[i]![0] - mu,
+      v = template[i]![1] - mv;
+    const x = points[i]![0] - mx,
+      y = points[i]![1] - my;
     num_a += u * x + v * y;
     num_b += u * y - v * x;
     den += u * u + v * v;
   }
-  const a = num_a / den, b = num_b / den;
+  const a = num_a / den,
+    b = num_b / den;
   return { a, b, tx: mx - a * mu + b * mv, ty: my - b * mu - a * mv };
 }
 
@@ -60,11 +76,20 @@ export function warpToTensor(frame: RgbaFrame, t: Similarity, pre: Preprocess, o
       let y = t.b * u + t.a * v + t.ty;
       x = x < 0 ? 0 : x > fw - 1 ? fw - 1 : x;
       y = y < 0 ? 0 : y > fh - 1 ? fh - 1 : y;
-      const x0 = Math.floor(x), y0 = Math.floor(y);
-      const x1 = x0 + 1 < fw ? x0 + 1 : x0, y1 = y0 + 1 < fh ? y0 + 1 : y0;
-      const fx = x - x0, fy = y - y0;
-      const w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy), w01 = (1 - fx) * fy, w11 = fx * fy;
-      const p00 = (y0 * fw + x0) * 4, p10 = (y0 * fw + x1) * 4, p01 = (y1 * fw + x0) * 4, p11 = (y1 * fw + x1) * 4;
+      const x0 = Math.floor(x),
+        y0 = Math.floor(y);
+      const x1 = x0 + 1 < fw ? x0 + 1 : x0,
+        y1 = y0 + 1 < fh ? y0 + 1 : y0;
+      const fx = x - x0,
+        fy = y - y0;
+      const w00 = (1 - fx) * (1 - fy),
+        w10 = fx * (1 - fy),
+        w01 = (1 - fx) * fy,
+        w11 = fx * fy;
+      const p00 = (y0 * fw + x0) * 4,
+        p10 = (y0 * fw + x1) * 4,
+        p01 = (y1 * fw + x0) * 4,
+        p11 = (y1 * fw + x1) * 4;
       const r = data[p00]! * w00 + data[p10]! * w10 + data[p01]! * w01 + data[p11]! * w11;
       const g = data[p00 + 1]! * w00 + data[p10 + 1]! * w10 + data[p01 + 1]! * w01 + data[p11 + 1]! * w11;
       const b = data[p00 + 2]! * w00 + data[p10 + 2]! * w10 + data[p01 + 2]! * w01 + data[p11 + 2]! * w11;

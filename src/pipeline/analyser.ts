@@ -124,7 +124,11 @@ export class StreamAnalyser {
         st.window.reset();
         st.smoothed = null;
       }
-      st.window.push(emb.app.subarray(i * model.appDim, (i + 1) * model.appDim), emb.rel.subarray(i * model.relDim, (i + 1) * model.relDim), ts);
+      st.window.push(
+        emb.app.subarray(i * model.appDim, (i + 1) * model.appDim),
+        emb.rel.subarray(i * model.relDim, (i + 1) * model.relDim),
+        ts,
+      );
       if (st.window.due(this.o.stride, this.o.minFrames)) due.push({ track: tr, state: st });
     });
     if (!due.length) return events;
@@ -170,6 +174,8 @@ export class StreamAnalyser {
   /** Closes every track at the end of the stream. */
   finish(ts: number): PipelineEvent[] {
     this.states.clear();
-    return this.tracker.closeAll().map((tr) => ({ ...this.base(ts), type: 'face_leave' as const, track: tr.id, reason: 'stream_end' as const }));
+    return this.tracker
+      .closeAll()
+      .map((tr) => ({ ...this.base(ts), type: 'face_leave' as const, track: tr.id, reason: 'stream_end' as const }));
   }
 }

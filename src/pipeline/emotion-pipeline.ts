@@ -35,15 +35,31 @@ export class EmotionPipeline {
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
-    const model = await Arpgnet.load(cfg.models, { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt }, log);
+    const model = await Arpgnet.load(
+      cfg.models,
+      { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt },
+      log,
+    );
     const t = performance.now();
     await model.warmup();
-    log.info({ model: model.name, version: model.version, labels: model.labels, window: model.window, warmupMs: Math.round(performance.now() - t) }, 'model ready');
+    log.info(
+      {
+        model: model.name,
+        version: model.version,
+        labels: model.labels,
+        window: model.window,
+        warmupMs: Math.round(performance.now() - t),
+      },
+      'model ready',
+    );
     return new EmotionPipeline(model, cfg, log);
   }
 
   async landmarker(): Promise<FaceLandmarks> {
-    return FaceLandmarks.create({ modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: this.cfg.analysis.maxFaces });
+    return FaceLandmarks.create({
+      modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
+      maxFaces: this.cfg.analysis.maxFaces,
+    });
   }
 
   /** A fresh analyser on the shared model, configured from the config with any overrides. */
@@ -66,7 +82,11 @@ export class EmotionPipeline {
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
     const lm = o.faces ? null : await this.landmarker();
     const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align });
-    const events$ = analyseStream(source, analyser, this.model, { fps: o.fps ?? this.cfg.analysis.fps, room: o.room, onProgress: o.onProgress });
+    const events$ = analyseStream(source, analyser, this.model, {
+      fps: o.fps ?? this.cfg.analysis.fps,
+      room: o.room,
+      onProgress: o.onProgress,
+    });
     // the landmarker holds wasm memory: free it however the stream ends
     return { analyser, events$: events$.pipe(finalize(() => lm?.close())) };
   }

@@ -197,7 +197,12 @@ export function installMediaPipeGlobals(): void {
     const code = readFileSync(file, 'utf8');
     const mod: { exports: unknown } = { exports: {} };
     const fn = runInThisContext(`(function (module, exports, require, __filename, __dirname) {${code}\n})`, { filename: file }) as (
-      m: typeof mod, e: unknown, r: NodeJS.Require, f: string, d: string) => void;
+      m: typeof mod,
+      e: unknown,
+      r: NodeJS.Require,
+      f: string,
+      d: string,
+    ) => void;
     fn(mod, mod.exports, createRequire(file), file, dirname(file));
     const factory = mod.exports as (opts?: Record<string, unknown>) => Promise<unknown>;
     // The wasm binds console.log/console.error when its factory starts; its info lines would

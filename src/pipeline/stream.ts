@@ -20,7 +20,13 @@ export interface StreamOptions {
 export function analyseStream(source: Source, analyser: StreamAnalyser, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
   return new Observable<PipelineEvent>((sub) => {
     let stopped = false;
-    const base = (ts: number) => ({ v: 1 as const, stream: source.id, ...(o.room ? { room: o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() });
+    const base = (ts: number) => ({
+      v: 1 as const,
+      stream: source.id,
+      ...(o.room ? { room: o.room } : {}),
+      ts: Math.max(0, ts),
+      wallTime: wallTime(),
+    });
     const sampler = new RateSampler(o.fps);
     let sampledOut = 0;
     let lastTs = 0;
@@ -49,12 +55,24 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
             for (const e of await analyser.process(frame)) sub.next(e);
           } catch (e) {
             analysisErrors++;
-            sub.next({ ...base(frame.ts), type: 'error', code: 'frame_failed', message: `frame ${frame.index}: ${(e as Error).message}`, fatal: false });
+            sub.next({
+              ...base(frame.ts),
+              type: 'error',
+              code: 'frame_failed',
+              message: `frame ${frame.index}: ${(e as Error).message}`,
+              fatal: false,
+            });
           }
         }
       } catch (e) {
         reason = 'error';
-        sub.next({ ...base(lastTs), type: 'error', code: (e as { code?: string }).code ?? 'source_failed', message: (e as Error).message, fatal: true });
+        sub.next({
+          ...base(lastTs),
+          type: 'error',
+          code: (e as { code?: string }).code ?? 'source_failed',
+          message: (e as Error).message,
+          fatal: true,
+        });
       }
       if (source.stopped && reason === 'eof') reason = 'stopped';
       for (const e of analyser.finish(lastTs)) sub.next(e);

@@ -23,7 +23,7 @@ from .config import ModelConfig
 from .data import Sample, load_image_array, sample_indices, scan_images
 from .model import FrameEncoder
 
-VARIANTS_PER_FLIP = 4  # variant 0 of each flip group is the untouched face
+VARIANTS_PER_FLIP = 2  # variant 0 of each flip group is the untouched face
 
 
 @dataclass

@@ -173,8 +173,7 @@ def load_image_array(samples: list[Sample], size: int, cache: Path | None) -> np
     return arr
 
 
-def subject_folds(samples: list[Sample], k: int) -> list[int]:
-    """Fold id per sample, by subject: no subject is in two folds."""
-    subjects = sorted({s.subject for s in samples})
-    fold_of = {s: i % k for i, s in enumerate(subjects)}
-    return [fold_of[s.subject] for s in samples]
+def subject_folds(subjects: list[str], k: int) -> list[int]:
+    """Fold id per sample from its subject id: no subject is in two folds."""
+    fold_of = {s: i % k for i, s in enumerate(sorted(set(subjects)))}
+    return [fold_of[s] for s in subjects]

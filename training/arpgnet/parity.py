@@ -52,6 +52,16 @@ def model_fixture(out: Path) -> None:
     (out / "fixture.json").write_text(json.dumps(fixture))
 
 
+def preset_fixture(name: str, out: Path) -> None:
+    """Seeded (untrained) ONNX pair of a preset, for timing: the cost does not depend on the weights."""
+    torch.manual_seed(0)
+    cfg = preset(name)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = metadata(cfg, "encoder", "0.0.0-bench", False, {"pair": f"bench-{name}"})
+    export_encoder(FrameEncoder(cfg).eval(), cfg, out / f"{name}.encoder.onnx", 17, meta, False)
+    export_head(WindowHead(cfg).eval(), cfg, out / f"{name}.head.onnx", 17, {**meta, "arpgnet.kind": "head"})
+
+
 def warp_fixture(rgba: Path, width: int, height: int, points: list, out: Path) -> None:
     frame = np.fromfile(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3]
     from .config import load_contract
@@ -66,6 +76,9 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("model")
     m.add_argument("--out", required=True)
+    pr = sub.add_parser("preset")
+    pr.add_argument("name")
+    pr.add_argument("--out", required=True)
     w = sub.add_parser("warp")
     w.add_argument("--rgba", required=True)
     w.add_argument("--width", type=int, required=True)
@@ -75,6 +88,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "model":
         model_fixture(Path(args.out))
+    elif args.cmd == "preset":
+        preset_fixture(args.name, Path(args.out))
     else:
         warp_fixture(Path(args.rgba), args.width, args.height, json.loads(args.points), Path(args.out))
 

@@ -99,8 +99,11 @@ def eval_sequences(head: WindowHead, seqs: clips.Sequences, idx: np.ndarray, cfg
     return seqs.labels[idx], predict(head, a, r)
 
 
-def load_banks(encoder_path: Path, shared: Path, cfg: ModelConfig, limit: int = 0
+def load_banks(encoder_path: Path, shared: Path, cfg: ModelConfig, limit: int = 0, train_images: int = 12000
                ) -> tuple[FrameEncoder, clips.Bank, clips.Bank, clips.Sequences]:
+    """Embeddings of a fixed random subset of FER2013 train (the head needs far fewer faces
+    than the encoder did, and every one costs 2 x VARIANTS_PER_FLIP encoder passes), all
+    of FER2013 val and all of CK+48."""
     enc, _ = load_encoder(encoder_path, cfg)
     key = clips.encoder_key(encoder_path)
     cache = ROOT / "training" / "cache"
@@ -108,6 +111,9 @@ def load_banks(encoder_path: Path, shared: Path, cfg: ModelConfig, limit: int = 
     train, test = scan_images(data / "fer2013" / "train", cfg.labels), scan_images(data / "fer2013" / "val", cfg.labels)
     if limit:  # smoke runs: an evenly spread subset
         train, test = train[:: max(1, len(train) // limit)], test[:: max(1, len(test) // limit)]
+    elif train_images and train_images < len(train):
+        pick = np.sort(np.random.default_rng(0).permutation(len(train))[:train_images])
+        train = [train[i] for i in pick]
     fer = clips.image_bank(enc, train, cfg, cache, key, "fer-train")
     val = clips.image_bank(enc, test, cfg, cache, key, "fer-val", jitter=False)
     seqs = clips.ck_sequences(enc, data / "ckplus48", cfg, cache, key)

@@ -11,7 +11,7 @@ import torch
 
 from arpgnet.common import check_config
 from arpgnet.config import preset
-from arpgnet.data import DatasetError, load_grey, sample_indices, scan_images, scan_sequences
+from arpgnet.data import DatasetError, load_grey, sample_indices, scan_images, scan_sequences, subject_folds
 from arpgnet.model import ARPGNet, FrameEncoder, fusion_adjacency, region_adjacency
 
 torch.set_num_threads(2)
@@ -124,6 +124,15 @@ class Data(unittest.TestCase):
         self.assertEqual(list(idx), sorted(idx))
         self.assertEqual((idx[0] <= 2, idx[-1] >= 17), (True, True))
         self.assertEqual(len(sample_indices(3, 8, np.random.default_rng(0))), 8)
+
+
+class Folds(unittest.TestCase):
+    def test_no_subject_is_in_two_folds(self) -> None:
+        subjects = ["S1", "S2", "S1", "S3", "S4", "S2", "S5"]
+        folds = subject_folds(subjects, 3)
+        for s in set(subjects):
+            self.assertEqual(len({f for f, t in zip(folds, subjects) if t == s}), 1)
+        self.assertEqual(len(set(folds)), 3)
 
 
 class Checkpoints(unittest.TestCase):

@@ -1,0 +1,62 @@
+/**
+ * Model cost in onnxruntime-node on this CPU; prints JSON.
+ *
+ *   npm run bench:model
+ *
+ * Encoder ms per face at 1 and 2 threads and head ms per window, for the shipped edge
+ * model and for the paper preset (IResNet-50 at 112x112, exported untrained by the
+ * training code into .cache/bench: its cost does not depend on its weights).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { Arpgnet, type ModelFiles } from '../src/model/arpgnet.js';
+import { ROOT } from '../src/paths.js';
+
+const cache = join(ROOT, '.cache', 'bench');
+function paperFiles(): ModelFiles {
+  const files = { encoder: join(cache, 'paper.encoder.onnx'), head: join(cache, 'paper.head.onnx') };
+  if (!existsSync(files.head)) {
+    execFileSync('/usr/bin/python3', ['-m', 'arpgnet.parity', 'preset', 'paper', '--out', cache], {
+      cwd: join(ROOT, 'training'),
+      stdio: 'inherit',
+    });
+  }
+  return files;
+}
+
+async function time(fn: () => Promise<unknown>, minMs: number): Promise<number> {
+  for (let i = 0; i < 3; i++) await fn();
+  const t = performance.now();
+  let n = 0;
+  while (performance.now() - t < minMs || n < 5) {
+    await fn();
+    n++;
+  }
+  return (performance.now() - t) / n;
+}
+
+async function measure(files: ModelFiles, threads: number): Promise<{ encoderMsPerFace: number; headMsPerWindow: number }> {
+  const m = await Arpgnet.load(files, { providers: ['cpu'], intraOpThreads: threads }, silentLogger);
+  const { width, height } = m.preprocess.inputSize;
+  const face = new Float32Array(m.channels * width * height).map((_, i) => Math.sin(i));
+  const t = m.window;
+  const app = new Float32Array(t * m.appDim).fill(0.1);
+  const rel = new Float32Array(t * m.relDim).fill(0.1);
+  const valid = new Float32Array(t).fill(1);
+  const enc = await time(() => m.encode(face, 1), 1500);
+  const head = await time(() => m.classify(app, rel, valid, 1), 1000);
+  await m.release();
+  return { encoderMsPerFace: Math.round(enc * 100) / 100, headMsPerWindow: Math.round(head * 100) / 100 };
+}
+
+const edge = { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') };
+const out: Record<string, unknown> = {};
+for (const [name, files] of [
+  ['edge', edge],
+  ['paper', paperFiles()],
+] as const) {
+  out[name] = { threads1: await measure(files, 1), threads2: await measure(files, 2) };
+}
+process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

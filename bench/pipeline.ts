@@ -1,0 +1,89 @@
+/**
+ * End-to-end benchmark of the offline pipeline on a real clip; prints JSON.
+ *
+ *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads 2]
+ *
+ * Every frame is analysed (fps = the clip's rate by default). The "naive" run
+ * re-encodes all T frames of a window each time the head runs, instead of reusing
+ * the per-frame embeddings: the cost a non-streaming model split would pay.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { lastValueFrom, tap } from 'rxjs';
+import { openSource } from '../src/ingest/source.js';
+import { silentLogger } from '../src/log.js';
+import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
+import type { EmotionEvent } from '../src/publish/events.js';
+import { defaults } from '../src/config.js';
+import { sharedDir } from '../src/paths.js';
+
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
+};
+const clip = join(sharedDir(), 'data', 'videos', arg('--clip', 'd18.mp4'));
+const threads = Number(arg('--threads', '2'));
+const pct = (v: number[], p: number): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+const r2 = (v: number): number => Math.round(v * 100) / 100;
+
+function decodeMsPerFrame(): number {
+  const t = performance.now();
+  const out = execFileSync('ffmpeg', ['-v', 'error', '-i', clip, '-vf', 'scale=480:-2', '-pix_fmt', 'rgba', '-f', 'rawvideo', 'pipe:1'], {
+    maxBuffer: 1 << 30,
+  });
+  const frames = out.length / (480 * 480 * 4);
+  return (performance.now() - t) / frames;
+}
+
+async function once(naive: boolean): Promise<Record<string, unknown>> {
+  const cfg = defaults();
+  cfg.runtime = { ...cfg.runtime, providers: ['cpu'], threads };
+  const pipeline = await EmotionPipeline.create(cfg, silentLogger);
+  const m = pipeline.model;
+  if (naive) {
+    const classify = m.classify.bind(m);
+    const { width, height } = m.preprocess.inputSize;
+    const faces = new Float32Array(m.window * m.channels * width * height);
+    m.classify = async (app, rel, valid, n) => {
+      for (let i = 0; i < n; i++) await m.encode(faces, m.window);
+      return classify(app, rel, valid, n);
+    };
+  }
+  const source = await openSource(clip, { maxSide: 640, sequenceFps: 30, realtime: false }, 'bench');
+  const fps = Number(arg('--fps', String(source.info.fps)));
+  let peakRss = 0;
+  const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const run = await pipeline.analyse(source, { fps });
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  await lastValueFrom(run.events$.pipe(tap((e) => e.type === 'emotion' && latencies.push((e as EmotionEvent).latencyMs))));
+  const wall = performance.now() - t0;
+  clearInterval(timer);
+  const a = run.analyser;
+  const t = a.times;
+  await pipeline.close();
+  return {
+    faceFramesPerSecond: r2((t.faceFrames * 1000) / wall),
+    msPerStage: {
+      landmarks: r2(t.landmarks / a.analysed),
+      align: r2(t.align / t.faceFrames),
+      encoder: r2(t.encoder / t.faceFrames),
+      head: r2(t.head / t.windows),
+    },
+    headPerEventVsEncodePerFace: r2(t.head / t.windows / (t.encoder / t.faceFrames)),
+    latencyMs: { p50: r2(pct(latencies, 50)), p95: r2(pct(latencies, 95)) },
+    events: latencies.length,
+    faceFrames: t.faceFrames,
+    peakRssMb: Math.round(peakRss / 2 ** 20),
+  };
+}
+
+const decode = decodeMsPerFrame();
+const streaming = await once(false);
+const naive = await once(true);
+process.stdout.write(
+  `${JSON.stringify({ clip: arg('--clip', 'd18.mp4'), threads, decodeMsPerFrame: r2(decode), streaming, naive }, null, 2)}\n`,
+);
