@@ -11,7 +11,8 @@ import torch
 
 from arpgnet.common import check_config
 from arpgnet.config import preset
-from arpgnet.data import DatasetError, load_grey, sample_indices, scan_images, scan_sequences, subject_folds
+from arpgnet.data import (DatasetError, load_grey, sample_indices, scan_affwild2, scan_images, scan_rml, scan_sequences,
+                          subject_folds)
 from arpgnet.model import ARPGNet, FrameEncoder, fusion_adjacency, region_adjacency
 
 torch.set_num_threads(2)
@@ -118,6 +119,22 @@ class Data(unittest.TestCase):
             self._img(self.tmp / "fear" / "S001_001" / f"{i:03d}.png")
         with self.assertRaisesRegex(DatasetError, "S001_001: 2 frames, at least 3 needed"):
             scan_sequences(self.tmp, self.labels, min_frames=3)
+
+    def test_rml_layout_keeps_the_subject(self) -> None:
+        for i in range(3):
+            self._img(self.tmp / "s1" / "ha" / "clip1" / f"{i}.png")
+        got = scan_rml(self.tmp, self.labels, min_frames=3)
+        self.assertEqual([(self.labels[g.label], g.subject, len(g.frames)) for g in got], [("happiness", "s1", 3)])
+
+    def test_affwild2_runs_of_equal_labels_become_samples(self) -> None:
+        ann = self.tmp / "annotations" / "EXPR_Set" / "Train_Set"
+        ann.mkdir(parents=True)
+        # header, then per-frame codes: neutral x3, invalid, anger x2, other
+        (ann / "v1.txt").write_text("Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n0\n0\n0\n-1\n1\n1\n7\n")
+        for i in range(1, 8):
+            self._img(self.tmp / "cropped_aligned" / "v1" / f"{i:05d}.jpg")
+        got = scan_affwild2(self.tmp, "Train_Set", self.labels, min_frames=2)
+        self.assertEqual([(self.labels[g.label], len(g.frames)) for g in got], [("neutral", 3), ("anger", 2)])
 
     def test_t_frame_sampling_keeps_order_and_covers_the_sequence(self) -> None:
         idx = sample_indices(20, 8, None)
