@@ -9,6 +9,8 @@ debs=(ffmpeg)
 if [ "$what" = test ]; then
   # the parity and training tests run the PyTorch side with Debian's Python
   debs+=(python3-torch python3-onnx python3-numpy python3-pil python3-matplotlib python3-tqdm)
+  # the GStreamer decoder path is tested on real clips
+  debs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
 fi
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -22,12 +22,14 @@ interface Common {
   threads?: number;
   maxFaces?: number;
   providers?: string;
+  decoder?: string;
 }
 
 function config(o: Common): Config {
   return loadConfig(o.config, {
     analysis: { fps: o.fps, maxFaces: o.maxFaces },
     runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
+    ingest: { decoder: o.decoder },
   });
 }
 
@@ -37,7 +39,8 @@ const common = (c: Command): Command =>
     .option('--fps <n>', 'analysis rate in frames per second', positive)
     .option('--threads <n>', 'onnxruntime intra-op threads', int)
     .option('--max-faces <n>', 'faces analysed per frame', int)
-    .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu');
+    .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu')
+    .option('--decoder <name>', 'ffmpeg (default) or gstreamer');
 
 export function program(): Command {
   const p = new Command('arpgnet-edge').description('Facial expression recognition on video streams with ARPGNet').showHelpAfterError();

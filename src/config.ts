@@ -31,6 +31,12 @@ export const Config = z.object({
       workspaceMb: z.number().int().positive().optional(),
     }),
   }),
+  ingest: z.object({
+    /** ffmpeg, or GStreamer (the hardware-decoding path on Jetson). */
+    decoder: z.enum(['ffmpeg', 'gstreamer']),
+    /** GStreamer: the pipeline up to decoded video, with {input}; default decodebin / v4l2src. */
+    gstPipeline: z.string().optional(),
+  }),
   publish: z.object({
     host: z.string(),
     maxQueue: z.number().int().min(1),
@@ -47,6 +53,7 @@ export function defaults(): Config {
     },
     analysis: { fps: 10, maxSide: 640, maxFaces: 4, stride: 2, minFrames: 3, smoothing: 0.6, maxGapMs: 1000, trackMissMs: 500 },
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
+    ingest: { decoder: 'ffmpeg' },
     publish: { host: '127.0.0.1', maxQueue: 256 },
   };
 }
@@ -70,6 +77,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
     models: { encoder: env['ARPGNET_ENCODER'], head: env['ARPGNET_HEAD'], mediapipeDir: env['ARPGNET_MODELS_DIR'] },
     analysis: { fps: num('ARPGNET_FPS'), maxFaces: num('ARPGNET_MAX_FACES') },
     runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
+    ingest: { decoder: env['ARPGNET_DECODER'] },
   };
 }
 

@@ -122,7 +122,13 @@ export async function evalCommand(cfg: Config, flags: EvalFlags, log: Logger): P
   for (const s of samples) {
     let p = -1;
     try {
-      const source = await openSource(s.path, { maxSide: flags.aligned ? 4096 : cfg.analysis.maxSide, sequenceFps: 30, realtime: false });
+      const source = await openSource(s.path, {
+        maxSide: flags.aligned ? 4096 : cfg.analysis.maxSide,
+        sequenceFps: 30,
+        realtime: false,
+        decoder: cfg.ingest.decoder,
+        gstPipeline: cfg.ingest.gstPipeline,
+      });
       if (format === 'images') {
         for await (const frame of source.frames()) p = await classifyStill(pipeline, still!, frame, flags.aligned ?? false);
       } else {

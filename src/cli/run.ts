@@ -32,7 +32,13 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
   if (!flags.input && !existsSync(input)) throw new Error('no --input given and no demo clip found; pass --input <file|dir|/dev/videoN>');
   const source = await openSource(
     input,
-    { maxSide: cfg.analysis.maxSide, sequenceFps: 30, realtime: flags.realtime ?? false },
+    {
+      maxSide: cfg.analysis.maxSide,
+      sequenceFps: 30,
+      realtime: flags.realtime ?? false,
+      decoder: cfg.ingest.decoder,
+      gstPipeline: cfg.ingest.gstPipeline,
+    },
     flags.stream ?? input,
   );
   const pipeline = await EmotionPipeline.create(cfg, log);

@@ -1,7 +1,9 @@
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import { analysisSize, FfmpegDecoder, probe, SourceError, type VideoInfo } from './ffmpeg.js';
+import { analysisSize, ffmpegDecodeArgs, probe, SourceError, type VideoInfo } from './ffmpeg.js';
+import { gstDecodeArgs } from './gstreamer.js';
+import { RawVideoDecoder } from './raw-decoder.js';
 import type { Frame } from './frame.js';
 
 export { SourceError };
@@ -15,6 +17,10 @@ export interface SourceOptions {
   sequenceFps: number;
   /** Read a file at its own pace and drop frames a slow analysis cannot take, as live sources do. */
   realtime: boolean;
+  /** Which program decodes files and cameras (image folders always use ffmpeg). */
+  decoder?: 'ffmpeg' | 'gstreamer' | undefined;
+  /** GStreamer only: the part of the pipeline up to decoded video, with {input} (see gstreamer.ts). */
+  gstPipeline?: string | undefined;
 }
 
 export interface Source {
@@ -48,10 +54,12 @@ function concatList(dir: string, fps: number): { list: string; cleanup: () => vo
 }
 
 export async function openSource(input: string, o: SourceOptions, id = input): Promise<Source> {
-  const camera = input.startsWith('/dev/video');
+  const csi = input.startsWith('csi://');
+  if (csi && o.decoder !== 'gstreamer') throw new SourceError(`${input}: CSI cameras need the gstreamer decoder`, 'unsupported');
+  const camera = csi || input.startsWith('/dev/video');
   let stat;
   try {
-    stat = statSync(input);
+    stat = csi ? null : statSync(input);
   } catch {
     throw new SourceError(`${input}: no such ${camera ? 'camera device' : 'file or folder'}`, 'not_found');
   }
@@ -62,7 +70,7 @@ export async function openSource(input: string, o: SourceOptions, id = input): P
   if (camera) {
     kind = 'camera';
     inputArgs = ['-f', 'v4l2', '-framerate', '30', '-i', input];
-  } else if (stat.isDirectory()) {
+  } else if (stat?.isDirectory()) {
     kind = 'images';
     const c = concatList(input, o.sequenceFps);
     cleanup = c.cleanup;
@@ -70,12 +78,18 @@ export async function openSource(input: string, o: SourceOptions, id = input): P
     inputArgs = ['-f', 'concat', '-safe', '0', '-i', c.list];
   } else {
     kind = 'file';
-    if (stat.size === 0) throw new SourceError(`${input}: empty file`, 'empty');
+    if (stat?.size === 0) throw new SourceError(`${input}: empty file`, 'empty');
     inputArgs = [...(o.realtime ? ['-re'] : []), '-i', input];
   }
   let info: VideoInfo;
   try {
-    info = await probe(inputArgs, input);
+    // a CSI sensor has no ffprobe view: it runs at the mode nvarguscamerasrc negotiates
+    info = csi
+      ? { width: 1280, height: 720, fps: 30, frames: null, durationMs: null, codec: 'csi' }
+      : await probe(
+          inputArgs.filter((a) => a !== '-re'),
+          input,
+        );
   } catch (e) {
     cleanup();
     throw e;
@@ -84,12 +98,16 @@ export async function openSource(input: string, o: SourceOptions, id = input): P
   const { width, height } = analysisSize(info.width, info.height, o.maxSide);
   const live = kind === 'camera' || o.realtime;
   const t0 = performance.now();
-  const decoder = new FfmpegDecoder({
-    inputArgs: frameLimit ? [...inputArgs, '-frames:v', String(frameLimit)] : inputArgs,
+  const gst = o.decoder === 'gstreamer' && kind !== 'images';
+  const decoder = new RawVideoDecoder({
+    command: gst ? 'gst-launch-1.0' : 'ffmpeg',
+    args: gst
+      ? gstDecodeArgs(input, kind === 'camera' ? 'camera' : 'file', width, height, { pipeline: o.gstPipeline, realtime: o.realtime })
+      : ffmpegDecodeArgs(frameLimit ? [...inputArgs, '-frames:v', String(frameLimit)] : inputArgs, width, height),
     width,
     height,
     policy: live ? 'drop-oldest' : 'block',
-    timestamp: kind === 'camera' ? () => performance.now() - t0 : (i) => (i * 1000) / info.fps,
+    timestamp: kind === 'camera' ? () => performance.now() - t0 : (i: number) => (i * 1000) / info.fps,
     label: input,
   });
   const source: Source = {
