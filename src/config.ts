@@ -29,6 +29,7 @@ export const Config = z.object({
       fp16: z.boolean(),
       engineCachePath: z.string().optional(),
       workspaceMb: z.number().int().positive().optional(),
+      int8CalibrationTable: z.string().optional(),
     }),
   }),
   ingest: z.object({

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { Arpgnet } from '../src/model/arpgnet.js';
 import { readOnnxMetadata } from '../src/model/onnx-metadata.js';
-import { openSession } from '../src/model/session.js';
+import { openSession, providerEntry } from '../src/model/session.js';
 import { ROOT } from './helpers.js';
 
 const files = { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') };
@@ -68,6 +68,25 @@ describe('execution providers (mock of a GPU-less host: the real TensorRT/CUDA l
     assert.equal(process.env['ORT_TENSORRT_CACHE_PATH'], '/var/cache/trt');
     assert.equal(process.env['ORT_TENSORRT_MAX_WORKSPACE_SIZE'], String(512 * 1024 * 1024));
     await s.session.release();
+  });
+
+  it('hands the trt_* options to a patched binding in the provider entry', () => {
+    const e = providerEntry('tensorrt', {
+      providers: ['tensorrt'],
+      intraOpThreads: 1,
+      tensorrt: { fp16: false, engineCachePath: '/c', workspaceMb: 1, int8CalibrationTable: 'calib.flatbuffers' },
+    });
+    assert.deepEqual(e, {
+      name: 'tensorrt',
+      deviceId: 0,
+      trt_fp16_enable: '0',
+      trt_engine_cache_enable: '1',
+      trt_engine_cache_path: '/c',
+      trt_max_workspace_size: '1048576',
+      trt_int8_enable: '1',
+      trt_int8_calibration_table_name: 'calib.flatbuffers',
+    });
+    assert.equal(providerEntry('cpu', { providers: ['cpu'], intraOpThreads: 1 }), 'cpu');
   });
 
   it('with no usable provider the error lists every reason', async () => {

@@ -7,6 +7,8 @@ export interface TensorRtOptions {
   fp16: boolean;
   engineCachePath?: string | undefined;
   workspaceMb?: number | undefined;
+  /** INT8 with this calibration table (made by the training side from aligned faces). */
+  int8CalibrationTable?: string | undefined;
 }
 
 export interface SessionOptions {
@@ -22,21 +24,34 @@ export interface OpenedSession {
   skipped: Array<{ provider: Provider; reason: string }>;
 }
 
-function providerEntry(p: Provider, o: SessionOptions): ort.InferenceSession.ExecutionProviderConfig {
-  if (p === 'tensorrt' && o.tensorrt) {
-    // onnxruntime-node 1.30 forwards only deviceId to TensorRT; the EP reads the rest from
-    // these variables, which must be set before the provider library loads.
-    process.env['ORT_TENSORRT_FP16_ENABLE'] = o.tensorrt.fp16 ? '1' : '0';
-    if (o.tensorrt.engineCachePath) {
-      process.env['ORT_TENSORRT_ENGINE_CACHE_ENABLE'] = '1';
-      process.env['ORT_TENSORRT_CACHE_PATH'] = o.tensorrt.engineCachePath;
-    }
-    if (o.tensorrt.workspaceMb) {
-      process.env['ORT_TENSORRT_MAX_WORKSPACE_SIZE'] = String(o.tensorrt.workspaceMb * 1024 * 1024);
-    }
-    return { name: 'tensorrt', deviceId: 0 } as ort.InferenceSession.ExecutionProviderConfig;
+/**
+ * The provider entry handed to onnxruntime. Stock onnxruntime-node 1.30 forwards only
+ * deviceId to TensorRT and ignores the trt_* keys; the TensorRT EP also reads the
+ * ORT_TENSORRT_* variables set here (before its library loads). The Jetson build's
+ * binding patch (deploy/jetson/patches) passes the trt_* keys through.
+ */
+export function providerEntry(p: Provider, o: SessionOptions): ort.InferenceSession.ExecutionProviderConfig {
+  if (p !== 'tensorrt' || !o.tensorrt) return p;
+  const t = o.tensorrt;
+  const trt: Record<string, string> = { trt_fp16_enable: t.fp16 ? '1' : '0' };
+  process.env['ORT_TENSORRT_FP16_ENABLE'] = trt['trt_fp16_enable']!;
+  if (t.engineCachePath) {
+    trt['trt_engine_cache_enable'] = '1';
+    trt['trt_engine_cache_path'] = t.engineCachePath;
+    process.env['ORT_TENSORRT_ENGINE_CACHE_ENABLE'] = '1';
+    process.env['ORT_TENSORRT_CACHE_PATH'] = t.engineCachePath;
   }
-  return p;
+  if (t.workspaceMb) {
+    trt['trt_max_workspace_size'] = String(t.workspaceMb * 1024 * 1024);
+    process.env['ORT_TENSORRT_MAX_WORKSPACE_SIZE'] = trt['trt_max_workspace_size']!;
+  }
+  if (t.int8CalibrationTable) {
+    trt['trt_int8_enable'] = '1';
+    trt['trt_int8_calibration_table_name'] = t.int8CalibrationTable;
+    process.env['ORT_TENSORRT_INT8_ENABLE'] = '1';
+    process.env['ORT_TENSORRT_INT8_CALIBRATION_TABLE_NAME'] = t.int8CalibrationTable;
+  }
+  return { name: 'tensorrt', deviceId: 0, ...trt } as ort.InferenceSession.ExecutionProviderConfig;
 }
 
 /** Tries the providers in order, one at a time, so a missing GPU library falls through to the next. */
