@@ -3,7 +3,7 @@ import { loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { runCommand } from './cli/run.js';
 import { evalCommand } from './cli/eval.js';
-import { modelsPull, modelsInfo } from './cli/models.js';
+import { modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -80,6 +80,11 @@ export function program(): Command {
     .description('print the ARPGNet model metadata and the execution provider in use')
     .action(async (o: Common) => {
       process.exitCode = await modelsInfo(config(o), createLogger());
+    });
+  common(models.command('warmup'))
+    .description('open the model with the configured providers once (builds and caches TensorRT engines) and print the timings')
+    .action(async (o: Common) => {
+      process.exitCode = await modelsWarmup(config(o), createLogger());
     });
   return p;
 }

@@ -73,6 +73,15 @@ describe('bad input gets a clear error, never a crash', () => {
     await fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /model not readable/, { ARPGNET_HEAD: join(dir, 'none.onnx') });
   });
 
+  it('a WebSocket port already in use', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    await fails(['run', '--input', join(VIDEOS, 'd11.mp4'), '--ws', String(port)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    blocker.close();
+  });
+
   it('a missing MediaPipe model names the path', () =>
     fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /face landmarker model not readable at .*nowhere/, {
       ARPGNET_MODELS_DIR: join(dir, 'nowhere'),

@@ -52,7 +52,17 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
         .end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
     });
     hub = new EventHub(server, log, { maxQueue: cfg.publish.maxQueue, highWaterBytes: 1 << 20 });
-    await new Promise<void>((resolve) => server!.listen(flags.ws, cfg.publish.host, resolve));
+    const srv = server;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot listen on ${cfg.publish.host}:${flags.ws} (${e.code ?? e.message})`, { cause: e })),
+      );
+      srv.listen(flags.ws, cfg.publish.host, resolve);
+    });
+    // only /events upgrades: anything else is closed rather than left hanging
+    srv.on('upgrade', (req, socket) => {
+      if (!req.url?.startsWith('/events')) socket.destroy();
+    });
     const addr = server.address();
     log.info(
       { url: `ws://${cfg.publish.host}:${typeof addr === 'object' && addr ? addr.port : flags.ws}/events` },
