@@ -157,3 +157,18 @@ describe('labels and metrics', () => {
     assert.deepEqual(r.confusion[1], [1, 1, 0]);
   });
 });
+
+describe('still views', () => {
+  it('the identity view leaves the alignment alone; a view composes about the input centre', async () => {
+    const { withView } = await import('../src/pipeline/align.js');
+    const base = { a: 2, b: 0.5, tx: 10, ty: 20 };
+    assert.deepEqual(withView(base, [0, 1, 0, 0], 48, 48), base);
+    // a 1-pixel shift right in input space moves the sample point by base's (a, b)
+    const s = withView(base, [0, 1, 1, 0], 48, 48);
+    assert.ok(Math.abs(s.tx - 12) < 1e-9 && Math.abs(s.ty - 20.5) < 1e-9);
+    // the centre pixel is fixed under rotation + scale
+    const r = withView({ a: 1, b: 0, tx: 0, ty: 0 }, [30, 1.2, 0, 0], 48, 48);
+    const c = 23.5;
+    assert.ok(Math.abs(r.a * c - r.b * c + r.tx - c) < 1e-9 && Math.abs(r.b * c + r.a * c + r.ty - c) < 1e-9);
+  });
+});

@@ -8,10 +8,10 @@ import type { Frame } from '../ingest/frame.js';
 import { openSource } from '../ingest/source.js';
 import type { Logger } from '../log.js';
 import { labelIndex } from '../model/labels.js';
-import { cropToInput } from '../pipeline/align.js';
+import { cropToInput, templateToFrame, withView, type Similarity } from '../pipeline/align.js';
 import type { FaceFinder } from '../pipeline/analyser.js';
 import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
-import { FaceLandmarks } from '../pipeline/landmarker.js';
+import { FaceLandmarks, type DetectedFace } from '../pipeline/landmarker.js';
 import { StillFaces } from '../pipeline/still-faces.js';
 import type { EmotionEvent, PipelineEvent } from '../publish/events.js';
 
@@ -76,6 +76,13 @@ const wholeFrame: FaceFinder = {
 async function classifyStill(pipeline: EmotionPipeline, finder: FaceFinder, frame: Frame, aligned: boolean): Promise<number> {
   const m = pipeline.model;
   const { width, height } = m.preprocess.inputSize;
+  const views = m.preprocess.stillViews?.views ?? [[0, 1, 0, 0] as const];
+  let k = 0;
+  // frame k of the still clip is seen through view k (the contract's stillViews), as in training pseudo-clips
+  const align = (face: DetectedFace, fr: Frame): Similarity => {
+    const base = aligned ? cropToInput(fr.width, fr.height, width, height) : templateToFrame(face.points, m.preprocess.template);
+    return withView(base, views[k % views.length]!, width, height);
+  };
   const analyser = pipeline.createAnalyser('eval', finder, {
     minFrames: m.window,
     stride: m.window,
@@ -83,10 +90,10 @@ async function classifyStill(pipeline: EmotionPipeline, finder: FaceFinder, fram
     maxGapMs: Infinity,
     trackMissMs: Infinity,
     maxFaces: 1,
-    align: aligned ? (_f, fr) => cropToInput(fr.width, fr.height, width, height) : undefined,
+    align,
   });
   const events: PipelineEvent[] = [];
-  for (let k = 0; k < m.window; k++) {
+  for (k = 0; k < m.window; k++) {
     events.push(...(await analyser.process({ ...frame, ts: (k * 1000) / 30, index: k, arrivedAt: performance.now() })));
   }
   const e = lastEmotion(events);

@@ -14,6 +14,8 @@ export const Preprocess = z.object({
   border: z.literal('replicate'),
   template: z.array(point).length(5),
   templatePoints: z.array(z.string()).length(5),
+  /** A still image becomes a clip of these views: [rotation degrees, scale, dx, dy] about the input centre. */
+  stillViews: z.object({ views: z.array(z.tuple([z.number(), z.number(), z.number(), z.number()])).min(1) }).optional(),
 });
 export type Preprocess = z.infer<typeof Preprocess>;
 

@@ -104,3 +104,21 @@ export function warpToTensor(frame: RgbaFrame, t: Similarity, pre: Preprocess, o
     }
   }
 }
+
+/**
+ * `base` after a small similarity about the input centre (rotation in degrees, scale,
+ * shift in input pixels): input pixel u samples base(c + s R (u - c) + d). The training
+ * side (training/arpgnet/still_views.py) applies the same view with affine_grid.
+ */
+export function withView(base: Similarity, view: readonly [number, number, number, number], width: number, height: number): Similarity {
+  const [deg, s, dx, dy] = view;
+  const rad = (deg * Math.PI) / 180;
+  const p = s * Math.cos(rad);
+  const q = s * Math.sin(rad);
+  const cx = (width - 1) / 2;
+  const cy = (height - 1) / 2;
+  const e = cx - p * cx + q * cy + dx;
+  const f = cy - q * cx - p * cy + dy;
+  const { a, b, tx, ty } = base;
+  return { a: a * p - b * q, b: b * p + a * q, tx: a * e - b * f + tx, ty: b * e + a * f + ty };
+}

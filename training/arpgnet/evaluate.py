@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import clips
 from .common import ROOT, save, shared_dir
 from .data import subject_folds
 from .metrics import summarise, write
@@ -75,6 +76,16 @@ def main(argv: list[str] | None = None) -> None:
             a, r = image_clips(val, np.arange(len(val.labels)), cfg.window, None, flip_average=True)
             flip = summarise(val.labels, predict(head, a, r), labels)
             row["fer_val_flip_average"] = {k: flip[k] for k in ("accuracy", "uar")}
+            # still images as jittered pseudo-clips, like the head's training clips
+            from .clips import image_bank
+            from .data import scan_images
+
+            enc, _ = load_encoder(Path(args.encoder))
+            jval = image_bank(enc, scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels), cfg,
+                              ROOT / "training" / "cache", clips.encoder_key(Path(args.encoder)), "fer-val-jitter")
+            a, r = image_clips(jval, np.arange(len(jval.labels)), cfg.window, np.random.default_rng(0))
+            jit = summarise(jval.labels, predict(head, a, r), labels)
+            row["fer_val_jitter_clips"] = {k: jit[k] for k in ("accuracy", "uar")}
             save(Path(args.head_out), {"config": cfg.to_json(), "head": head.state_dict(), "fer_val": fer_res})
         k = args.folds if main_row else args.ablation_folds
         folds = np.array(subject_folds(seqs.subjects, k))

@@ -44,6 +44,14 @@ class EncoderExport(nn.Module):
 
 def metadata(cfg: ModelConfig, kind: str, version: str, flip_average: bool, extra: dict) -> dict[str, str]:
     contract = load_contract()
+    base = contract["inputSize"]["width"]
+    if cfg.input_size != base or (cfg.in_channels == 3) != (contract["colour"] == "rgb"):
+        # another preset (paper: 112x112 RGB): the same framing, scaled to its input
+        k = cfg.input_size / base
+        contract = {**contract, "inputSize": {"width": cfg.input_size, "height": cfg.input_size},
+                    "colour": "rgb" if cfg.in_channels == 3 else "grey",
+                    "template": [[round((x + 0.5) * k - 0.5, 3), round((y + 0.5) * k - 0.5, 3)] for x, y in contract["template"]],
+                    "stillViews": {**contract["stillViews"], "views": [[r, s, dx * k, dy * k] for r, s, dx, dy in contract["stillViews"]["views"]]}}
     meta = {
         "arpgnet.kind": kind,
         "arpgnet.name": f"arpgnet-{cfg.preset}",
