@@ -107,3 +107,12 @@ export function loadConfig(file: string | undefined, flags: Plain, env: NodeJS.P
   }
   return r.data;
 }
+
+/** The onnxruntime session settings the config describes. */
+export function sessionOptions(cfg: Config): {
+  providers: Config['runtime']['providers'];
+  intraOpThreads: number;
+  tensorrt: Config['runtime']['tensorrt'];
+} {
+  return { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt };
+}

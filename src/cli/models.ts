@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Config } from '../config.js';
+import { sessionOptions, type Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Arpgnet } from '../model/arpgnet.js';
 import { ROOT } from '../paths.js';
@@ -49,11 +49,7 @@ export async function modelsPull(
 }
 
 export async function modelsInfo(cfg: Config, log: Logger): Promise<number> {
-  const m = await Arpgnet.load(
-    cfg.models,
-    { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt },
-    log,
-  );
+  const m = await Arpgnet.load(cfg.models, sessionOptions(cfg), log);
   process.stdout.write(
     `${JSON.stringify({ name: m.name, version: m.version, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`,
   );
@@ -68,11 +64,7 @@ export async function modelsInfo(cfg: Config, log: Logger): Promise<number> {
  */
 export async function modelsWarmup(cfg: Config, log: Logger): Promise<number> {
   const t0 = performance.now();
-  const m = await Arpgnet.load(
-    cfg.models,
-    { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt },
-    log,
-  );
+  const m = await Arpgnet.load(cfg.models, sessionOptions(cfg), log);
   const opened = performance.now();
   await m.warmup();
   const first = performance.now();

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { finalize, type Observable } from 'rxjs';
-import type { Config } from '../config.js';
+import { sessionOptions, type Config } from '../config.js';
 import type { Frame } from '../ingest/frame.js';
 import type { Source } from '../ingest/source.js';
 import type { Logger } from '../log.js';
@@ -35,11 +35,7 @@ export class EmotionPipeline {
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
-    const model = await Arpgnet.load(
-      cfg.models,
-      { providers: cfg.runtime.providers, intraOpThreads: cfg.runtime.threads, tensorrt: cfg.runtime.tensorrt },
-      log,
-    );
+    const model = await Arpgnet.load(cfg.models, sessionOptions(cfg), log);
     const t = performance.now();
     await model.warmup();
     log.info(
