@@ -4,20 +4,13 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import type { EvalResult } from '../src/eval/metrics.js';
 import { runCli, SHARED } from './helpers.js';
 
 const CK = join(SHARED, 'data', 'ckplus48');
 const root = mkdtempSync(join(tmpdir(), 'arpgnet-eval-'));
 
-interface EvalJson {
-  accuracy: number;
-  uar: number;
-  war: number;
-  n: number;
-  noFace: number;
-  labels: string[];
-  confusion: number[][];
-}
+type EvalJson = EvalResult;
 
 function checkSane(j: EvalJson, n: number): void {
   assert.equal(j.n, n);
