@@ -11,6 +11,8 @@ if [ "$what" = test ]; then
   debs+=(python3-torch python3-onnx python3-numpy python3-pil python3-matplotlib python3-tqdm)
   # the GStreamer decoder path is tested on real clips
   debs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
+  # the overlay and kiosk pages are tested in a real browser: Debian's, never a downloaded one
+  debs+=(chromium)
 fi
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -25,7 +27,15 @@ fi
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  # mediasoup's own postinstall would download its worker; scripts/build-mediasoup-worker.sh does that job
+  MEDIASOUP_WORKER_BIN=skip-postinstall npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash scripts/build-mediasoup-worker.sh
+
+if [ ! -f dist/web/overlay.js ] || [ -n "$(find web -newer dist/web/overlay.js -type f -print -quit)" ]; then
+  echo "setup: bundling the web pages" >&2
+  node scripts/build-web.mjs
 fi
 
 if [ ! -f dist/cli.js ] || [ -n "$(find src -newer dist/cli.js -name '*.ts' -print -quit)" ]; then

@@ -3,6 +3,7 @@ import { loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { runCommand } from './cli/run.js';
 import { evalCommand } from './cli/eval.js';
+import { serveCommand } from './cli/serve.js';
 import { modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
 
 const int = (v: string): number => {
@@ -18,6 +19,8 @@ const positive = (v: string): number => {
 
 interface Common {
   config?: string;
+  host?: string;
+  port?: number;
   fps?: number;
   threads?: number;
   maxFaces?: number;
@@ -30,6 +33,7 @@ function config(o: Common): Config {
     analysis: { fps: o.fps, maxFaces: o.maxFaces },
     runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
     ingest: { decoder: o.decoder },
+    serve: { host: o.host, port: o.port },
   });
 }
 
@@ -44,6 +48,14 @@ const common = (c: Command): Command =>
 
 export function program(): Command {
   const p = new Command('arpgnet-edge').description('Facial expression recognition on video streams with ARPGNet').showHelpAfterError();
+  common(p.command('serve'))
+    .description('the video-call server: mediasoup SFU, overlay page, signaling and emotion events for consenting participants')
+    .option('--host <address>', 'HTTP/WebSocket listen address (default 127.0.0.1)')
+    .option('--port <n>', 'HTTP/WebSocket port (default 8080, 0 = any free port)', int)
+    .action(async (o: Common) => {
+      const log = createLogger();
+      process.exitCode = await serveCommand(config(o), log);
+    });
   common(p.command('run'))
     .description('analyse a video file, an image-sequence folder or a camera and publish emotion events')
     .option('--input <path>', 'video file, folder of frames, or /dev/videoN (default: the demo clip)')

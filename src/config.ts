@@ -5,44 +5,69 @@ import { mediapipeModelsDir, ROOT } from './paths.js';
 
 const provider = z.enum(['tensorrt', 'cuda', 'cpu']);
 
-export const Config = z.object({
-  models: z.object({
-    encoder: z.string(),
-    head: z.string(),
-    /** Folder holding mediapipe/face_landmarker.task. */
-    mediapipeDir: z.string(),
-  }),
-  analysis: z.object({
-    fps: z.number().positive().max(120),
-    maxSide: z.number().int().min(64).max(4096),
-    maxFaces: z.number().int().min(1).max(32),
-    stride: z.number().int().min(1),
-    minFrames: z.number().int().min(1),
-    smoothing: z.number().gt(0).max(1),
-    maxGapMs: z.number().positive(),
-    trackMissMs: z.number().nonnegative(),
-  }),
-  runtime: z.object({
-    providers: z.array(provider).min(1),
-    threads: z.number().int().min(1).max(64),
-    tensorrt: z.object({
-      fp16: z.boolean(),
-      engineCachePath: z.string().optional(),
-      workspaceMb: z.number().int().positive().optional(),
-      int8CalibrationTable: z.string().optional(),
+export const Config = z
+  .object({
+    models: z.object({
+      encoder: z.string(),
+      head: z.string(),
+      /** Folder holding mediapipe/face_landmarker.task. */
+      mediapipeDir: z.string(),
     }),
-  }),
-  ingest: z.object({
-    /** ffmpeg, or GStreamer (the hardware-decoding path on Jetson). */
-    decoder: z.enum(['ffmpeg', 'gstreamer']),
-    /** GStreamer: the pipeline up to decoded video, with {input}; default decodebin / v4l2src. */
-    gstPipeline: z.string().optional(),
-  }),
-  publish: z.object({
-    host: z.string(),
-    maxQueue: z.number().int().min(1),
-  }),
-});
+    analysis: z.object({
+      fps: z.number().positive().max(120),
+      maxSide: z.number().int().min(64).max(4096),
+      maxFaces: z.number().int().min(1).max(32),
+      stride: z.number().int().min(1),
+      minFrames: z.number().int().min(1),
+      smoothing: z.number().gt(0).max(1),
+      maxGapMs: z.number().positive(),
+      trackMissMs: z.number().nonnegative(),
+    }),
+    runtime: z.object({
+      providers: z.array(provider).min(1),
+      threads: z.number().int().min(1).max(64),
+      tensorrt: z.object({
+        fp16: z.boolean(),
+        engineCachePath: z.string().optional(),
+        workspaceMb: z.number().int().positive().optional(),
+        int8CalibrationTable: z.string().optional(),
+      }),
+    }),
+    ingest: z.object({
+      /** ffmpeg, or GStreamer (the hardware-decoding path on Jetson). */
+      decoder: z.enum(['ffmpeg', 'gstreamer']),
+      /** GStreamer: the pipeline up to decoded video, with {input}; default decodebin / v4l2src. */
+      gstPipeline: z.string().optional(),
+    }),
+    publish: z.object({
+      host: z.string(),
+      maxQueue: z.number().int().min(1),
+    }),
+    serve: z.object({
+      host: z.string(),
+      port: z.number().int().min(0).max(65535),
+      /** Streams analysed at once; producers over the limit are routed but not analysed. */
+      maxStreams: z.number().int().min(1),
+      /** Decoder restarts per stream before it is given up. */
+      decoderRestarts: z.number().int().min(0),
+    }),
+    sfu: z.object({
+      /** mediasoup worker processes; 0 = one per core. */
+      workers: z.number().int().min(0).max(64),
+      /** Where WebRTC media is received; 0.0.0.0 needs announcedAddress. */
+      listenIp: z.string(),
+      announcedAddress: z.string().optional(),
+      rtcMinPort: z.number().int().min(1024).max(65535),
+      rtcMaxPort: z.number().int().min(1024).max(65535),
+      maxIncomingBitrate: z.number().int().positive(),
+      initialOutgoingBitrate: z.number().int().positive(),
+    }),
+  })
+  .refine((c) => c.sfu.rtcMinPort <= c.sfu.rtcMaxPort, { message: 'rtcMinPort must not exceed rtcMaxPort', path: ['sfu', 'rtcMinPort'] })
+  .refine((c) => c.sfu.listenIp !== '0.0.0.0' || !!c.sfu.announcedAddress, {
+    message: 'listening on 0.0.0.0 needs sfu.announcedAddress (the address browsers reach)',
+    path: ['sfu', 'announcedAddress'],
+  });
 export type Config = z.infer<typeof Config>;
 
 export function defaults(): Config {
@@ -56,6 +81,15 @@ export function defaults(): Config {
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },
     publish: { host: '127.0.0.1', maxQueue: 256 },
+    serve: { host: '127.0.0.1', port: 8080, maxStreams: 4, decoderRestarts: 3 },
+    sfu: {
+      workers: 0,
+      listenIp: '127.0.0.1',
+      rtcMinPort: 40000,
+      rtcMaxPort: 49999,
+      maxIncomingBitrate: 1_500_000,
+      initialOutgoingBitrate: 1_000_000,
+    },
   };
 }
 
@@ -79,6 +113,8 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
     analysis: { fps: num('ARPGNET_FPS'), maxFaces: num('ARPGNET_MAX_FACES') },
     runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
     ingest: { decoder: env['ARPGNET_DECODER'] },
+    serve: { port: num('ARPGNET_PORT'), maxStreams: num('ARPGNET_MAX_STREAMS') },
+    sfu: { listenIp: env['ARPGNET_LISTEN_IP'], announcedAddress: env['ARPGNET_ANNOUNCED_ADDRESS'] },
   };
 }
 

@@ -78,7 +78,10 @@ describe('bad input gets a clear error, never a crash', () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
-    await fails(['run', '--input', join(VIDEOS, 'd11.mp4'), '--ws', String(port)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    await fails(
+      ['run', '--input', join(VIDEOS, 'd11.mp4'), '--ws', String(port)],
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`),
+    );
     blocker.close();
   });
 

@@ -8,7 +8,7 @@ import type { Frame } from './frame.js';
 
 export { SourceError };
 
-export type SourceKind = 'file' | 'images' | 'camera';
+export type SourceKind = 'file' | 'images' | 'camera' | 'webrtc';
 
 export interface SourceOptions {
   /** Longest side of the decoded frames; larger videos are scaled down by the decoder. */

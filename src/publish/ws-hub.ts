@@ -26,6 +26,8 @@ interface Client {
 export class EventHub {
   private readonly wss: WebSocketServer;
   private readonly clients = new Set<Client>();
+  /** The stream_start of every live stream, replayed to late subscribers so they know each frame size. */
+  private readonly live = new Map<string, { json: string; room: string | null }>();
   private readonly timer: NodeJS.Timeout;
   droppedTotal = 0;
 
@@ -52,6 +54,8 @@ export class EventHub {
   private add(ws: WebSocket, url: URL): void {
     const c: Client = { ws, stream: url.searchParams.get('stream'), room: url.searchParams.get('room'), queue: [], dropped: 0 };
     this.clients.add(c);
+    for (const [stream, s] of this.live) if (this.wants(c, stream, s.room)) c.queue.push(s.json);
+    this.drain(c);
     ws.on('close', () => {
       this.clients.delete(c);
       if (c.dropped) this.log.warn({ dropped: c.dropped }, 'events client closed after dropping events');
@@ -60,11 +64,16 @@ export class EventHub {
     // subscribers only listen; anything they send is ignored
   }
 
+  private wants(c: Client, stream: string, room: string | null | undefined): boolean {
+    return (!c.stream || c.stream === stream) && (!c.room || c.room === room);
+  }
+
   publish(e: PipelineEvent): void {
     let json: string | null = null;
+    if (e.type === 'stream_start') this.live.set(e.stream, { json: (json = JSON.stringify(e)), room: e.room ?? null });
+    if (e.type === 'stream_end') this.live.delete(e.stream);
     for (const c of this.clients) {
-      if (c.stream && c.stream !== e.stream) continue;
-      if (c.room && c.room !== e.room) continue;
+      if (!this.wants(c, e.stream, e.room)) continue;
       json ??= JSON.stringify(e);
       c.queue.push(json);
       if (c.queue.length > this.o.maxQueue) {
@@ -85,6 +94,8 @@ export class EventHub {
   async close(): Promise<void> {
     clearInterval(this.timer);
     for (const c of this.clients) c.ws.close(1001, 'server shutting down');
+    const cut = setTimeout(() => this.wss.clients.forEach((ws) => ws.terminate()), 1000);
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    clearTimeout(cut);
   }
 }

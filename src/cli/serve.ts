@@ -1,0 +1,23 @@
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { startServer } from '../serve/server.js';
+
+/** Runs until SIGINT/SIGTERM, then closes workers, decoders and sockets before exiting. */
+export async function serveCommand(cfg: Config, log: Logger): Promise<number> {
+  const s = await startServer(cfg, log);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      log.info({ signal: sig }, 'signal received');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  const forced = setTimeout(() => {
+    log.error('shutdown took over 10 s; exiting');
+    process.exit(1);
+  }, 10_000);
+  forced.unref();
+  await s.close();
+  return 0;
+}

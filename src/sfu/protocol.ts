@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/**
+ * The signaling protocol between the overlay page (mediasoup-client) and the server,
+ * one JSON object per WebSocket message. Requests carry an id the reply echoes;
+ * notifications from the server carry none. mediasoup's own dictionaries
+ * (capabilities, RTP and DTLS parameters) are checked for shape here and in depth by
+ * mediasoup, whose TypeError becomes an error reply.
+ */
+
+/** Larger messages get an error reply; a message over the socket's hard limit closes it. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+const dict = z.record(z.string(), z.unknown());
+const id = z.string().min(1).max(64);
+
+export const Request = z.discriminatedUnion('method', [
+  z.object({
+    method: z.literal('join'),
+    data: z.object({
+      room: z.string().regex(/^[\w.-]{1,64}$/, 'room: 1-64 letters, digits, _ . -'),
+      name: z.string().min(1).max(64),
+      /** Analyse this participant's video; nothing of theirs is decoded without it. */
+      consent: z.boolean().default(false),
+    }),
+  }),
+  z.object({ method: z.literal('setConsent'), data: z.object({ consent: z.boolean() }) }),
+  z.object({ method: z.literal('createWebRtcTransport'), data: z.object({ direction: z.enum(['send', 'recv']) }) }),
+  /** For RTP senders without WebRTC (ffmpeg, GStreamer, SIP gateways): plain RTP, address learnt from the first packet. */
+  z.object({ method: z.literal('createPlainTransport'), data: z.object({}).default({}) }),
+  z.object({ method: z.literal('connectWebRtcTransport'), data: z.object({ transportId: id, dtlsParameters: dict }) }),
+  z.object({
+    method: z.literal('produce'),
+    data: z.object({ transportId: id, kind: z.enum(['audio', 'video']), rtpParameters: dict, appData: dict.optional() }),
+  }),
+  z.object({ method: z.literal('consume'), data: z.object({ transportId: id, producerId: id, rtpCapabilities: dict }) }),
+  z.object({ method: z.literal('resumeConsumer'), data: z.object({ consumerId: id }) }),
+  z.object({ method: z.literal('pauseProducer'), data: z.object({ producerId: id }) }),
+  z.object({ method: z.literal('resumeProducer'), data: z.object({ producerId: id }) }),
+  z.object({ method: z.literal('closeProducer'), data: z.object({ producerId: id }) }),
+  z.object({ method: z.literal('leave'), data: z.object({}).default({}) }),
+]);
+export type Request = z.infer<typeof Request>;
+export type Method = Request['method'];
+
+export const Envelope = z.object({ id: z.number().int().nonnegative(), method: z.string(), data: z.unknown() });
+
+export type ErrorCode = 'bad_request' | 'too_large' | 'not_joined' | 'already_joined' | 'not_found' | 'unsupported' | 'failed';
+
+export interface ProducerInfo {
+  producerId: string;
+  peerId: string;
+  name: string;
+  kind: 'audio' | 'video';
+  paused: boolean;
+  /** Whether this producer's video is analysed (its owner consented). */
+  analysed: boolean;
+}
+
+export type Notification =
+  | { method: 'peerJoined'; data: { peerId: string; name: string } }
+  | { method: 'peerLeft'; data: { peerId: string } }
+  | { method: 'newProducer'; data: ProducerInfo }
+  | { method: 'producerClosed'; data: { producerId: string } }
+  | { method: 'producerPaused' | 'producerResumed'; data: { producerId: string } }
+  | { method: 'consumerClosed'; data: { consumerId: string; producerId: string } }
+  | { method: 'analysis'; data: { producerId: string; analysed: boolean } }
+  | { method: 'roomClosed'; data: { reason: string } };
+
+export class SignalingError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,66 @@
+import type { types } from 'mediasoup';
+import type { Notification, ProducerInfo } from './protocol.js';
+
+/** One participant: the transports, producers and consumers they own, and their analysis consent. */
+export class Peer {
+  readonly transports = new Map<string, types.WebRtcTransport | types.PlainTransport>();
+  readonly producers = new Map<string, types.Producer>();
+  readonly consumers = new Map<string, types.Consumer>();
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    public consent: boolean,
+    readonly notify: (n: Notification) => void,
+  ) {}
+
+  info(p: types.Producer): ProducerInfo {
+    return {
+      producerId: p.id,
+      peerId: this.id,
+      name: this.name,
+      kind: p.kind,
+      paused: p.paused,
+      analysed: this.consent && p.kind === 'video',
+    };
+  }
+
+  /** Closing a transport closes what was produced and consumed on it. */
+  close(): void {
+    for (const t of this.transports.values()) t.close();
+    this.transports.clear();
+    this.producers.clear();
+    this.consumers.clear();
+  }
+}
+
+/** A call: one mediasoup Router and its peers. */
+export class Room {
+  readonly peers = new Map<string, Peer>();
+
+  constructor(
+    readonly id: string,
+    readonly router: types.Router,
+  ) {}
+
+  broadcast(n: Notification, except?: Peer): void {
+    for (const p of this.peers.values()) if (p !== except) p.notify(n);
+  }
+
+  producers(except?: Peer): ProducerInfo[] {
+    const out: ProducerInfo[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer === except) continue;
+      for (const p of peer.producers.values()) out.push(peer.info(p));
+    }
+    return out;
+  }
+
+  findProducer(producerId: string): { peer: Peer; producer: types.Producer } | null {
+    for (const peer of this.peers.values()) {
+      const producer = peer.producers.get(producerId);
+      if (producer) return { peer, producer };
+    }
+    return null;
+  }
+}

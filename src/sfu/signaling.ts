@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { types } from 'mediasoup';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from '../log.js';
+import { Envelope, MAX_MESSAGE_BYTES, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
+import { Peer, type Room } from './room.js';
+import type { Rooms } from './rooms.js';
+
+export interface TransportSettings {
+  listenIp: string;
+  /** The address browsers reach when listenIp is 0.0.0.0 or behind NAT. */
+  announcedAddress?: string | undefined;
+  maxIncomingBitrate: number;
+  initialOutgoingBitrate: number;
+}
+
+/** What the signaling side tells the analysis side: a peer's producers or consent changed. */
+export interface AnalysisControl {
+  sync(room: Room, peer: Peer): void;
+  isAnalysed(producerId: string): boolean;
+}
+
+/**
+ * The /signaling WebSocket endpoint for mediasoup-client. Each client's requests are
+ * handled one at a time, in order; any failure is an error reply to that client only.
+ */
+export class SignalingServer {
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<SignalingClient>();
+
+  constructor(
+    server: Server,
+    private readonly deps: { rooms: Rooms; transport: TransportSettings; analysis: AnalysisControl; log: Logger },
+    path = '/signaling',
+  ) {
+    // over the hard limit the socket is closed (1009); up to it, an oversized message gets an error reply
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_MESSAGE_BYTES });
+    server.on('upgrade', (req: IncomingMessage, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== path) return;
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const c = new SignalingClient(ws, this.deps);
+        this.clients.add(c);
+        ws.once('close', () => this.clients.delete(c));
+      });
+    });
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.shutdown();
+    // ws calls back once every client socket is gone; a peer that never answers the close is cut off
+    const cut = setTimeout(() => this.wss.clients.forEach((ws) => ws.terminate()), 1000);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    clearTimeout(cut);
+  }
+}
+
+type Reply = Record<string, unknown>;
+
+class SignalingClient {
+  private room: Room | null = null;
+  private peer: Peer | null = null;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly deps: { rooms: Rooms; transport: TransportSettings; analysis: AnalysisControl; log: Logger },
+  ) {
+    ws.on('message', (raw: Buffer, isBinary) => this.onMessage(raw, isBinary));
+    ws.on('close', () => this.leave('connection closed'));
+    ws.on('error', (e) => deps.log.debug({ err: e.message }, 'signaling socket error'));
+  }
+
+  private send(msg: object): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private fail(id: number | null, code: ErrorCode, message: string): void {
+    this.send({ id, ok: false, error: { code, message } });
+  }
+
+  private onMessage(raw: Buffer, isBinary: boolean): void {
+    if (isBinary) return this.fail(null, 'bad_request', 'binary messages are not part of the protocol; send JSON text');
+    if (raw.length > MAX_MESSAGE_BYTES)
+      return this.fail(null, 'too_large', `message of ${raw.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return this.fail(null, 'bad_request', 'not valid JSON');
+    }
+    const env = Envelope.safeParse(json);
+    if (!env.success) return this.fail(null, 'bad_request', 'expected {"id": <number>, "method": <string>, "data": {...}}');
+    const { id } = env.data;
+    const req = Request.safeParse({ method: env.data.method, data: env.data.data ?? {} });
+    if (!req.success) {
+      const known = Request.options.some((o) => o.shape.method.value === env.data.method);
+      const detail = req.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+      return this.fail(id, 'bad_request', known ? `${env.data.method}: ${detail}` : `unknown method ${JSON.stringify(env.data.method)}`);
+    }
+    this.queue = this.queue
+      .then(() => this.handle(req.data))
+      .then(
+        (data) => this.send({ id, ok: true, data }),
+        (e: unknown) => {
+          const { code, message } = describe(e);
+          this.deps.log.debug({ method: req.data.method, code, err: message }, 'signaling request refused');
+          this.fail(id, code, `${req.data.method}: ${message}`);
+        },
+      );
+  }
+
+  private joined(): { room: Room; peer: Peer } {
+    if (!this.room || !this.peer) throw new SignalingError('not_joined', 'join a room first');
+    return { room: this.room, peer: this.peer };
+  }
+
+  private transport<T extends 'webrtc' | 'any'>(peer: Peer, id: string, want: T) {
+    const t = peer.transports.get(id);
+    if (!t) throw new SignalingError('not_found', `no transport ${id} (create one first)`);
+    if (want === 'webrtc' && t.type !== 'webrtc') throw new SignalingError('bad_request', `transport ${id} is not a WebRTC transport`);
+    return t;
+  }
+
+  private producer(peer: Peer, id: string): types.Producer {
+    const p = peer.producers.get(id);
+    if (!p) throw new SignalingError('not_found', `no producer ${id} of yours`);
+    return p;
+  }
+
+  private async handle(req: Request): Promise<Reply> {
+    const { rooms, transport: ts, analysis } = this.deps;
+    switch (req.method) {
+      case 'join': {
+        if (this.peer) throw new SignalingError('already_joined', `already in room ${this.room?.id}`);
+        const room = await rooms.get(req.data.room);
+        const peer = new Peer(randomUUID(), req.data.name, req.data.consent, (n: Notification) => this.send({ notification: true, ...n }));
+        room.peers.set(peer.id, peer);
+        this.room = room;
+        this.peer = peer;
+        room.broadcast({ method: 'peerJoined', data: { peerId: peer.id, name: peer.name } }, peer);
+        this.deps.log.info({ room: room.id, peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
+        return {
+          peerId: peer.id,
+          routerRtpCapabilities: room.router.rtpCapabilities,
+          peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => ({ peerId: p.id, name: p.name })),
+          producers: room.producers(peer).map((p) => ({ ...p, analysed: analysis.isAnalysed(p.producerId) })),
+        };
+      }
+      case 'setConsent': {
+        const { room, peer } = this.joined();
+        peer.consent = req.data.consent;
+        analysis.sync(room, peer);
+        this.deps.log.info({ room: room.id, peer: peer.id, consent: peer.consent }, 'consent changed');
+        return { consent: peer.consent };
+      }
+      case 'createWebRtcTransport': {
+        const { room, peer } = this.joined();
+        const listen = { ip: ts.listenIp, ...(ts.announcedAddress ? { announcedAddress: ts.announcedAddress } : {}) };
+        const t = await room.router.createWebRtcTransport({
+          listenInfos: [
+            { protocol: 'udp', ...listen },
+            { protocol: 'tcp', ...listen },
+          ],
+          preferUdp: true,
+          initialAvailableOutgoingBitrate: ts.initialOutgoingBitrate,
+          appData: { direction: req.data.direction },
+        });
+        if (req.data.direction === 'send') await t.setMaxIncomingBitrate(ts.maxIncomingBitrate);
+        peer.transports.set(t.id, t);
+        t.observer.once('close', () => peer.transports.delete(t.id));
+        return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };
+      }
+      case 'createPlainTransport': {
+        const { room, peer } = this.joined();
+        const t = await room.router.createPlainTransport({
+          listenInfo: { protocol: 'udp', ip: ts.listenIp, ...(ts.announcedAddress ? { announcedAddress: ts.announcedAddress } : {}) },
+          rtcpMux: false,
+          comedia: true,
+        });
+        peer.transports.set(t.id, t);
+        t.observer.once('close', () => peer.transports.delete(t.id));
+        return { id: t.id, ip: t.tuple.localAddress, port: t.tuple.localPort, rtcpPort: t.rtcpTuple?.localPort ?? null };
+      }
+      case 'connectWebRtcTransport': {
+        const { peer } = this.joined();
+        const t = this.transport(peer, req.data.transportId, 'webrtc') as types.WebRtcTransport;
+        await t.connect({ dtlsParameters: req.data.dtlsParameters as unknown as types.DtlsParameters });
+        return {};
+      }
+      case 'produce': {
+        const { room, peer } = this.joined();
+        const t = this.transport(peer, req.data.transportId, 'any');
+        const producer = await t.produce({
+          kind: req.data.kind,
+          rtpParameters: req.data.rtpParameters as unknown as types.RtpParameters,
+          appData: { ...req.data.appData, peerId: peer.id },
+        });
+        peer.producers.set(producer.id, producer);
+        producer.observer.once('close', () => {
+          peer.producers.delete(producer.id);
+          room.broadcast({ method: 'producerClosed', data: { producerId: producer.id } });
+          analysis.sync(room, peer);
+        });
+        room.broadcast({ method: 'newProducer', data: peer.info(producer) }, peer);
+        analysis.sync(room, peer);
+        return { id: producer.id, analysed: analysis.isAnalysed(producer.id) };
+      }
+      case 'consume': {
+        const { room, peer } = this.joined();
+        const t = this.transport(peer, req.data.transportId, 'webrtc');
+        const caps = req.data.rtpCapabilities as unknown as types.RtpCapabilities;
+        const found = room.findProducer(req.data.producerId);
+        if (!found) throw new SignalingError('not_found', `no producer ${req.data.producerId} in room ${room.id}`);
+        if (!room.router.canConsume({ producerId: found.producer.id, rtpCapabilities: caps })) {
+          throw new SignalingError('unsupported', `your device cannot receive ${found.producer.kind} of producer ${found.producer.id}`);
+        }
+        const consumer = await t.consume({ producerId: found.producer.id, rtpCapabilities: caps, paused: true });
+        peer.consumers.set(consumer.id, consumer);
+        const gone = (): void => {
+          if (!peer.consumers.delete(consumer.id)) return;
+          peer.notify({ method: 'consumerClosed', data: { consumerId: consumer.id, producerId: found.producer.id } });
+        };
+        consumer.on('producerclose', gone);
+        consumer.on('transportclose', gone);
+        consumer.on('producerpause', () => peer.notify({ method: 'producerPaused', data: { producerId: found.producer.id } }));
+        consumer.on('producerresume', () => peer.notify({ method: 'producerResumed', data: { producerId: found.producer.id } }));
+        return {
+          id: consumer.id,
+          producerId: found.producer.id,
+          kind: consumer.kind,
+          rtpParameters: consumer.rtpParameters,
+          peerId: found.peer.id,
+          name: found.peer.name,
+          analysed: analysis.isAnalysed(found.producer.id),
+        };
+      }
+      case 'resumeConsumer': {
+        const { peer } = this.joined();
+        const c = peer.consumers.get(req.data.consumerId);
+        if (!c) throw new SignalingError('not_found', `no consumer ${req.data.consumerId} of yours`);
+        await c.resume();
+        return {};
+      }
+      case 'pauseProducer':
+      case 'resumeProducer': {
+        const { room, peer } = this.joined();
+        const p = this.producer(peer, req.data.producerId);
+        await (req.method === 'pauseProducer' ? p.pause() : p.resume());
+        analysis.sync(room, peer);
+        return { paused: p.paused };
+      }
+      case 'closeProducer': {
+        const { peer } = this.joined();
+        this.producer(peer, req.data.producerId).close();
+        return {};
+      }
+      case 'leave':
+        this.leave('left');
+        return {};
+    }
+  }
+
+  shutdown(): void {
+    this.leave('server shutting down');
+    this.ws.close(1001, 'server shutting down');
+  }
+
+  leave(reason: string): void {
+    const { room, peer } = this;
+    if (!room || !peer) return;
+    this.room = null;
+    this.peer = null;
+    room.peers.delete(peer.id);
+    peer.close();
+    this.deps.analysis.sync(room, peer);
+    room.broadcast({ method: 'peerLeft', data: { peerId: peer.id } });
+    this.deps.log.info({ room: room.id, peer: peer.id, reason }, 'peer left');
+    this.deps.rooms.release(room);
+  }
+}
+
+function describe(e: unknown): { code: ErrorCode; message: string } {
+  if (e instanceof SignalingError) return { code: e.code, message: e.message };
+  const err = e as Error;
+  if (err?.name === 'UnsupportedError') return { code: 'unsupported', message: err.message };
+  if (err instanceof TypeError) return { code: 'bad_request', message: err.message };
+  return { code: 'failed', message: err?.message ?? String(e) };
+}

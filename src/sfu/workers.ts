@@ -1,0 +1,74 @@
+import { cpus } from 'node:os';
+import * as mediasoup from 'mediasoup';
+import type { types } from 'mediasoup';
+import type { Logger } from '../log.js';
+
+export interface WorkerSettings {
+  /** 0 = one per core. */
+  count: number;
+  rtcMinPort: number;
+  rtcMaxPort: number;
+}
+
+/**
+ * mediasoup Workers (one C++ process each), handed out round robin to new rooms.
+ * A worker that dies takes its routers with it: those rooms close (their peers are
+ * told), the worker is replaced, and the other rooms never notice.
+ */
+export class WorkerPool {
+  private readonly workers: types.Worker[] = [];
+  private next = 0;
+  private closing = false;
+  deaths = 0;
+
+  private constructor(
+    private readonly s: WorkerSettings,
+    private readonly log: Logger,
+  ) {}
+
+  static async create(s: WorkerSettings, log: Logger): Promise<WorkerPool> {
+    const pool = new WorkerPool(s, log);
+    const n = s.count > 0 ? s.count : cpus().length;
+    for (let i = 0; i < n; i++) pool.workers.push(await pool.spawn());
+    log.info({ workers: n, mediasoup: mediasoup.version, rtcPorts: `${s.rtcMinPort}-${s.rtcMaxPort}` }, 'mediasoup workers ready');
+    return pool;
+  }
+
+  private async spawn(): Promise<types.Worker> {
+    let worker: types.Worker;
+    try {
+      worker = await mediasoup.createWorker({ logLevel: 'warn', rtcMinPort: this.s.rtcMinPort, rtcMaxPort: this.s.rtcMaxPort });
+    } catch (e) {
+      throw new Error(
+        `cannot start the mediasoup worker (${(e as Error).message}); run scripts/build-mediasoup-worker.sh or set MEDIASOUP_WORKER_BIN`,
+        { cause: e },
+      );
+    }
+    worker.on('died', (err) => {
+      this.deaths++;
+      const i = this.workers.indexOf(worker);
+      this.log.error({ pid: worker.pid, err: err.message }, 'mediasoup worker died; its rooms are closed');
+      if (this.closing || i < 0) return;
+      this.spawn().then(
+        (w) => (this.workers[i] = w),
+        (e: unknown) => this.log.error({ err: (e as Error).message }, 'cannot replace the mediasoup worker'),
+      );
+    });
+    return worker;
+  }
+
+  pick(): types.Worker {
+    const w = this.workers[this.next++ % this.workers.length];
+    if (!w || w.closed) throw new Error('no mediasoup worker available');
+    return w;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  close(): void {
+    this.closing = true;
+    for (const w of this.workers) w.close();
+  }
+}

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../src/log.js';
+import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
+import { startServer, type Serving } from '../src/serve/server.js';
+import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { assertSchema, testConfig } from './helpers.js';
+
+function serveConfig() {
+  const c = testConfig({ fps: 10 });
+  return { ...c, serve: { ...c.serve, port: 0, maxStreams: 3 }, sfu: { ...c.sfu, workers: 1 } };
+}
+
+const decoders = (): number[] => {
+  try {
+    return execFileSync('pgrep', ['-f', 'arpgnet-rtp-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+
+async function sendInto(peer: TestPeer, ssrc: number): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
+  const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+  const sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
+  const p = await peer.request<{ id: string; analysed: boolean }>('produce', {
+    transportId: t.id,
+    ...h264Producer(ssrc),
+    appData: { width: 480, height: 480 },
+  });
+  return { producerId: p.id, analysed: p.analysed, sender };
+}
+
+describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', () => {
+  let s: Serving;
+  const senders: ChildProcess[] = [];
+  before(async () => {
+    s = await startServer(serveConfig(), silentLogger);
+  });
+  after(async () => {
+    for (const p of senders) p.kill('SIGKILL');
+    await s.close();
+  });
+
+  it('an ffmpeg RTP sender of a real face clip gets emotion events for its producer, with stream_start/stream_end', async () => {
+    const sub = await subscribeEvents(s.url, '?room=rtp');
+    const a = await TestPeer.open(s.url);
+    await a.request('join', { room: 'rtp', name: 'alice', consent: true });
+    const { producerId, analysed, sender } = await sendInto(a, 1111);
+    senders.push(sender);
+    assert.equal(analysed, true);
+    const mine = (e: PipelineEvent) => e.stream === producerId;
+    await until(() => sub.got.some((e) => mine(e) && e.type === 'emotion'), 60_000, 'an emotion event');
+    const start = sub.got.find((e) => mine(e) && e.type === 'stream_start');
+    assert.ok(start && start.type === 'stream_start');
+    assert.equal(start.source.kind, 'webrtc');
+    assert.equal(start.room, 'rtp');
+    assert.match(start.source.uri, /^webrtc:rtp\/alice$/);
+    const emo = sub.got.find((e): e is EmotionEvent => mine(e) && e.type === 'emotion')!;
+    for (const e of sub.got) assertSchema(e);
+    assert.ok(start.model.labels.includes(emo.label));
+    assert.ok(emo.box.w > 0.1 && emo.box.w < 1, 'the face box (normalised) covers a face');
+    const health = (await (await fetch(`${s.url}/healthz`)).json()) as {
+      streams: Array<{ producerId: string; decoded: number; firstFrameMs: number }>;
+    };
+    const st = health.streams.find((x) => x.producerId === producerId);
+    assert.ok(st && st.decoded > 0 && st.firstFrameMs > 0);
+
+    // a dying decoder is restarted with a key-frame request, and events go on
+    const pids = decoders();
+    assert.equal(pids.length, 1, 'one decoder process for one analysed producer');
+    process.kill(pids[0]!, 'SIGKILL');
+    const before = sub.got.filter((e) => mine(e) && e.type === 'emotion').length;
+    await until(() => s.live.streams().some((x) => x.producerId === producerId && x.restarts === 1), 10_000, 'a decoder restart');
+    await until(() => sub.got.filter((e) => mine(e) && e.type === 'emotion').length > before + 2, 30_000, 'events after the restart');
+    assert.ok(!sub.got.some((e) => mine(e) && e.type === 'stream_end'), 'a restart does not end the stream');
+
+    // pause ends the analysis (decoder gone); resume starts a new stream; close ends it
+    await a.request('pauseProducer', { producerId });
+    await until(() => sub.got.some((e) => mine(e) && e.type === 'stream_end'), 10_000, 'stream_end on pause');
+    await until(() => decoders().length === 0, 5000, 'the decoder to exit');
+    await a.request('resumeProducer', { producerId });
+    await until(() => sub.got.filter((e) => mine(e) && e.type === 'stream_start').length === 2, 10_000, 'a new stream_start on resume');
+    await a.request('closeProducer', { producerId });
+    await until(() => sub.got.filter((e) => mine(e) && e.type === 'stream_end').length === 2, 10_000, 'stream_end on close');
+    await until(() => decoders().length === 0, 5000, 'the decoder to exit');
+    a.close();
+    sub.ws.close();
+  });
+
+  it('without consent nothing is decoded; switching consent on starts the analysis, off stops it', async () => {
+    const sub = await subscribeEvents(s.url, '?room=quiet');
+    const b = await TestPeer.open(s.url);
+    await b.request('join', { room: 'quiet', name: 'bob' });
+    const started = s.live.counters.started;
+    const { producerId, analysed, sender } = await sendInto(b, 2222);
+    senders.push(sender);
+    assert.equal(analysed, false);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(s.live.counters.started, started, 'no analysis was started');
+    assert.equal(decoders().length, 0, 'no decoder process runs');
+    assert.equal(sub.got.filter((e) => e.stream === producerId).length, 0, 'no events');
+
+    await b.request('setConsent', { consent: true });
+    await until(() => sub.got.some((e) => e.stream === producerId && e.type === 'emotion'), 60_000, 'events after consent');
+    await b.request('setConsent', { consent: false });
+    await until(
+      () => sub.got.some((e) => e.stream === producerId && e.type === 'stream_end'),
+      10_000,
+      'stream_end after consent is withdrawn',
+    );
+    await until(() => decoders().length === 0, 5000, 'the decoder to exit');
+
+    // leaving ends everything of that peer
+    await b.request('setConsent', { consent: true });
+    await until(() => decoders().length === 1, 10_000, 'a decoder again');
+    b.close();
+    await until(() => decoders().length === 0 && s.live.active === 0, 10_000, 'cleanup after leave');
+    sub.ws.close();
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Emotion labels and probability bars anchored to face boxes over a <video>. Boxes
+ * arrive normalised to the analysed frame, which has the video's aspect; the video is
+ * shown with object-fit: contain, so they map through the displayed content rect.
+ */
+export interface EmotionEvent {
+  type: 'emotion';
+  stream: string;
+  track: string;
+  label: string;
+  confidence: number;
+  scores: Record<string, number>;
+  box: { x: number; y: number; w: number; h: number };
+}
+
+const STALE_MS = 2500;
+
+export class FaceLayer {
+  private readonly faces = new Map<string, { el: HTMLElement; seen: number }>();
+  frame: { width: number; height: number } | null = null;
+
+  constructor(
+    private readonly video: HTMLVideoElement,
+    private readonly layer: HTMLElement,
+    private readonly o: { bars: boolean; mirror?: boolean } = { bars: true },
+  ) {
+    setInterval(() => this.expire(), 500);
+  }
+
+  show(e: EmotionEvent): void {
+    let f = this.faces.get(e.track);
+    if (!f) {
+      const el = document.createElement('div');
+      el.className = 'face';
+      el.dataset['track'] = e.track;
+      el.innerHTML = '<div class="label"></div><div class="bars"></div>';
+      this.layer.appendChild(el);
+      f = { el, seen: 0 };
+      this.faces.set(e.track, f);
+    }
+    f.seen = performance.now();
+    f.el.dataset['label'] = e.label;
+    f.el.querySelector('.label')!.textContent = `${e.label} ${Math.round(e.confidence * 100)}%`;
+    if (this.o.bars) {
+      const bars = f.el.querySelector('.bars')!;
+      bars.innerHTML = Object.entries(e.scores)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `<div class="bar"><span>${k}</span><i style="width:${Math.round(v * 100)}%"></i></div>`)
+        .join('');
+    }
+    this.place(f.el, e.box);
+  }
+
+  remove(track: string): void {
+    this.faces.get(track)?.el.remove();
+    this.faces.delete(track);
+  }
+
+  clear(): void {
+    for (const t of [...this.faces.keys()]) this.remove(t);
+  }
+
+  get count(): number {
+    return this.faces.size;
+  }
+
+  private place(el: HTMLElement, b: EmotionEvent['box']): void {
+    const fw = this.frame?.width ?? this.video.videoWidth;
+    const fh = this.frame?.height ?? this.video.videoHeight;
+    const vw = this.video.clientWidth;
+    const vh = this.video.clientHeight;
+    if (!fw || !fh || !vw || !vh) return;
+    const s = Math.min(vw / fw, vh / fh);
+    const ox = (vw - fw * s) / 2;
+    const oy = (vh - fh * s) / 2;
+    const cw = fw * s;
+    const ch = fh * s;
+    const x = this.o.mirror ? 1 - b.x - b.w : b.x;
+    Object.assign(el.style, {
+      left: `${ox + x * cw}px`,
+      top: `${oy + b.y * ch}px`,
+      width: `${b.w * cw}px`,
+      height: `${b.h * ch}px`,
+    });
+  }
+
+  private expire(): void {
+    const now = performance.now();
+    for (const [t, f] of this.faces) if (now - f.seen > STALE_MS) this.remove(t);
+  }
+}

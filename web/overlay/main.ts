@@ -1,0 +1,184 @@
+import { Device, type types } from 'mediasoup-client';
+import { FaceLayer, type EmotionEvent } from '../common/faces.js';
+import { Signaling, wsUrl, type Notification } from '../common/signaling.js';
+
+/**
+ * The conference overlay: join a room with the camera, see every participant, and
+ * over each face the emotion the server reads (only for those who consented).
+ */
+interface ProducerInfo {
+  producerId: string;
+  peerId: string;
+  name: string;
+  kind: 'audio' | 'video';
+  analysed: boolean;
+}
+interface TransportParams {
+  id: string;
+  iceParameters: types.IceParameters;
+  iceCandidates: types.IceCandidate[];
+  dtlsParameters: types.DtlsParameters;
+}
+
+const q = new URLSearchParams(location.search);
+const $ = <T extends HTMLElement>(sel: string): T => document.querySelector<T>(sel)!;
+const roomInput = $<HTMLInputElement>('#room');
+const nameInput = $<HTMLInputElement>('#name');
+const consentBox = $<HTMLInputElement>('#consent');
+const joinButton = $<HTMLButtonElement>('#join');
+const statusEl = $('#status');
+const grid = $('#grid');
+roomInput.value = q.get('room') ?? 'demo';
+nameInput.value = q.get('name') ?? `guest-${Math.floor(Math.random() * 1000)}`;
+consentBox.checked = q.get('consent') === '1';
+
+const tiles = new Map<string, { el: HTMLElement; layer: FaceLayer }>();
+let sig: Signaling | null = null;
+let events: WebSocket | null = null;
+let device: Device | null = null;
+let recv: types.Transport | null = null;
+let send: types.Transport | null = null;
+let camera: MediaStream | null = null;
+
+function status(text: string, state?: string): void {
+  statusEl.textContent = text;
+  if (state) document.body.dataset['state'] = state;
+}
+
+function tile(producerId: string, name: string, stream: MediaStream, self: boolean): void {
+  const el = document.createElement('figure');
+  el.className = 'tile';
+  el.dataset['producer'] = producerId;
+  el.innerHTML = `<div class="media"><video autoplay playsinline muted></video><div class="faces"></div></div>
+    <figcaption><b></b><span class="analysed"></span></figcaption>`;
+  el.querySelector('b')!.textContent = self ? `${name} (you)` : name;
+  const video = el.querySelector('video')!;
+  video.srcObject = stream;
+  grid.appendChild(el);
+  tiles.set(producerId, { el, layer: new FaceLayer(video, el.querySelector('.faces')!) });
+}
+
+function setAnalysed(producerId: string, analysed: boolean): void {
+  const t = tiles.get(producerId);
+  if (!t) return;
+  t.el.dataset['analysed'] = String(analysed);
+  t.el.querySelector('.analysed')!.textContent = analysed ? 'expressions analysed' : 'not analysed';
+  if (!analysed) t.layer.clear();
+}
+
+function dropTile(producerId: string): void {
+  tiles.get(producerId)?.el.remove();
+  tiles.delete(producerId);
+}
+
+async function consume(p: ProducerInfo): Promise<void> {
+  if (p.kind !== 'video' || !recv || !device || !sig || tiles.has(p.producerId)) return;
+  const c = await sig.request<{ id: string; producerId: string; kind: 'video'; rtpParameters: types.RtpParameters }>('consume', {
+    transportId: recv.id,
+    producerId: p.producerId,
+    rtpCapabilities: device.rtpCapabilities,
+  });
+  const consumer = await recv.consume({ id: c.id, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters });
+  tile(p.producerId, p.name, new MediaStream([consumer.track]), false);
+  setAnalysed(p.producerId, p.analysed);
+  await sig.request('resumeConsumer', { consumerId: c.id });
+}
+
+function onNotification(n: Notification): void {
+  const d = n.data;
+  if (n.method === 'newProducer') void consume(d as unknown as ProducerInfo).catch((e: Error) => status(e.message));
+  else if (n.method === 'producerClosed') dropTile(String(d['producerId']));
+  else if (n.method === 'analysis') setAnalysed(String(d['producerId']), d['analysed'] === true);
+  else if (n.method === 'roomClosed') status(`room closed: ${String(d['reason'])}`, 'closed');
+}
+
+function listen(room: string): void {
+  events = new WebSocket(wsUrl(`/events?room=${encodeURIComponent(room)}`));
+  events.addEventListener('message', (ev) => {
+    const e = JSON.parse(String(ev.data)) as { type: string; stream: string; track?: string; source?: { width: number; height: number } };
+    const t = tiles.get(e.stream);
+    if (!t) return;
+    if (e.type === 'stream_start' && e.source) t.layer.frame = { width: e.source.width, height: e.source.height };
+    else if (e.type === 'emotion') t.layer.show(e as EmotionEvent);
+    else if (e.type === 'face_leave' && e.track) t.layer.remove(e.track);
+    else if (e.type === 'stream_end') t.layer.clear();
+  });
+}
+
+async function transport(direction: 'send' | 'recv'): Promise<types.Transport> {
+  const p = await sig!.request<TransportParams>('createWebRtcTransport', { direction });
+  const t = direction === 'send' ? device!.createSendTransport(p) : device!.createRecvTransport(p);
+  t.on('connect', ({ dtlsParameters }, ok, fail) => {
+    sig!.request('connectWebRtcTransport', { transportId: t.id, dtlsParameters }).then(() => ok(), fail);
+  });
+  t.on('connectionstatechange', (s) => {
+    if (s === 'failed') status(`${direction} connection failed`, 'failed');
+  });
+  return t;
+}
+
+async function join(): Promise<void> {
+  joinButton.disabled = true;
+  status('joining…');
+  const room = roomInput.value.trim();
+  sig = await Signaling.open(wsUrl('/signaling'));
+  sig.onNotification = onNotification;
+  sig.onClose = () => status('disconnected', 'closed');
+  const j = await sig.request<{ peerId: string; routerRtpCapabilities: types.RtpCapabilities; producers: ProducerInfo[] }>('join', {
+    room,
+    name: nameInput.value.trim() || 'guest',
+    consent: consentBox.checked,
+  });
+  document.body.dataset['peer'] = j.peerId;
+  device = new Device();
+  await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });
+  listen(room);
+  recv = await transport('recv');
+  for (const p of j.producers) await consume(p);
+  camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+  const track = camera.getVideoTracks()[0]!;
+  const settings = track.getSettings();
+  send = await transport('send');
+  send.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
+    sig!
+      .request<{ id: string; analysed: boolean }>('produce', { transportId: send!.id, kind, rtpParameters, appData })
+      .then((r) => ok({ id: r.id }), fail);
+  });
+  const producer = await send.produce({
+    track,
+    encodings: [{ maxBitrate: 1_000_000 }],
+    codecOptions: { videoGoogleStartBitrate: 1000 },
+    appData: { width: settings.width ?? 640, height: settings.height ?? 480 },
+  });
+  document.body.dataset['producer'] = producer.id;
+  tile(producer.id, nameInput.value.trim(), new MediaStream([track]), true);
+  setAnalysed(producer.id, consentBox.checked);
+  status(`in room ${room}`, 'joined');
+  joinButton.textContent = 'Leave';
+  joinButton.disabled = false;
+  joinButton.onclick = () => leave();
+}
+
+function leave(): void {
+  sig?.close();
+  events?.close();
+  send?.close();
+  recv?.close();
+  camera?.getTracks().forEach((t) => t.stop());
+  for (const id of [...tiles.keys()]) dropTile(id);
+  status('left', 'left');
+  joinButton.textContent = 'Join';
+  joinButton.onclick = () => void join().catch(failed);
+}
+
+function failed(e: Error): void {
+  status(`error: ${e.message}`, 'failed');
+  joinButton.disabled = false;
+}
+
+consentBox.addEventListener('change', () => {
+  // the toggle works before and during the call
+  if (sig && document.body.dataset['state'] === 'joined') void sig.request('setConsent', { consent: consentBox.checked }).catch(failed);
+});
+joinButton.onclick = () => void join().catch(failed);
+if (q.get('autostart') === '1') void join().catch(failed);
