@@ -45,6 +45,7 @@ export class FaceLayer {
       const bars = f.el.querySelector('.bars')!;
       bars.innerHTML = Object.entries(e.scores)
         .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
         .map(([k, v]) => `<div class="bar"><span>${k}</span><i style="width:${Math.round(v * 100)}%"></i></div>`)
         .join('');
     }

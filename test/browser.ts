@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { ROOT, VIDEOS } from './helpers.js';
+
+export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+/** A real face clip as a y4m file, which Chromium's fake camera plays in a loop. */
+export function y4mClip(name = 'd18', width = 480, height = 480): string {
+  const dir = join(ROOT, '.cache', 'clips');
+  const out = join(dir, `${name}-${width}x${height}.y4m`);
+  if (existsSync(out)) return out;
+  mkdirSync(dir, { recursive: true });
+  execFileSync('ffmpeg', [
+    '-loglevel',
+    'error',
+    '-y',
+    '-i',
+    join(VIDEOS, `${name}.mp4`),
+    '-an',
+    '-vf',
+    `scale=${width}:${height}`,
+    '-pix_fmt',
+    'yuv420p',
+    '-f',
+    'yuv4mpegpipe',
+    `${out}.tmp`,
+  ]);
+  execFileSync('mv', [`${out}.tmp`, out]);
+  return out;
+}
+
+/**
+ * Debian's Chromium, headless, with a clip as its camera. Never a downloaded browser.
+ * The profile folder is removed and the browser killed however the test ends.
+ */
+export async function launchChromium(camera: string): Promise<{ browser: Browser; close: () => Promise<void> }> {
+  const profile = mkdtempSync(join(tmpdir(), 'arpgnet-chromium-'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream=fps=25',
+      `--use-file-for-fake-video-capture=${camera}`,
+      // background tabs would otherwise be throttled and stop sending video
+      '--disable-background-timer-throttling',
+      '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+    env: { ...process.env, HOME: profile },
+  });
+  return {
+    browser,
+    close: async () => {
+      await browser.close().catch(() => undefined);
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../src/log.js';
+import type { EmotionEvent } from '../src/publish/events.js';
+import { startServer, type Serving } from '../src/serve/server.js';
+import { launchChromium, y4mClip } from './browser.js';
+import { subscribeEvents, until } from './call.js';
+import { assertSchema, testConfig } from './helpers.js';
+
+const decoders = (): number => {
+  try {
+    return execFileSync('pgrep', ['-f', 'arpgnet-rtp-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+};
+
+describe('serve: the overlay page in a real browser (headless Debian Chromium, a face clip as camera)', () => {
+  let s: Serving;
+  let chrome: Awaited<ReturnType<typeof launchChromium>>;
+  before(async () => {
+    const c = testConfig({ fps: 10 });
+    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+    chrome = await launchChromium(y4mClip());
+  });
+  after(async () => {
+    await chrome?.close();
+    await s?.close();
+  });
+
+  it("a consenting participant's emotions reach a WebSocket subscriber and the other participant's page; a non-consenting one is never decoded", async () => {
+    const sub = await subscribeEvents(s.url, '?room=browser');
+    const alice = await (await chrome.browser.newContext()).newPage();
+    const bob = await (await chrome.browser.newContext()).newPage();
+    const logs: string[] = [];
+    for (const p of [alice, bob]) p.on('console', (m) => logs.push(m.text()));
+    try {
+      await alice.goto(`${s.url}/?room=browser&name=alice&autostart=1&consent=1`);
+      await alice.waitForSelector('body[data-state="joined"]', { timeout: 30_000 });
+      const aliceProducer = await alice.evaluate(() => document.body.dataset['producer']!);
+      await bob.goto(`${s.url}/?room=browser&name=bob&autostart=1`);
+      await bob.waitForSelector('body[data-state="joined"]', { timeout: 30_000 });
+      const bobProducer = await bob.evaluate(() => document.body.dataset['producer']!);
+      assert.notEqual(aliceProducer, bobProducer);
+
+      await until(() => sub.got.some((e) => e.stream === aliceProducer && e.type === 'emotion'), 60_000, "alice's emotion events");
+      const emo = sub.got.find((e): e is EmotionEvent => e.stream === aliceProducer && e.type === 'emotion')!;
+      assertSchema(emo);
+      assert.equal(emo.room, 'browser');
+
+      // bob's page shows alice's label on her tile, anchored over her video
+      const label = bob.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first();
+      await label.waitFor({ timeout: 30_000 });
+      const text = (await label.textContent()) ?? '';
+      assert.match(text, /^(anger|disgust|fear|happiness|sadness|surprise|neutral|contempt) \d+%$/);
+      const box = await bob.locator(`.tile[data-producer="${aliceProducer}"] .face`).first().boundingBox();
+      const video = await bob.locator(`.tile[data-producer="${aliceProducer}"] video`).boundingBox();
+      assert.ok(
+        box && video && box.width > 20 && box.x >= video.x - 1 && box.x + box.width <= video.x + video.width + 1,
+        'the face box lies over the video',
+      );
+      assert.equal(await bob.locator(`.tile[data-producer="${aliceProducer}"]`).getAttribute('data-analysed'), 'true');
+      // alice sees her own label too
+      await alice.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first().waitFor({ timeout: 30_000 });
+
+      // bob did not consent: no analysis, no decoder, no events, and his tile says so
+      assert.equal(s.live.isAnalysed(bobProducer), false);
+      assert.equal(s.live.counters.started, 1);
+      assert.equal(decoders(), 1, "only alice's video is decoded");
+      assert.equal(sub.got.filter((e) => e.stream === bobProducer).length, 0);
+      assert.equal(await alice.locator(`.tile[data-producer="${bobProducer}"]`).getAttribute('data-analysed'), 'false');
+      assert.equal(await alice.locator(`.tile[data-producer="${bobProducer}"] .face`).count(), 0);
+    } catch (e) {
+      process.stderr.write(`browser console:\n${logs.slice(-20).join('\n')}\n`);
+      throw e;
+    } finally {
+      sub.ws.close();
+    }
+  });
+});
