@@ -94,7 +94,7 @@ export const h264Producer = (ssrc: number) => ({
  */
 export function h264Clip(name = 'd18'): string {
   const dir = join(ROOT, '.cache', 'clips');
-  const out = join(dir, `${name}-baseline.h264`);
+  const out = join(dir, `${name}-baseline.mkv`);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
   execFileSync('ffmpeg', [
@@ -119,7 +119,7 @@ export function h264Clip(name = 'd18'): string {
     '-pix_fmt',
     'yuv420p',
     '-f',
-    'h264',
+    'matroska',
     `${out}.tmp`,
   ]);
   execFileSync('mv', [`${out}.tmp`, out]);
@@ -127,7 +127,7 @@ export function h264Clip(name = 'd18'): string {
 }
 
 /** ffmpeg sending a clip in a loop as RTP at its own pace (no re-encoding). */
-export function rtpSender(clip: string, ip: string, port: number, rtcpPort: number, ssrc: number, fps = 25): ChildProcess {
+export function rtpSender(clip: string, ip: string, port: number, rtcpPort: number, ssrc: number): ChildProcess {
   return spawn(
     'ffmpeg',
     [
@@ -136,10 +136,6 @@ export function rtpSender(clip: string, ip: string, port: number, rtcpPort: numb
       '-re',
       '-stream_loop',
       '-1',
-      '-framerate',
-      String(fps),
-      '-f',
-      'h264',
       '-i',
       clip,
       '-map',

@@ -72,6 +72,8 @@ export async function openSession(model: Uint8Array, what: string, o: SessionOpt
         intraOpNumThreads: o.intraOpThreads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        // idle intra-op threads would spin on the cores MediaPipe and the decoders need
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
       });
       if (skipped.length) log.warn({ model: what, provider, skipped }, 'execution provider fell back');
       else log.info({ model: what, provider }, 'execution provider');

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { analysisSize } from '../ingest/ffmpeg.js';
 import { openRtpSource, type RtpSource } from '../ingest/rtp-source.js';
 import type { Logger } from '../log.js';
+import type { StreamAnalyser } from '../pipeline/analyser.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
@@ -13,6 +14,7 @@ interface Running {
   producerId: string;
   room: Room;
   source: RtpSource | null;
+  analyser: StreamAnalyser | null;
   sub: Subscription | null;
   stopped: boolean;
 }
@@ -50,11 +52,20 @@ export class LiveAnalysis implements AnalysisControl {
   }
 
   /** What each analysed stream is doing, for /healthz and operators. */
-  streams(): Array<{ producerId: string; room: string; decoded: number; dropped: number; restarts: number; firstFrameMs: number | null }> {
+  streams(): Array<{
+    producerId: string;
+    room: string;
+    decoded: number;
+    analysed: number;
+    dropped: number;
+    restarts: number;
+    firstFrameMs: number | null;
+  }> {
     return [...this.running.values()].map((r) => ({
       producerId: r.producerId,
       room: r.room.id,
       decoded: r.source?.stats().decoded ?? 0,
+      analysed: r.analyser?.analysed ?? 0,
       dropped: r.source?.stats().dropped ?? 0,
       restarts: r.source?.restarts ?? 0,
       firstFrameMs: r.source?.firstFrameMs == null ? null : Math.round(r.source.firstFrameMs),
@@ -81,7 +92,7 @@ export class LiveAnalysis implements AnalysisControl {
       this.log.warn({ producer: producer.id, limit: this.cfg.serve.maxStreams }, 'analysis refused: stream limit reached');
       return;
     }
-    const r: Running = { producerId: producer.id, room, source: null, sub: null, stopped: false };
+    const r: Running = { producerId: producer.id, room, source: null, analyser: null, sub: null, stopped: false };
     this.running.set(producer.id, r);
     this.counters.started++;
     room.broadcast({ method: 'analysis', data: { producerId: producer.id, analysed: true } });
@@ -101,6 +112,7 @@ export class LiveAnalysis implements AnalysisControl {
       r.source = source;
       if (r.stopped) return source.stop();
       const stream = await this.pipeline.analyse(source, { room: room.id });
+      r.analyser = stream.analyser;
       if (r.stopped) return source.stop();
       let first = true;
       r.sub = stream.events$.subscribe({

@@ -1,0 +1,150 @@
+/**
+ * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
+ * each analysed as its own stream; prints JSON.
+ *
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2]
+ *
+ * For 1, 2, ... concurrent streams: producer created -> first emotion event, CPU of
+ * the server side (Node process + decoder processes + mediasoup worker; the senders
+ * are not counted) per analysed stream, and frame-to-event latency (decoded frame
+ * leaving the decoder -> event published). Stops at the first count whose p95 goes
+ * over 150 ms or whose analysed rate falls below 90 % of --fps.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { defaults } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
+import { startServer } from '../src/serve/server.js';
+import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from '../test/call.js';
+
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
+};
+const fps = Number(arg('--fps', '10'));
+const seconds = Number(arg('--seconds', '20'));
+const max = Number(arg('--max', '6'));
+const threads = Number(arg('--threads', '2'));
+const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
+const pct = (v: number[], p: number): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+const TICK = 100; // USER_HZ on Linux
+const procCpuMs = (pid: number): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
+  } catch {
+    return 0;
+  }
+};
+const pids = (pattern: string): number[] => {
+  try {
+    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+
+async function run(n: number): Promise<Record<string, number | boolean>> {
+  const cfg = defaults();
+  const s = await startServer(
+    {
+      ...cfg,
+      analysis: { ...cfg.analysis, fps },
+      runtime: { ...cfg.runtime, providers: ['cpu'], threads },
+      serve: { ...cfg.serve, port: 0, maxStreams: n },
+      sfu: { ...cfg.sfu, workers: 1 },
+    },
+    silentLogger,
+  );
+  const sub = await subscribeEvents(s.url);
+  const senders: ChildProcess[] = [];
+  const peers: TestPeer[] = [];
+  const created = new Map<string, number>();
+  try {
+    for (let i = 0; i < n; i++) {
+      const peer = await TestPeer.open(s.url);
+      peers.push(peer);
+      await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
+      const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+      const ssrc = 1000 + i;
+      senders.push(rtpSender(h264Clip(CLIPS[i % CLIPS.length]), t.ip, t.port, t.rtcpPort, ssrc));
+      const p = await peer.request<{ id: string }>('produce', {
+        transportId: t.id,
+        ...h264Producer(ssrc),
+        appData: { width: 512, height: 512 },
+      });
+      created.set(p.id, performance.now());
+    }
+    const firstEvent = new Map<string, number>();
+    const seen = (e: PipelineEvent): void => {
+      if (e.type === 'emotion' && !firstEvent.has(e.stream)) firstEvent.set(e.stream, performance.now());
+    };
+    const timer = setInterval(() => sub.got.forEach(seen), 20);
+    await until(() => firstEvent.size === n, 60_000, 'a first event on every stream');
+    clearInterval(timer);
+    const firstMs = [...created].map(([id, t]) => firstEvent.get(id)! - t);
+    // measure a steady window
+    const workerPid = pids('mediasoup-worker')[0] ?? 0;
+    const serverSide = (): number =>
+      procCpuMs(process.pid) + procCpuMs(workerPid) + pids('arpgnet-rtp-').reduce((a, p) => a + procCpuMs(p), 0);
+    const startIdx = sub.got.length;
+    const stats0 = new Map(s.live.streams().map((x) => [x.producerId, x]));
+    const cpu0 = serverSide();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const wall = performance.now() - t0;
+    const cpu = serverSide() - cpu0;
+    const window = sub.got.slice(startIdx).filter((e): e is EmotionEvent => e.type === 'emotion');
+    const lat = window.map((e) => e.latencyMs);
+    const streams = s.live.streams();
+    const perStream = (k: 'decoded' | 'analysed'): number =>
+      streams.reduce((a, x) => a + (x[k] - (stats0.get(x.producerId)?.[k] ?? 0)), 0) / n / (wall / 1000);
+    const decodedFps = perStream('decoded');
+    const analysedFps = perStream('analysed');
+    return {
+      streams: n,
+      firstEventMsMedian: Math.round(pct(firstMs, 50)),
+      firstEventMsMax: Math.round(Math.max(...firstMs)),
+      cpuPercentPerStream: Math.round((cpu / wall / n) * 100),
+      cpuPercentTotal: Math.round((cpu / wall) * 100),
+      latencyP50: Math.round(pct(lat, 50)),
+      latencyP95: Math.round(pct(lat, 95)),
+      decodedFpsPerStream: +decodedFps.toFixed(1),
+      analysedFpsPerStream: +analysedFps.toFixed(1),
+      eventsDropped: s.hub.droppedTotal,
+      decoderRestarts: streams.reduce((a, x) => a + x.restarts, 0),
+      ok: pct(lat, 95) <= 150 && analysedFps >= 0.9 * fps,
+    };
+  } finally {
+    for (const p of senders) p.kill('SIGKILL');
+    for (const p of peers) p.close();
+    sub.ws.close();
+    await s.close();
+  }
+}
+
+const rows: Array<Record<string, number | boolean>> = [];
+for (let n = 1; n <= max; n++) {
+  const r = await run(n);
+  rows.push(r);
+  process.stderr.write(`${JSON.stringify(r)}\n`);
+  if (!r['ok']) break;
+}
+const held = rows.filter((r) => r['ok']).map((r) => r['streams'] as number);
+process.stdout.write(
+  JSON.stringify(
+    {
+      analysisFps: fps,
+      threads,
+      cpus: (await import('node:os')).cpus().length,
+      maxStreamsWithin150msP95: held.length ? Math.max(...held) : 0,
+      runs: rows,
+    },
+    null,
+    2,
+  ) + '\n',
+);
