@@ -99,7 +99,11 @@ class SignalingClient {
     const req = Request.safeParse({ method: env.data.method, data: env.data.data ?? {} });
     if (!req.success) {
       const known = Request.options.some((o) => o.shape.method.value === env.data.method);
-      const detail = req.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+      const detail = req.error.issues
+        .map(
+          (i) => `${i.path.slice(i.path[0] === 'data' ? 1 : 0).join('.') || 'data'}: ${i.message.replace('received undefined', 'missing')}`,
+        )
+        .join('; ');
       return this.fail(id, 'bad_request', known ? `${env.data.method}: ${detail}` : `unknown method ${JSON.stringify(env.data.method)}`);
     }
     this.queue = this.queue

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../src/log.js';
+import { startServer, type Serving } from '../src/serve/server.js';
+import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { testConfig } from './helpers.js';
+
+describe('serve: bad signaling input gets a clear error reply and disturbs nothing else', () => {
+  let s: Serving;
+  let sender: ChildProcess | null = null;
+  before(async () => {
+    const c = testConfig({ fps: 10 });
+    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+  });
+  after(async () => {
+    sender?.kill('SIGKILL');
+    await s.close();
+  });
+
+  it('malformed, oversized, unknown, out-of-order and unsupported requests while another stream is analysed', async () => {
+    // a healthy analysed stream in the same room, watched throughout
+    const sub = await subscribeEvents(s.url, '?room=r1');
+    const good = await TestPeer.open(s.url);
+    await good.request('join', { room: 'r1', name: 'good', consent: true });
+    const t = await good.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+    sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, 4242);
+    const { id: goodProducer } = await good.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(4242) });
+    await until(() => sub.got.some((e) => e.stream === goodProducer && e.type === 'emotion'), 60_000, 'the healthy stream');
+
+    const bad = await TestPeer.open(s.url);
+    bad.ws.send('{not json');
+    assert.deepEqual((await bad.nextStray()).error, { code: 'bad_request', message: 'not valid JSON' });
+    bad.ws.send(JSON.stringify({ id: 1, method: 'join', data: { room: 'r1', name: 'x'.repeat(70_000) } }));
+    assert.equal((await bad.nextStray()).error?.code, 'too_large');
+    bad.ws.send(JSON.stringify({ method: 'join' }));
+    assert.match((await bad.nextStray()).error?.message ?? '', /expected \{"id"/);
+
+    const err = async (method: string, data: unknown) => (await bad.call(method, data)).error;
+    assert.deepEqual(await err('fly', {}), { code: 'bad_request', message: 'unknown method "fly"' });
+    assert.equal((await err('consume', { transportId: 'x', producerId: goodProducer, rtpCapabilities: {} }))?.code, 'not_joined');
+    const noRoom = await err('join', { name: 'x' });
+    assert.equal(noRoom?.code, 'bad_request');
+    assert.equal(noRoom?.message, 'join: room: Invalid input: expected string, missing');
+    assert.match((await err('join', { room: '../etc', name: 'x' }))?.message ?? '', /room: 1-64 letters/);
+
+    await bad.request('join', { room: 'r1', name: 'bad', consent: true });
+    assert.equal((await err('join', { room: 'r1', name: 'again' }))?.code, 'already_joined');
+    // consume before any transport exists
+    const noTransport = await err('consume', { transportId: 'nope', producerId: goodProducer, rtpCapabilities: {} });
+    assert.equal(noTransport?.code, 'not_found');
+    assert.match(noTransport?.message ?? '', /no transport nope/);
+    const recv = await bad.request<{ id: string }>('createWebRtcTransport', { direction: 'recv' });
+    assert.equal((await err('consume', { transportId: recv.id, producerId: 'ghost', rtpCapabilities: {} }))?.code, 'not_found');
+    assert.equal((await err('resumeConsumer', { consumerId: 'ghost' }))?.code, 'not_found');
+    // someone else's producer is not yours to close
+    assert.equal((await err('closeProducer', { producerId: goodProducer }))?.code, 'not_found');
+    // a codec the room does not route, and parameters mediasoup rejects
+    const plain = await bad.request<{ id: string }>('createPlainTransport');
+    const vp9 = {
+      kind: 'video',
+      rtpParameters: { codecs: [{ mimeType: 'video/VP9', payloadType: 98, clockRate: 90000 }], encodings: [{ ssrc: 5 }] },
+    };
+    const unsupported = await err('produce', { transportId: plain.id, ...vp9 });
+    assert.equal(unsupported?.code, 'unsupported');
+    assert.match(unsupported?.message ?? '', /produce: .*VP9/i);
+    const garbage = await err('produce', { transportId: plain.id, kind: 'video', rtpParameters: { codecs: 'x' } });
+    assert.ok(garbage && ['bad_request', 'failed'].includes(garbage.code), JSON.stringify(garbage));
+    // a producer of the bad peer closing mid-decode ends only its own stream
+    const { id: badProducer } = await bad.request<{ id: string }>('produce', { transportId: plain.id, ...h264Producer(777) });
+    await until(
+      () => sub.got.some((e) => e.stream === badProducer && e.type === 'stream_start'),
+      10_000,
+      'analysis of the second producer',
+    );
+    await bad.request('closeProducer', { producerId: badProducer });
+    await until(() => sub.got.some((e) => e.stream === badProducer && e.type === 'stream_end'), 10_000, 'its stream_end');
+
+    // after all that, the healthy stream still flows and the server answers
+    const n = sub.got.filter((e) => e.stream === goodProducer && e.type === 'emotion').length;
+    await until(
+      () => sub.got.filter((e) => e.stream === goodProducer && e.type === 'emotion').length > n + 3,
+      20_000,
+      'more healthy events',
+    );
+    assert.ok(!sub.got.some((e) => e.stream === goodProducer && e.type === 'stream_end'));
+    assert.equal(s.live.isAnalysed(goodProducer), true);
+    const health = (await (await fetch(`${s.url}/healthz`)).json()) as { ok: boolean; workerDeaths: number };
+    assert.equal(health.ok, true);
+    assert.equal(health.workerDeaths, 0);
+    bad.close();
+    good.close();
+    sub.ws.close();
+  });
+
+  it('a socket that sends past the hard limit is closed with 1009; others stay', async () => {
+    const other = await TestPeer.open(s.url);
+    await other.request('join', { room: 'r2', name: 'other' });
+    const big = await TestPeer.open(s.url);
+    const closed = new Promise<number>((resolve) => big.ws.once('close', (code) => resolve(code)));
+    big.ws.send('x'.repeat(1 << 20));
+    assert.equal(await closed, 1009);
+    const r = await other.request<{ id: string }>('createWebRtcTransport', { direction: 'recv' });
+    assert.ok(r.id);
+    other.close();
+  });
+});
