@@ -20,4 +20,5 @@ await build({
 });
 for (const p of pages) copyFileSync(join('web', p, 'index.html'), join(out, `${p}.html`));
 copyFileSync('web/common/common.css', join(out, 'common.css'));
+for (const p of pages) if (existsSync(join('web', p, `${p}.css`))) copyFileSync(join('web', p, `${p}.css`), join(out, `${p}.css`));
 process.stderr.write(`web: ${pages.join(', ')} -> ${out}\n`);

@@ -39,7 +39,8 @@ def load_encoder(path: Path, cfg: ModelConfig | None = None) -> tuple[FrameEncod
 
 def fit_head(cfg: ModelConfig, fer: clips.Bank, fer_idx: np.ndarray, seqs: clips.Sequences | None,
              seq_idx: np.ndarray, epochs: int = 12, seed: int = 0, fer_per_epoch: int = 12000,
-             seq_repeat: int = 6, batch: int = 128, lr: float = 1e-3, quiet: bool = False) -> WindowHead:
+             seq_repeat: int = 6, batch: int = 128, lr: float = 1e-3, quiet: bool = False,
+             balance: bool = True) -> WindowHead:
     seed_all(seed)
     rng = np.random.default_rng(seed)
     head = WindowHead(cfg)
@@ -51,7 +52,7 @@ def fit_head(cfg: ModelConfig, fer: clips.Bank, fer_idx: np.ndarray, seqs: clips
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     all_labels = np.concatenate([fer.labels[fer_idx]] + ([seqs.labels[seq_idx]] if seqs is not None else []))
-    weights = class_weights(all_labels, cfg.num_classes)
+    weights = class_weights(all_labels, cfg.num_classes) if balance else None
     for epoch in range(epochs):
         head.train()
         # each item: (0, fer row) or (1, sequence row)

@@ -1,6 +1,7 @@
-import { Device, type types } from 'mediasoup-client';
+import type { Device, types } from 'mediasoup-client';
+import { createTransport, joinRoom, sendCamera } from '../common/call.js';
 import { FaceLayer, type EmotionEvent } from '../common/faces.js';
-import { Signaling, wsUrl, type Notification } from '../common/signaling.js';
+import { wsUrl, type Notification, type Signaling } from '../common/signaling.js';
 
 /**
  * The conference overlay: join a room with the camera, see every participant, and
@@ -13,13 +14,6 @@ interface ProducerInfo {
   kind: 'audio' | 'video';
   analysed: boolean;
 }
-interface TransportParams {
-  id: string;
-  iceParameters: types.IceParameters;
-  iceCandidates: types.IceCandidate[];
-  dtlsParameters: types.DtlsParameters;
-}
-
 const q = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement>(sel: string): T => document.querySelector<T>(sel)!;
 const roomInput = $<HTMLInputElement>('#room');
@@ -105,51 +99,24 @@ function listen(room: string): void {
   });
 }
 
-async function transport(direction: 'send' | 'recv'): Promise<types.Transport> {
-  const p = await sig!.request<TransportParams>('createWebRtcTransport', { direction });
-  const t = direction === 'send' ? device!.createSendTransport(p) : device!.createRecvTransport(p);
-  t.on('connect', ({ dtlsParameters }, ok, fail) => {
-    sig!.request('connectWebRtcTransport', { transportId: t.id, dtlsParameters }).then(() => ok(), fail);
-  });
-  t.on('connectionstatechange', (s) => {
-    if (s === 'failed') status(`${direction} connection failed`, 'failed');
-  });
-  return t;
-}
-
 async function join(): Promise<void> {
   joinButton.disabled = true;
   status('joining…');
   const room = roomInput.value.trim();
-  sig = await Signaling.open(wsUrl('/signaling'));
+  const j = await joinRoom<ProducerInfo>(room, nameInput.value.trim() || 'guest', consentBox.checked);
+  sig = j.sig;
+  device = j.device;
   sig.onNotification = onNotification;
   sig.onClose = () => status('disconnected', 'closed');
-  const j = await sig.request<{ peerId: string; routerRtpCapabilities: types.RtpCapabilities; producers: ProducerInfo[] }>('join', {
-    room,
-    name: nameInput.value.trim() || 'guest',
-    consent: consentBox.checked,
-  });
   document.body.dataset['peer'] = j.peerId;
-  device = new Device();
-  await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });
   listen(room);
-  recv = await transport('recv');
+  const failed = (d: string) => () => status(`${d} connection failed`, 'failed');
+  recv = await createTransport(sig, device, 'recv', failed('receive'));
   for (const p of j.producers) await consume(p);
   camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
   const track = camera.getVideoTracks()[0]!;
-  const settings = track.getSettings();
-  send = await transport('send');
-  send.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
-    sig!
-      .request<{ id: string; analysed: boolean }>('produce', { transportId: send!.id, kind, rtpParameters, appData })
-      .then((r) => ok({ id: r.id }), fail);
-  });
-  const producer = await send.produce({
-    track,
-    encodings: [{ maxBitrate: 1_000_000 }],
-    codecOptions: { videoGoogleStartBitrate: 1000 },
-    appData: { width: settings.width ?? 640, height: settings.height ?? 480 },
-  });
+  send = await createTransport(sig, device, 'send', failed('send'));
+  const producer = await sendCamera(send, track);
   document.body.dataset['producer'] = producer.id;
   tile(producer.id, nameInput.value.trim(), new MediaStream([track]), true);
   setAnalysed(producer.id, consentBox.checked);

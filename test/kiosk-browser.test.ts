@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../src/log.js';
+import { startServer, type Serving } from '../src/serve/server.js';
+import { launchChromium, y4mClip } from './browser.js';
+import { until } from './call.js';
+import { ROOT, testConfig } from './helpers.js';
+
+/** A camera with nobody in front of it: a test pattern. */
+function emptyCamera(): string {
+  const out = join(ROOT, '.cache', 'clips', 'empty-640x480.y4m');
+  if (!existsSync(out)) {
+    execFileSync('ffmpeg', [
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=640x480:rate=25:duration=4',
+      '-pix_fmt',
+      'yuv420p',
+      '-f',
+      'yuv4mpegpipe',
+      out,
+    ]);
+  }
+  return out;
+}
+
+describe('kiosk page in headless Chromium with a camera source', () => {
+  let s: Serving;
+  before(async () => {
+    const c = testConfig({ fps: 10 });
+    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('shows the face in front of the camera with a large label, the privacy notice, and an off switch that stops the analysis', async () => {
+    const chrome = await launchChromium(y4mClip());
+    try {
+      const page = await (await chrome.browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+      await page.goto(`${s.url}/kiosk?room=kiosk-test`);
+      await page.waitForSelector('body[data-state="running"]', { timeout: 30_000 });
+      await page.waitForSelector('body[data-presence="present"]', { timeout: 60_000 });
+      const big = (await page.locator('#big-label').textContent()) ?? '';
+      assert.match(big, /^(anger|disgust|fear|happiness|sadness|surprise|neutral|contempt)$/);
+      assert.ok(await page.locator('#big').isVisible(), 'the large label is on screen');
+      assert.ok(!(await page.locator('#idle').isVisible()), 'no idle screen while someone is in front');
+      assert.ok(await page.locator('#privacy').isVisible(), 'the privacy notice is visible');
+      const fontPx = await page.locator('#big').evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
+      assert.ok(fontPx >= 48, `the label is large (${fontPx}px)`);
+      assert.equal(s.live.active, 1);
+
+      await page.click('#off');
+      await page.waitForSelector('body[data-analysis="off"]');
+      await until(() => s.live.active === 0, 10_000, 'the analysis to stop');
+      assert.ok(await page.locator('#off-screen').isVisible());
+      await page.click('#off');
+      await until(() => s.live.active === 1, 10_000, 'the analysis to start again');
+    } finally {
+      await chrome.close();
+    }
+  });
+
+  it('shows the idle screen when nobody is in front of the camera', async () => {
+    const chrome = await launchChromium(emptyCamera());
+    try {
+      const page = await (await chrome.browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+      await page.goto(`${s.url}/kiosk?room=kiosk-empty&idleMs=1500`);
+      await page.waitForSelector('body[data-state="running"]', { timeout: 30_000 });
+      await until(() => s.live.streams().some((x) => x.analysed > 20), 30_000, 'frames analysed');
+      assert.equal(await page.evaluate(() => document.body.dataset['presence']), 'idle');
+      assert.ok(await page.locator('#idle').isVisible());
+      assert.ok(!(await page.locator('#big').isVisible()));
+    } finally {
+      await chrome.close();
+    }
+  });
+});

@@ -1,0 +1,67 @@
+import { Device, type types } from 'mediasoup-client';
+import { Signaling, wsUrl } from './signaling.js';
+
+interface TransportParams {
+  id: string;
+  iceParameters: types.IceParameters;
+  iceCandidates: types.IceCandidate[];
+  dtlsParameters: types.DtlsParameters;
+}
+
+export interface Joined<P> {
+  sig: Signaling;
+  device: Device;
+  peerId: string;
+  producers: P[];
+}
+
+/** Join a room and load the device with the router's capabilities. */
+export async function joinRoom<P>(room: string, name: string, consent: boolean): Promise<Joined<P>> {
+  const sig = await Signaling.open(wsUrl('/signaling'));
+  const j = await sig.request<{ peerId: string; routerRtpCapabilities: types.RtpCapabilities; producers: P[] }>('join', {
+    room,
+    name,
+    consent,
+  });
+  const device = new Device();
+  await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });
+  return { sig, device, peerId: j.peerId, producers: j.producers };
+}
+
+/** A WebRTC transport whose DTLS connect and (for send) produce go through signaling. */
+export async function createTransport(
+  sig: Signaling,
+  device: Device,
+  direction: 'send' | 'recv',
+  onFailed: () => void,
+): Promise<types.Transport> {
+  const p = await sig.request<TransportParams>('createWebRtcTransport', { direction });
+  const t = direction === 'send' ? device.createSendTransport(p) : device.createRecvTransport(p);
+  t.on('connect', ({ dtlsParameters }, ok, fail) => {
+    sig.request('connectWebRtcTransport', { transportId: t.id, dtlsParameters }).then(() => ok(), fail);
+  });
+  if (direction === 'send') {
+    t.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
+      sig.request<{ id: string }>('produce', { transportId: t.id, kind, rtpParameters, appData }).then((r) => ok({ id: r.id }), fail);
+    });
+  }
+  t.on('connectionstatechange', (s) => {
+    if (s === 'failed') onFailed();
+  });
+  return t;
+}
+
+/**
+ * Send a camera track at its full resolution from the start (Chrome otherwise starts
+ * near 300 kbps at a lower resolution); the server is told the picture size so it
+ * decodes at the right aspect.
+ */
+export async function sendCamera(send: types.Transport, track: MediaStreamTrack): Promise<types.Producer> {
+  const s = track.getSettings();
+  return send.produce({
+    track,
+    encodings: [{ maxBitrate: 1_000_000 }],
+    codecOptions: { videoGoogleStartBitrate: 1000 },
+    appData: { width: s.width ?? 640, height: s.height ?? 480 },
+  });
+}

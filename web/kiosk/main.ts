@@ -1,0 +1,85 @@
+import { FaceLayer, type EmotionEvent } from '../common/faces.js';
+import { createTransport, joinRoom, sendCamera } from '../common/call.js';
+import { wsUrl } from '../common/signaling.js';
+
+/**
+ * The kiosk screen: the camera full screen (mirrored), the expression of the person
+ * in front in large letters, an idle screen when nobody is there, the privacy notice
+ * always visible, and an off switch that stops the analysis on the server.
+ * `/kiosk?room=kiosk&idleMs=4000`
+ */
+const q = new URLSearchParams(location.search);
+const room = q.get('room') ?? 'kiosk';
+const idleMs = Number(q.get('idleMs') ?? 4000);
+const $ = (id: string): HTMLElement => document.getElementById(id)!;
+const video = $('camera') as HTMLVideoElement;
+const layer = new FaceLayer(video, $('faces'), { bars: false, mirror: true });
+const body = document.body.dataset;
+let lastFace = 0;
+let analysing = true;
+
+function status(s: string, state?: string): void {
+  $('status').textContent = s;
+  if (state) body['state'] = state;
+}
+
+function showBiggest(e: EmotionEvent): void {
+  lastFace = performance.now();
+  body['presence'] = 'present';
+  $('big-label').textContent = e.label;
+  $('big-score').textContent = `${Math.round(e.confidence * 100)}%`;
+  body['label'] = e.label;
+}
+
+setInterval(() => {
+  if (performance.now() - lastFace > idleMs) {
+    body['presence'] = 'idle';
+    delete body['label'];
+  }
+}, 250);
+
+async function start(): Promise<void> {
+  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+  video.srcObject = camera;
+  const { sig, device } = await joinRoom(room, 'kiosk', true);
+  sig.onClose = () => {
+    status('server connection lost; reconnecting', 'closed');
+    setTimeout(() => location.reload(), 3000);
+  };
+  const send = await createTransport(sig, device, 'send', () => status('media connection failed', 'failed'));
+  const producer = await sendCamera(send, camera.getVideoTracks()[0]!);
+  body['producer'] = producer.id;
+  const events = new WebSocket(wsUrl(`/events?stream=${encodeURIComponent(producer.id)}`));
+  const widest = new Map<string, EmotionEvent>();
+  events.addEventListener('message', (m) => {
+    const e = JSON.parse(String(m.data)) as { type: string; track?: string; source?: { width: number; height: number } };
+    if (e.type === 'stream_start' && e.source) layer.frame = { width: e.source.width, height: e.source.height };
+    if (e.type === 'emotion') {
+      const ev = e as EmotionEvent;
+      layer.show(ev);
+      widest.set(ev.track, ev);
+      // the big label follows the nearest person: the widest face seen recently
+      const best = [...widest.values()].sort((a, b) => b.box.w - a.box.w)[0]!;
+      showBiggest(best.track === ev.track ? ev : best);
+    }
+    if (e.type === 'face_leave' && e.track) {
+      layer.remove(e.track);
+      widest.delete(e.track);
+    }
+  });
+  const off = $('off') as HTMLButtonElement;
+  off.onclick = async () => {
+    analysing = !analysing;
+    await sig.request('setConsent', { consent: analysing });
+    body['analysis'] = analysing ? 'on' : 'off';
+    off.textContent = analysing ? 'Turn off' : 'Turn on';
+    if (!analysing) layer.clear();
+  };
+  body['analysis'] = 'on';
+  status(`room ${room}`, 'running');
+}
+
+start().catch((e: Error) => {
+  status(`error: ${e.message}; retrying`, 'failed');
+  setTimeout(() => location.reload(), 5000);
+});
