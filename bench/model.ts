@@ -1,7 +1,7 @@
 /**
  * Model cost in onnxruntime-node on this CPU; prints JSON.
  *
- *   npm run bench:model
+ *   npm run bench:model [-- --providers tensorrt,cuda,cpu]
  *
  * Encoder ms per face at 1 and 2 threads and head ms per window, for the shipped edge
  * model and for the paper preset (IResNet-50 at 112x112, exported untrained by the
@@ -15,6 +15,8 @@ import { Arpgnet, type ModelFiles } from '../src/model/arpgnet.js';
 import { ROOT } from '../src/paths.js';
 
 const cache = join(ROOT, '.cache', 'bench');
+const i = process.argv.indexOf('--providers');
+const providers = (i >= 0 ? process.argv[i + 1]! : 'cpu').split(',') as Array<'tensorrt' | 'cuda' | 'cpu'>;
 function paperFiles(): ModelFiles {
   const files = { encoder: join(cache, 'paper.encoder.onnx'), head: join(cache, 'paper.head.onnx') };
   if (!existsSync(files.head)) {
@@ -38,7 +40,8 @@ async function time(fn: () => Promise<unknown>, minMs: number): Promise<number> 
 }
 
 async function measure(files: ModelFiles, threads: number): Promise<{ encoderMsPerFace: number; headMsPerWindow: number }> {
-  const m = await Arpgnet.load(files, { providers: ['cpu'], intraOpThreads: threads }, silentLogger);
+  const trt = { fp16: true, engineCachePath: join(cache, 'trt') };
+  const m = await Arpgnet.load(files, { providers, intraOpThreads: threads, tensorrt: trt }, silentLogger);
   const { width, height } = m.preprocess.inputSize;
   const face = new Float32Array(m.channels * width * height).map((_, i) => Math.sin(i));
   const t = m.window;
@@ -52,7 +55,7 @@ async function measure(files: ModelFiles, threads: number): Promise<{ encoderMsP
 }
 
 const edge = { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') };
-const out: Record<string, unknown> = {};
+const out: Record<string, unknown> = { providers };
 for (const [name, files] of [
   ['edge', edge],
   ['paper', paperFiles()],

@@ -13,6 +13,8 @@ if [ "$what" = test ]; then
   debs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
   # the overlay and kiosk pages are tested in a real browser: Debian's, never a downloaded one
   debs+=(chromium)
+  # the Jetson systemd units are checked with systemd-analyze verify
+  debs+=(systemd)
 fi
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
