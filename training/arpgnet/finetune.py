@@ -1,0 +1,205 @@
+"""Stage C: fine-tune encoder and head end to end on labelled sequences (CK+48 here).
+
+Stages A and B leave the encoder frozen; here the whole ARPGNet trains on clips, with
+the paper's two learning rates (1e-4 for the pre-trained encoder, 1e-3 for the head).
+FER2013 still clips are replayed beside the sequences so the encoder keeps what it
+learnt from 28k in-the-wild faces. Encoder batch norm stays in inference mode: the
+batches are small and the statistics from stage A are the better estimate.
+
+Only the distinct frames of a clip go through the encoder (a CK+48 sequence has three,
+a still clip two jittered views); the T window positions index into their embeddings,
+which is what the window head sees live when frames repeat.
+
+  python -m arpgnet.finetune --folds 5                   # CK+48 subject-independent accuracy
+  python -m arpgnet.finetune --folds 0 --out runs/ft     # fine-tune on all of CK+48 (the shipped model)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from . import augment
+from .common import ROOT, class_weights, normalise, save, seed_all, shared_dir, to_unit
+from .config import ModelConfig
+from .data import load_image_array, sample_indices, scan_images, subject_folds
+from .metrics import summarise, write
+from .model import ARPGNet
+from .train_head import load_encoder
+
+
+def ck_groups(samples: list, ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """CK+48 names are S<subject>_<sequence>_<frame>: rows of each sequence's frames, in order."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault("_".join(s.frames[0].stem.split("_")[:2]), []).append((s.frames[0].stem, i))
+    seqs = sorted(groups)
+    width = max(len(g) for g in groups.values())
+    frames = np.array([[i for _, i in sorted(groups[q])] + [sorted(groups[q])[-1][1]] * (width - len(groups[q]))
+                       for q in seqs])
+    labels = np.array([samples[f[0]].label for f in frames])
+    return frames, labels, [q.split("_")[0] for q in seqs]
+
+
+def _augment(x: Tensor, gen: torch.Generator, flip: Tensor) -> Tensor:
+    x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
+    x = augment.similarity_jitter(x, gen, rot_deg=8.0, scale=0.06, shift=0.05, flip=False)
+    return augment.photometric(x, gen, brightness=0.15, contrast=0.2)
+
+
+def _clip_embeddings(model: ARPGNet, frames_u8: np.ndarray, t: int, rng: np.random.Generator | None,
+                     gen: torch.Generator | None, flip_average: bool = False) -> tuple[Tensor, Tensor]:
+    """frames_u8 [B, F, H, W] -> app, rel [B, T, D]: F encoder passes per clip, T positions."""
+    b, f = frames_u8.shape[:2]
+    x = to_unit(frames_u8.reshape(b * f, *frames_u8.shape[2:]))
+    if gen is not None:
+        flip = (torch.rand(b, generator=gen) < 0.5).repeat_interleave(f)
+        x = _augment(x, gen, flip)
+    if flip_average:
+        a1, r1 = model.encoder(normalise(x).contiguous(memory_format=torch.channels_last))
+        a2, r2 = model.encoder(normalise(torch.flip(x, dims=[3])).contiguous(memory_format=torch.channels_last))
+        app, rel = (a1 + a2) / 2, (r1 + r2) / 2
+    else:
+        app, rel = model.encoder(normalise(x).contiguous(memory_format=torch.channels_last))
+    app, rel = app.view(b, f, -1), rel.view(b, f, -1)
+    pos = torch.from_numpy(np.stack([sample_indices(f, t, rng) for _ in range(b)]))
+    rows = torch.arange(b)[:, None]
+    return app[rows, pos], rel[rows, pos]
+
+
+def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> Tensor:
+    valid = np.ones((b, t), dtype=np.float32)
+    for i in np.nonzero(rng.random(b) < p_partial)[0]:
+        valid[i, : rng.integers(1, t)] = 0
+    return torch.from_numpy(valid)
+
+
+def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
+             labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
+             batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False) -> ARPGNet:
+    gen = seed_all(seed)
+    rng = np.random.default_rng(seed)
+    model = ARPGNet(cfg)
+    enc, _ = load_encoder(encoder_path, cfg)
+    model.encoder.load_state_dict(enc.state_dict())
+    if head_path is not None:
+        model.head.load_state_dict(torch.load(head_path, map_location="cpu")["head"])
+    opt = torch.optim.AdamW([
+        {"params": model.encoder.parameters(), "lr": 1e-4},   # pre-trained blocks (the paper's 1e-4)
+        {"params": model.head.parameters(), "lr": 1e-3},      # new layers (1e-3)
+    ], weight_decay=1e-4)
+    n_fer = int(len(train) * fer_ratio)
+    steps = math.ceil((len(train) + n_fer) / batch)
+    total = steps * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    weights = class_weights(labels[train], cfg.num_classes)
+    t = cfg.window
+    for epoch in range(epochs):
+        model.train()
+        for m in model.encoder.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
+        items = [(0, i) for i in train] + [(1, i) for i in rng.choice(len(fer_labels), n_fer, replace=False)]
+        order = rng.permutation(len(items))
+        for step in tqdm(range(steps), desc=f"finetune {epoch + 1}/{epochs}", disable=quiet, mininterval=10):
+            chunk = [items[k] for k in order[step * batch:(step + 1) * batch]]
+            si = np.array([i for s, i in chunk if s == 0], dtype=int)
+            fi = np.array([i for s, i in chunk if s == 1], dtype=int)
+            apps, rels, ys = [], [], []
+            if len(si):
+                a, r = _clip_embeddings(model, images[frames[si]], t, rng, gen)
+                apps.append(a), rels.append(r), ys.append(labels[si])
+            if len(fi):
+                still = np.repeat(fer_images[fi][:, None], 2, axis=1)  # two jittered views of one face
+                a, r = _clip_embeddings(model, still, t, rng, gen)
+                apps.append(a), rels.append(r), ys.append(fer_labels[fi])
+            app, rel = torch.cat(apps), torch.cat(rels)
+            y = torch.from_numpy(np.concatenate(ys))
+            loss = F.cross_entropy(model.head(app, rel, _valid(len(y), t, rng)), y, weight=weights, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
+    out = []
+    for i in range(0, len(frames_u8), batch):
+        a, r = _clip_embeddings(model, frames_u8[i:i + batch], t, None, None, flip_average)
+        out.append(model.head(a, r, torch.ones(a.shape[:2])).argmax(1).numpy())
+    return np.concatenate(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", default=str(ROOT / "training" / "runs" / "encoder" / "encoder-swa.pt"))
+    ap.add_argument("--head", default=str(ROOT / "training" / "runs" / "head" / "head.pt"))
+    ap.add_argument("--shared", default=None)
+    ap.add_argument("--folds", type=int, default=5, help="subject-independent folds; 0 = train on all sequences")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
+    ap.add_argument("--flip-average", action="store_true", help="evaluate with the mirrored face averaged in")
+    ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
+    ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ck = torch.load(args.encoder, map_location="cpu")
+    cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
+    data = shared_dir(args.shared) / "data"
+    cache = ROOT / "training" / "cache"
+    samples = scan_images(data / "ckplus48", cfg.labels)
+    images = load_image_array(samples, cfg.input_size, cache)
+    frames, labels, subjects = ck_groups(samples)
+    fer = scan_images(data / "fer2013" / "train", cfg.labels)
+    fer_images = load_image_array(fer, cfg.input_size, cache)
+    fer_labels = np.array([s.label for s in fer])
+    head = Path(args.head) if args.head else None
+    names = list(cfg.labels)
+    t0 = time.time()
+    if args.folds:
+        folds = np.array(subject_folds(subjects, args.folds))
+        truth, pred = [], []
+        for f in range(args.folds):
+            train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
+            model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
+                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True)
+            p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
+            truth.append(labels[test]), pred.append(p)
+            print(json.dumps({"fold": f, "accuracy": float((p == labels[test]).mean()), "n": len(test),
+                              "seconds": round(time.time() - t0)}), flush=True)
+        res = summarise(np.concatenate(truth), np.concatenate(pred), names)
+        print(json.dumps({"ckplus48": {"accuracy": res["accuracy"], "uar": res["uar"], "folds": args.folds,
+                                       "sequences": res["n"], "flip_average": args.flip_average}}), flush=True)
+        if args.results:
+            write(res, Path(args.results) / "ckplus48-finetuned-subject-folds",
+                  f"CK+48, {args.folds} subject-independent folds, encoder + head fine-tuned per fold")
+        return
+    model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
+                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio)
+    out = Path(args.out)
+    save(out / "encoder.pt", {"config": cfg.to_json(), "encoder": model.encoder.state_dict()})
+    save(out / "head.pt", {"config": cfg.to_json(), "head": model.head.state_dict()})
+    val = scan_images(data / "fer2013" / "val", cfg.labels)
+    val_images = load_image_array(val, cfg.input_size, cache)
+    val_labels = np.array([s.label for s in val])
+    for fa in (False, True):
+        p = predict_clips(model, np.repeat(val_images[:, None], 1, axis=1), cfg.window, fa)
+        r = summarise(val_labels, p, names)
+        print(json.dumps({"fer_val": {"accuracy": r["accuracy"], "uar": r["uar"], "flip_average": fa}}), flush=True)
+    print(f"wrote {out}/encoder.pt and head.pt ({round(time.time() - t0)} s)")
+
+
+if __name__ == "__main__":
+    main()
