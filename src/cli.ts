@@ -4,7 +4,7 @@ import { createLogger } from './log.js';
 import { runCommand } from './cli/run.js';
 import { evalCommand } from './cli/eval.js';
 import { serveCommand } from './cli/serve.js';
-import { modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
+import { modelsCalibrate, modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -97,6 +97,14 @@ export function program(): Command {
     .description('open the model with the configured providers once (builds and caches TensorRT engines) and print the timings')
     .action(async (o: Common) => {
       process.exitCode = await modelsWarmup(config(o), createLogger());
+    });
+  common(models.command('calibrate'))
+    .description('write a TensorRT INT8 calibration table for the encoder from a folder of aligned face crops')
+    .requiredOption('--faces <dir>', 'folder of aligned, square face crops (png/jpg), framed like the training crops')
+    .requiredOption('--out <file>', 'calibration table to write (set runtime.tensorrt.int8CalibrationTable to it)')
+    .option('--limit <n>', 'use at most n faces', int)
+    .action(async (o: Common & { faces: string; out: string; limit?: number }) => {
+      process.exitCode = await modelsCalibrate(config(o), o, createLogger());
     });
   return p;
 }

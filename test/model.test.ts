@@ -74,7 +74,7 @@ describe('execution providers (mock of a GPU-less host: the real TensorRT/CUDA l
     const e = providerEntry('tensorrt', {
       providers: ['tensorrt'],
       intraOpThreads: 1,
-      tensorrt: { fp16: false, engineCachePath: '/c', workspaceMb: 1, int8CalibrationTable: 'calib.flatbuffers' },
+      tensorrt: { fp16: false, engineCachePath: '/c', workspaceMb: 1, int8CalibrationTable: 'calib.cache' },
     });
     assert.deepEqual(e, {
       name: 'tensorrt',
@@ -84,7 +84,8 @@ describe('execution providers (mock of a GPU-less host: the real TensorRT/CUDA l
       trt_engine_cache_path: '/c',
       trt_max_workspace_size: '1048576',
       trt_int8_enable: '1',
-      trt_int8_calibration_table_name: 'calib.flatbuffers',
+      trt_int8_calibration_table_name: 'calib.cache',
+      trt_int8_use_native_calibration_table: '1',
     });
     assert.equal(providerEntry('cpu', { providers: ['cpu'], intraOpThreads: 1 }), 'cpu');
   });

@@ -6,7 +6,7 @@
 
 const METADATA_PROPS = 14; // ModelProto.metadata_props: repeated StringStringEntryProto
 
-class Reader {
+export class Reader {
   pos = 0;
   constructor(private readonly buf: Uint8Array) {}
   get done(): boolean {

@@ -48,8 +48,11 @@ export function providerEntry(p: Provider, o: SessionOptions): ort.InferenceSess
   if (t.int8CalibrationTable) {
     trt['trt_int8_enable'] = '1';
     trt['trt_int8_calibration_table_name'] = t.int8CalibrationTable;
+    // `models calibrate` writes TensorRT's own cache format
+    trt['trt_int8_use_native_calibration_table'] = '1';
     process.env['ORT_TENSORRT_INT8_ENABLE'] = '1';
     process.env['ORT_TENSORRT_INT8_CALIBRATION_TABLE_NAME'] = t.int8CalibrationTable;
+    process.env['ORT_TENSORRT_INT8_USE_NATIVE_CALIBRATION_TABLE'] = '1';
   }
   return { name: 'tensorrt', deviceId: 0, ...trt } as ort.InferenceSession.ExecutionProviderConfig;
 }
