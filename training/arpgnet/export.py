@@ -23,8 +23,9 @@ from .common import check_config
 from .config import ModelConfig, load_contract, preset
 from .model import FrameEncoder, WindowHead
 
-TRAINING_DATA = ("FER2013 train (28,709 faces) for the encoder; FER2013 train pseudo-clips + CK+48 "
-                 "(327 sequences, 108 subjects) for the window head. Research-use terms apply.")
+TRAINING_DATA = ("FER2013 train (28,709 faces) for the encoder (stage A) and as pseudo-clips for the window head "
+                 "(stage B); both fine-tuned end to end on CK+48 (327 sequences, 108 subjects) with FER2013 "
+                 "replayed (stage C). Research-use terms apply.")
 
 
 class EncoderExport(nn.Module):

@@ -161,3 +161,31 @@ class Checkpoints(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FineTune(unittest.TestCase):
+    def test_stage_c_trains_encoder_and_head_and_keeps_batchnorm_statistics(self) -> None:
+        from arpgnet.common import save
+        from arpgnet.finetune import finetune, predict_clips
+
+        cfg = preset("edge")
+        torch.manual_seed(0)
+        enc = FrameEncoder(cfg)
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "encoder.pt"
+            save(path, {"config": cfg.to_json(), "encoder": enc.state_dict()})
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
+            frames = np.arange(12).reshape(4, 3)
+            labels = np.array([0, 1, 2, 3])
+            fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
+            model = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
+                             epochs=1, batch=4, quiet=True)
+        before = enc.state_dict()
+        after = model.encoder.state_dict()
+        bn_mean = next(k for k in before if k.endswith("running_mean"))
+        conv = next(k for k in before if k.endswith("weight") and before[k].dim() == 4)
+        self.assertTrue(torch.equal(before[bn_mean], after[bn_mean]), "batch-norm statistics are kept")
+        self.assertFalse(torch.equal(before[conv], after[conv]), "the encoder was trained (1e-4)")
+        pred = predict_clips(model, images[frames], cfg.window, flip_average=True)
+        self.assertEqual(pred.shape, (4,))
