@@ -83,16 +83,31 @@ def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> 
     return torch.from_numpy(valid)
 
 
-def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
-             labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
-             batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False) -> ARPGNet:
-    gen = seed_all(seed)
-    rng = np.random.default_rng(seed)
+def blend(init: ARPGNet, tuned: ARPGNet, alpha: float) -> ARPGNet:
+    """Weight-space interpolation between the starting and the fine-tuned model (WiSE-FT):
+    alpha = 1 is the fine-tuned model; smaller alphas keep more of what stage A/B learnt
+    from FER2013 while most of the gain on the new data usually stays."""
+    out = ARPGNet(tuned.cfg)
+    a, b = init.state_dict(), tuned.state_dict()
+    out.load_state_dict({k: (1 - alpha) * a[k] + alpha * b[k] if a[k].is_floating_point() else b[k] for k in b})
+    return out.eval()
+
+
+def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARPGNet:
     model = ARPGNet(cfg)
     enc, _ = load_encoder(encoder_path, cfg)
     model.encoder.load_state_dict(enc.state_dict())
     if head_path is not None:
         model.head.load_state_dict(torch.load(head_path, map_location="cpu")["head"])
+    return model.eval()
+
+
+def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
+             labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
+             batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False) -> ARPGNet:
+    gen = seed_all(seed)
+    rng = np.random.default_rng(seed)
+    model = initial(cfg, encoder_path, head_path)
     opt = torch.optim.AdamW([
         {"params": model.encoder.parameters(), "lr": 1e-4},   # pre-trained blocks (the paper's 1e-4)
         {"params": model.head.parameters(), "lr": 1e-3},      # new layers (1e-3)
@@ -153,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wise", default="", help="also measure weight blends with the starting model, e.g. 0.5,0.7")
     args = ap.parse_args(argv)
+    alphas = [float(a) for a in args.wise.split(",") if a]
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
     cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
@@ -171,14 +188,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.folds:
         folds = np.array(subject_folds(subjects, args.folds))
         truth, pred = [], []
+        blended: dict[float, list[np.ndarray]] = {a: [] for a in alphas}
+        start = initial(cfg, Path(args.encoder), head)
         for f in range(args.folds):
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
+            for a in alphas:
+                blended[a].append(predict_clips(blend(start, model, a), images[frames[test]], cfg.window,
+                                                args.flip_average))
             print(json.dumps({"fold": f, "accuracy": float((p == labels[test]).mean()), "n": len(test),
+                              "blends": {a: float((blended[a][-1] == labels[test]).mean()) for a in alphas},
                               "seconds": round(time.time() - t0)}), flush=True)
+        for a in alphas:
+            r = summarise(np.concatenate(truth), np.concatenate(blended[a]), names)
+            print(json.dumps({"ckplus48_blend": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"]}}), flush=True)
         res = summarise(np.concatenate(truth), np.concatenate(pred), names)
         print(json.dumps({"ckplus48": {"accuracy": res["accuracy"], "uar": res["uar"], "folds": args.folds,
                                        "sequences": res["n"], "flip_average": args.flip_average}}), flush=True)
@@ -189,15 +215,19 @@ def main(argv: list[str] | None = None) -> None:
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio)
     out = Path(args.out)
-    save(out / "encoder.pt", {"config": cfg.to_json(), "encoder": model.encoder.state_dict()})
-    save(out / "head.pt", {"config": cfg.to_json(), "head": model.head.state_dict()})
     val = scan_images(data / "fer2013" / "val", cfg.labels)
-    val_images = load_image_array(val, cfg.input_size, cache)
+    val_images = load_image_array(val, cfg.input_size, cache)[:, None]
     val_labels = np.array([s.label for s in val])
-    for fa in (False, True):
-        p = predict_clips(model, np.repeat(val_images[:, None], 1, axis=1), cfg.window, fa)
-        r = summarise(val_labels, p, names)
-        print(json.dumps({"fer_val": {"accuracy": r["accuracy"], "uar": r["uar"], "flip_average": fa}}), flush=True)
+    start = initial(cfg, Path(args.encoder), head)
+    for a in [1.0] + alphas:
+        m = model if a == 1.0 else blend(start, model, a)
+        sub = out if a == 1.0 else out / f"blend-{a}"
+        save(sub / "encoder.pt", {"config": cfg.to_json(), "encoder": m.encoder.state_dict()})
+        save(sub / "head.pt", {"config": cfg.to_json(), "head": m.head.state_dict()})
+        for fa in (False, True):
+            r = summarise(val_labels, predict_clips(m, val_images, cfg.window, fa), names)
+            print(json.dumps({"fer_val": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"], "flip_average": fa}}),
+                  flush=True)
     print(f"wrote {out}/encoder.pt and head.pt ({round(time.time() - t0)} s)")
 
 
