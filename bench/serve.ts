@@ -10,13 +10,14 @@
  * leaving the decoder -> event published). Stops at the first count whose p95 goes
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from '../test/call.js';
+import { processes } from '../test/helpers.js';
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name);
@@ -38,13 +39,6 @@ const procCpuMs = (pid: number): number => {
     return ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
   } catch {
     return 0;
-  }
-};
-const pids = (pattern: string): number[] => {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
   }
 };
 
@@ -88,9 +82,9 @@ async function run(n: number): Promise<Record<string, number | boolean>> {
     clearInterval(timer);
     const firstMs = [...created].map(([id, t]) => firstEvent.get(id)! - t);
     // measure a steady window
-    const workerPid = pids('mediasoup-worker')[0] ?? 0;
+    const workerPid = processes('mediasoup-worker')[0] ?? 0;
     const serverSide = (): number =>
-      procCpuMs(process.pid) + procCpuMs(workerPid) + pids('arpgnet-rtp-').reduce((a, p) => a + procCpuMs(p), 0);
+      procCpuMs(process.pid) + procCpuMs(workerPid) + processes('arpgnet-rtp-').reduce((a, p) => a + procCpuMs(p), 0);
     const startIdx = sub.got.length;
     const stats0 = new Map(s.live.streams().map((x) => [x.producerId, x]));
     const cpu0 = serverSide();

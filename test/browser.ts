@@ -1,35 +1,17 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { ROOT, VIDEOS } from './helpers.js';
+import { cachedClip, VIDEOS } from './helpers.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 /** A real face clip as a y4m file, which Chromium's fake camera plays in a loop. */
 export function y4mClip(name = 'd18', width = 480, height = 480): string {
-  const dir = join(ROOT, '.cache', 'clips');
-  const out = join(dir, `${name}-${width}x${height}.y4m`);
-  if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
-  execFileSync('ffmpeg', [
-    '-loglevel',
-    'error',
-    '-y',
-    '-i',
-    join(VIDEOS, `${name}.mp4`),
-    '-an',
-    '-vf',
-    `scale=${width}:${height}`,
-    '-pix_fmt',
-    'yuv420p',
-    '-f',
-    'yuv4mpegpipe',
-    `${out}.tmp`,
+  // prettier-ignore
+  return cachedClip(`${name}-${width}x${height}.y4m`, [
+    '-i', join(VIDEOS, `${name}.mp4`), '-an', '-vf', `scale=${width}:${height}`, '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe',
   ]);
-  execFileSync('mv', [`${out}.tmp`, out]);
-  return out;
 }
 
 /**

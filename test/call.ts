@@ -1,9 +1,8 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { PipelineEvent } from '../src/publish/events.js';
-import { ROOT, VIDEOS } from './helpers.js';
+import { cachedClip, VIDEOS } from './helpers.js';
 
 /** A signaling client as a test peer: requests with replies, notifications kept in order. */
 export class TestPeer {
@@ -93,37 +92,11 @@ export const h264Producer = (ssrc: number) => ({
  * still let a decoder start within a second.
  */
 export function h264Clip(name = 'd18'): string {
-  const dir = join(ROOT, '.cache', 'clips');
-  const out = join(dir, `${name}-baseline.mkv`);
-  if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
-  execFileSync('ffmpeg', [
-    '-loglevel',
-    'error',
-    '-y',
-    '-i',
-    join(VIDEOS, `${name}.mp4`),
-    '-an',
-    '-c:v',
-    'libx264',
-    '-profile:v',
-    'baseline',
-    '-preset',
-    'veryfast',
-    '-g',
-    '25',
-    '-bf',
-    '0',
-    '-x264-params',
-    'repeat-headers=1',
-    '-pix_fmt',
-    'yuv420p',
-    '-f',
-    'matroska',
-    `${out}.tmp`,
+  // prettier-ignore
+  return cachedClip(`${name}-baseline.mkv`, [
+    '-i', join(VIDEOS, `${name}.mp4`), '-an', '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast',
+    '-g', '25', '-bf', '0', '-x264-params', 'repeat-headers=1', '-pix_fmt', 'yuv420p', '-f', 'matroska',
   ]);
-  execFileSync('mv', [`${out}.tmp`, out]);
-  return out;
 }
 
 /** ffmpeg sending a clip in a loop as RTP at its own pace (no re-encoding). */

@@ -1,41 +1,28 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { until } from './call.js';
-import { ROOT, testConfig } from './helpers.js';
+import { cachedClip, serveTestConfig } from './helpers.js';
 
 /** A camera with nobody in front of it: a test pattern. */
-function emptyCamera(): string {
-  const out = join(ROOT, '.cache', 'clips', 'empty-640x480.y4m');
-  if (!existsSync(out)) {
-    execFileSync('ffmpeg', [
-      '-loglevel',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=640x480:rate=25:duration=4',
-      '-pix_fmt',
-      'yuv420p',
-      '-f',
-      'yuv4mpegpipe',
-      out,
-    ]);
-  }
-  return out;
-}
+const emptyCamera = (): string =>
+  cachedClip('empty-640x480.y4m', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=640x480:rate=25:duration=4',
+    '-pix_fmt',
+    'yuv420p',
+    '-f',
+    'yuv4mpegpipe',
+  ]);
 
 describe('kiosk page in headless Chromium with a camera source', () => {
   let s: Serving;
   before(async () => {
-    const c = testConfig({ fps: 10 });
-    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+    s = await startServer(serveTestConfig(), silentLogger);
   });
   after(async () => {
     await s?.close();

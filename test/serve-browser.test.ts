@@ -1,27 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { subscribeEvents, until } from './call.js';
-import { assertSchema, testConfig } from './helpers.js';
+import { assertSchema, processes, serveTestConfig } from './helpers.js';
 
-const decoders = (): number => {
-  try {
-    return execFileSync('pgrep', ['-f', 'arpgnet-rtp-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
-  } catch {
-    return 0;
-  }
-};
+const decoders = (): number => processes('arpgnet-rtp-').length;
 
 describe('serve: the overlay page in a real browser (headless Debian Chromium, a face clip as camera)', () => {
   let s: Serving;
   let chrome: Awaited<ReturnType<typeof launchChromium>>;
   before(async () => {
-    const c = testConfig({ fps: 10 });
-    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+    s = await startServer(serveTestConfig(), silentLogger);
     chrome = await launchChromium(y4mClip());
   });
   after(async () => {

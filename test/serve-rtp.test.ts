@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
-import { assertSchema, testConfig } from './helpers.js';
+import { assertSchema, processes, serveTestConfig } from './helpers.js';
 
-function serveConfig() {
-  const c = testConfig({ fps: 10 });
-  return { ...c, serve: { ...c.serve, port: 0, maxStreams: 3 }, sfu: { ...c.sfu, workers: 1 } };
-}
-
-const decoders = (): number[] => {
-  try {
-    return execFileSync('pgrep', ['-f', 'arpgnet-rtp-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-};
+const decoders = (): number[] => processes('arpgnet-rtp-');
 
 async function sendInto(peer: TestPeer, ssrc: number): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
   const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
@@ -35,7 +24,7 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
   let s: Serving;
   const senders: ChildProcess[] = [];
   before(async () => {
-    s = await startServer(serveConfig(), silentLogger);
+    s = await startServer(serveTestConfig({ maxStreams: 3 }), silentLogger);
   });
   after(async () => {
     for (const p of senders) p.kill('SIGKILL');

@@ -4,14 +4,13 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
-import { testConfig } from './helpers.js';
+import { serveTestConfig } from './helpers.js';
 
 describe('serve: bad signaling input gets a clear error reply and disturbs nothing else', () => {
   let s: Serving;
   let sender: ChildProcess | null = null;
   before(async () => {
-    const c = testConfig({ fps: 10 });
-    s = await startServer({ ...c, serve: { ...c.serve, port: 0 }, sfu: { ...c.sfu, workers: 1 } }, silentLogger);
+    s = await startServer(serveTestConfig(), silentLogger);
   });
   after(async () => {
     sender?.kill('SIGKILL');
