@@ -45,9 +45,9 @@ export function decoderSdp(codec: types.RtpCodecParameters, ip: string, port: nu
     `a=rtcp:${port + 1}`,
     `a=rtpmap:${pt} ${name}/${codec.clockRate}`,
   ];
-  if (name.toLowerCase() === 'h264') {
-    lines.push(`a=fmtp:${pt} packetization-mode=1;profile-level-id=42e01f;level-asymmetry-allowed=1`);
-  }
+  // the consumer's own codec parameters (H264 profile and packetization), as negotiated
+  const fmtp = Object.entries(codec.parameters ?? {}).map(([k, v]) => `${k}=${String(v)}`);
+  if (fmtp.length) lines.push(`a=fmtp:${pt} ${fmtp.join(';')}`);
   lines.push('a=recvonly');
   return lines.join('\r\n') + '\r\n';
 }

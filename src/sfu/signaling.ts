@@ -123,11 +123,16 @@ class SignalingClient {
     return { room: this.room, peer: this.peer };
   }
 
-  private transport<T extends 'webrtc' | 'any'>(peer: Peer, id: string, want: T) {
+  private transport(peer: Peer, id: string): types.WebRtcTransport | types.PlainTransport {
     const t = peer.transports.get(id);
     if (!t) throw new SignalingError('not_found', `no transport ${id} (create one first)`);
-    if (want === 'webrtc' && t.type !== 'webrtc') throw new SignalingError('bad_request', `transport ${id} is not a WebRTC transport`);
     return t;
+  }
+
+  private webRtcTransport(peer: Peer, id: string): types.WebRtcTransport {
+    const t = this.transport(peer, id);
+    if (t.type !== 'webrtc') throw new SignalingError('bad_request', `transport ${id} is not a WebRTC transport`);
+    return t as types.WebRtcTransport;
   }
 
   private producer(peer: Peer, id: string): types.Producer {
@@ -192,13 +197,13 @@ class SignalingClient {
       }
       case 'connectWebRtcTransport': {
         const { peer } = this.joined();
-        const t = this.transport(peer, req.data.transportId, 'webrtc') as types.WebRtcTransport;
+        const t = this.webRtcTransport(peer, req.data.transportId);
         await t.connect({ dtlsParameters: req.data.dtlsParameters as unknown as types.DtlsParameters });
         return {};
       }
       case 'produce': {
         const { room, peer } = this.joined();
-        const t = this.transport(peer, req.data.transportId, 'any');
+        const t = this.transport(peer, req.data.transportId);
         const producer = await t.produce({
           kind: req.data.kind,
           rtpParameters: req.data.rtpParameters as unknown as types.RtpParameters,
@@ -216,7 +221,7 @@ class SignalingClient {
       }
       case 'consume': {
         const { room, peer } = this.joined();
-        const t = this.transport(peer, req.data.transportId, 'webrtc');
+        const t = this.webRtcTransport(peer, req.data.transportId);
         const caps = req.data.rtpCapabilities as unknown as types.RtpCapabilities;
         const found = room.findProducer(req.data.producerId);
         if (!found) throw new SignalingError('not_found', `no producer ${req.data.producerId} in room ${room.id}`);

@@ -88,20 +88,25 @@ def image_bank(encoder: FrameEncoder, samples: list[Sample], cfg: ModelConfig, c
     return bank
 
 
-def ck_sequences(encoder: FrameEncoder, root: Path, cfg: ModelConfig, cache: Path, key: str) -> Sequences:
-    """CK+48 names are S<subject>_<sequence>_<frame>: group the three frames of each sequence."""
-    samples = scan_images(root, cfg.labels)
-    bank = image_bank(encoder, samples, cfg, cache, key, "ckplus48")
+def ck_sequence_rows(samples: list[Sample]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """CK+48 names are S<subject>_<sequence>_<frame>: each sequence's rows into `samples`
+    in frame order (short ones padded with their last frame), its label and subject."""
     groups: dict[str, list[tuple[str, int]]] = {}
     for i, s in enumerate(samples):
-        seq = "_".join(s.frames[0].stem.split("_")[:2])
-        groups.setdefault(seq, []).append((s.frames[0].stem, i))
+        groups.setdefault("_".join(s.frames[0].stem.split("_")[:2]), []).append((s.frames[0].stem, i))
     seqs = sorted(groups)
     width = max(len(g) for g in groups.values())
     frames = np.array([[i for _, i in sorted(groups[q])] + [sorted(groups[q])[-1][1]] * (width - len(groups[q]))
                        for q in seqs])
-    labels = bank.labels[frames[:, 0]]
-    subjects = [q.split("_")[0] for q in seqs]
+    labels = np.array([samples[f[0]].label for f in frames])
+    return frames, labels, [q.split("_")[0] for q in seqs]
+
+
+def ck_sequences(encoder: FrameEncoder, root: Path, cfg: ModelConfig, cache: Path, key: str) -> Sequences:
+    """CK+48 as sequences of cached embeddings."""
+    samples = scan_images(root, cfg.labels)
+    bank = image_bank(encoder, samples, cfg, cache, key, "ckplus48")
+    frames, labels, subjects = ck_sequence_rows(samples)
     return Sequences(bank, frames, labels, subjects)
 
 

@@ -29,25 +29,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from . import augment
+from .clips import ck_sequence_rows
 from .common import ROOT, class_weights, normalise, save, seed_all, shared_dir, to_unit
 from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images, subject_folds
 from .metrics import summarise, write
 from .model import ARPGNet
 from .train_head import load_encoder
-
-
-def ck_groups(samples: list, ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """CK+48 names are S<subject>_<sequence>_<frame>: rows of each sequence's frames, in order."""
-    groups: dict[str, list[tuple[str, int]]] = {}
-    for i, s in enumerate(samples):
-        groups.setdefault("_".join(s.frames[0].stem.split("_")[:2]), []).append((s.frames[0].stem, i))
-    seqs = sorted(groups)
-    width = max(len(g) for g in groups.values())
-    frames = np.array([[i for _, i in sorted(groups[q])] + [sorted(groups[q])[-1][1]] * (width - len(groups[q]))
-                       for q in seqs])
-    labels = np.array([samples[f[0]].label for f in frames])
-    return frames, labels, [q.split("_")[0] for q in seqs]
 
 
 def _augment(x: Tensor, gen: torch.Generator, flip: Tensor) -> Tensor:
@@ -178,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = ROOT / "training" / "cache"
     samples = scan_images(data / "ckplus48", cfg.labels)
     images = load_image_array(samples, cfg.input_size, cache)
-    frames, labels, subjects = ck_groups(samples)
+    frames, labels, subjects = ck_sequence_rows(samples)
     fer = scan_images(data / "fer2013" / "train", cfg.labels)
     fer_images = load_image_array(fer, cfg.input_size, cache)
     fer_labels = np.array([s.label for s in fer])

@@ -18,13 +18,20 @@ const STALE_MS = 2500;
 export class FaceLayer {
   private readonly faces = new Map<string, { el: HTMLElement; seen: number }>();
   frame: { width: number; height: number } | null = null;
+  private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly video: HTMLVideoElement,
     private readonly layer: HTMLElement,
     private readonly o: { bars: boolean; mirror?: boolean } = { bars: true },
   ) {
-    setInterval(() => this.expire(), 500);
+    this.timer = setInterval(() => this.expire(), 500);
+  }
+
+  /** Stops the expiry timer; the layer's element goes with its tile. */
+  dispose(): void {
+    clearInterval(this.timer);
+    this.clear();
   }
 
   show(e: EmotionEvent): void {

@@ -61,6 +61,7 @@ function setAnalysed(producerId: string, analysed: boolean): void {
 }
 
 function dropTile(producerId: string): void {
+  tiles.get(producerId)?.layer.dispose();
   tiles.get(producerId)?.el.remove();
   tiles.delete(producerId);
 }
@@ -110,12 +111,12 @@ async function join(): Promise<void> {
   sig.onClose = () => status('disconnected', 'closed');
   document.body.dataset['peer'] = j.peerId;
   listen(room);
-  const failed = (d: string) => () => status(`${d} connection failed`, 'failed');
-  recv = await createTransport(sig, device, 'recv', failed('receive'));
+  const lost = (d: string) => () => status(`${d} connection failed`, 'failed');
+  recv = await createTransport(sig, device, 'recv', lost('receive'));
   for (const p of j.producers) await consume(p);
   camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
   const track = camera.getVideoTracks()[0]!;
-  send = await createTransport(sig, device, 'send', failed('send'));
+  send = await createTransport(sig, device, 'send', lost('send'));
   const producer = await sendCamera(send, track);
   document.body.dataset['producer'] = producer.id;
   tile(producer.id, nameInput.value.trim(), new MediaStream([track]), true);
