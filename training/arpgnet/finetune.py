@@ -92,7 +92,8 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
 
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
-             batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False) -> ARPGNet:
+             batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
+             weighted: bool = True) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
@@ -104,7 +105,8 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     steps = math.ceil((len(train) + n_fer) / batch)
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    weights = class_weights(labels[train], cfg.num_classes)
+    # CK+48 has no neutral class, so its weights tilt the head away from FER2013's second-largest class
+    weights = class_weights(labels[train], cfg.num_classes) if weighted else None
     t = cfg.window
     for epoch in range(epochs):
         model.train()
@@ -122,7 +124,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
                 a, r = _clip_embeddings(model, images[frames[si]], t, rng, gen)
                 apps.append(a), rels.append(r), ys.append(labels[si])
             if len(fi):
-                still = np.repeat(fer_images[fi][:, None], 2, axis=1)  # two jittered views of one face
+                still = np.repeat(fer_images[fi][:, None], fer_views, axis=1)  # jittered views of one face
                 a, r = _clip_embeddings(model, still, t, rng, gen)
                 apps.append(a), rels.append(r), ys.append(fer_labels[fi])
             app, rel = torch.cat(apps), torch.cat(rels)
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--folds", type=int, default=5, help="subject-independent folds; 0 = train on all sequences")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
+    ap.add_argument("--fer-views", type=int, default=2,
+                    help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
+    ap.add_argument("--class-weights", choices=["ck", "none"], default="ck",
+                    help="ck: weights from the CK+48 training labels; none: plain cross-entropy")
     ap.add_argument("--flip-average", action="store_true", help="evaluate with the mirrored face averaged in")
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
@@ -181,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         for f in range(args.folds):
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
-                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True)
+                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
+                             fer_views=args.fer_views, weighted=args.class_weights == "ck")
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -201,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"CK+48, {args.folds} subject-independent folds, encoder + head fine-tuned per fold")
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
-                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio)
+                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
+                     weighted=args.class_weights == "ck")
     out = Path(args.out)
     val = scan_images(data / "fer2013" / "val", cfg.labels)
     val_images = load_image_array(val, cfg.input_size, cache)[:, None]

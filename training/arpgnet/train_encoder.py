@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-symmetry", action="store_true", help="ablation: relation graph without symmetry edges")
+    ap.add_argument("--init", default=None,
+                    help="start from this run's weights (a last.pt or snap-*.pt) with a fresh optimiser and "
+                         "schedule: a warm restart that trains an existing encoder longer")
+    ap.add_argument("--class-weights", choices=["sqrt", "none"], default="sqrt",
+                    help="sqrt: (median/count)^0.5 per class (favours UAR); none: plain accuracy")
+    ap.add_argument("--snapshots", type=int, default=0,
+                    help="also keep the last N epochs as snap-<epoch>.pt for arpgnet.average")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -84,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     y_val = np.array([s.label for s in val])
 
     model = EncoderWithAux(cfg).to(memory_format=torch.channels_last)
+    if args.init:
+        ck = torch.load(args.init, map_location="cpu")
+        check_config(ck["config"], cfg, args.init)
+        model.load_state_dict(ck["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / args.batch)
     total = steps_per_epoch * args.epochs
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         start, history = ck["epoch"], ck["history"]
         print(f"resuming {last} at epoch {start}")
 
-    weights = class_weights(y_train, cfg.num_classes)
+    weights = class_weights(y_train, cfg.num_classes) if args.class_weights == "sqrt" else None
     for epoch in range(start, args.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=gen).numpy()
@@ -132,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
                         "val": metrics, "seconds": time.time() - t0})
         print(json.dumps(history[-1]), flush=True)
-        save(last, {"config": cfg.to_json(), "model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1,
-                    "history": history})
+        state = {"config": cfg.to_json(), "model": model.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1, "history": history}
+        save(last, state)
+        if args.snapshots and epoch + 1 > args.epochs - args.snapshots:
+            save(run / f"snap-{epoch + 1}.pt", state)
     save(run / "encoder.pt", {"config": cfg.to_json(), "encoder": model.encoder.state_dict(),
                               "history": history})
     print(f"wrote {run / 'encoder.pt'}")

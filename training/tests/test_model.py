@@ -159,10 +159,6 @@ class Checkpoints(unittest.TestCase):
         self.assertIn("input_size: file has 112, expected 48", str(e.exception))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class FineTune(unittest.TestCase):
     def test_stage_c_trains_encoder_and_head_and_keeps_batchnorm_statistics(self) -> None:
         from arpgnet.common import save
@@ -181,11 +177,19 @@ class FineTune(unittest.TestCase):
             fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
             model = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
                              epochs=1, batch=4, quiet=True)
+            # the heavy-replay recipe: one view per FER2013 face, plain cross-entropy
+            light = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
+                             epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weighted=False)
         before = enc.state_dict()
         after = model.encoder.state_dict()
         bn_mean = next(k for k in before if k.endswith("running_mean"))
         conv = next(k for k in before if k.endswith("weight") and before[k].dim() == 4)
         self.assertTrue(torch.equal(before[bn_mean], after[bn_mean]), "batch-norm statistics are kept")
         self.assertFalse(torch.equal(before[conv], after[conv]), "the encoder was trained (1e-4)")
+        self.assertFalse(torch.equal(before[conv], light.encoder.state_dict()[conv]))
         pred = predict_clips(model, images[frames], cfg.window, flip_average=True)
         self.assertEqual(pred.shape, (4,))
+
+
+if __name__ == "__main__":
+    unittest.main()
