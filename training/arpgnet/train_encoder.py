@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                          "schedule: a warm restart that trains an existing encoder longer")
     ap.add_argument("--class-weights", choices=["sqrt", "none"], default="sqrt",
                     help="sqrt: (median/count)^0.5 per class (favours UAR); none: plain accuracy")
+    ap.add_argument("--augment", choices=["full", "light"], default="full",
+                    help="light: smaller jitter and no occlusion boxes, for a last short cycle on a trained encoder")
     ap.add_argument("--snapshots", type=int, default=0,
                     help="also keep the last N epochs as snap-<epoch>.pt for arpgnet.average")
     args = ap.parse_args(argv)
@@ -125,7 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         for step in bar:
             idx = order[step * args.batch:(step + 1) * args.batch]
             x = to_unit(x_train[idx])
-            x = augment.random_erase(augment.photometric(augment.similarity_jitter(x, gen), gen), gen)
+            if args.augment == "full":
+                x = augment.random_erase(augment.photometric(augment.similarity_jitter(x, gen), gen), gen)
+            else:
+                x = augment.photometric(augment.similarity_jitter(x, gen, rot_deg=6.0, scale=0.05, shift=0.04), gen,
+                                        brightness=0.15, contrast=0.2)
             x = normalise(x).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(y_train[idx])
             a, r = model(x)

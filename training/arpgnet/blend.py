@@ -1,0 +1,57 @@
+"""Write and measure WiSE-FT blends of a stage-C model with the model it started from.
+
+Stage C's `--wise` measures blends while it trains; this measures further alphas of a
+finished run without training again, and writes each blend where `arpgnet.export` reads it.
+
+  python -m arpgnet.blend --encoder runs/encoder/encoder-swa.pt --head runs/head-fer/head.pt \\
+      --tuned runs/finetune3 --alphas 0.6,0.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import ROOT, save, shared_dir
+from .config import ModelConfig
+from .data import load_image_array, scan_images
+from .finetune import blend, initial, predict_clips
+from .metrics import summarise, write
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", required=True, help="the encoder stage C started from")
+    ap.add_argument("--head", required=True, help="the head stage C started from")
+    ap.add_argument("--tuned", required=True, help="stage C output folder (encoder.pt, head.pt)")
+    ap.add_argument("--alphas", required=True, help="comma-separated, 1 = the fine-tuned model")
+    ap.add_argument("--shared", default=None)
+    ap.add_argument("--results", default=None, help="write FER2013 val metrics (mirrored) per alpha here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    tuned_dir = Path(args.tuned)
+    cfg = ModelConfig.from_json(torch.load(tuned_dir / "encoder.pt", map_location="cpu")["config"])
+    start = initial(cfg, Path(args.encoder), Path(args.head))
+    tuned = initial(cfg, tuned_dir / "encoder.pt", tuned_dir / "head.pt")
+    val = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels)
+    images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
+    labels = np.array([s.label for s in val])
+    for a in [float(x) for x in args.alphas.split(",")]:
+        m = blend(start, tuned, a)
+        out = tuned_dir / f"blend-{a}"
+        save(out / "encoder.pt", {"config": cfg.to_json(), "encoder": m.encoder.state_dict()})
+        save(out / "head.pt", {"config": cfg.to_json(), "head": m.head.state_dict()})
+        for fa in (False, True):
+            r = summarise(labels, predict_clips(m, images, cfg.window, fa), list(cfg.labels))
+            print(json.dumps({"fer_val": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"],
+                                          "flip_average": fa}}), flush=True)
+            if fa and args.results:
+                write(r, Path(args.results) / f"fer2013-val-alpha-{a}", f"FER2013 val, WiSE-FT alpha {a}, mirrored")
+
+
+if __name__ == "__main__":
+    main()
