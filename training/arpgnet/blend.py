@@ -10,17 +10,16 @@ finished run without training again, and writes each blend where `arpgnet.export
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .common import ROOT, save, shared_dir
+from .common import ROOT, shared_dir
 from .config import ModelConfig
 from .data import load_image_array, scan_images
-from .finetune import blend, initial, predict_clips
-from .metrics import summarise, write
+from .finetune import blend, initial, save_and_measure
+from .metrics import write
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,17 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
     labels = np.array([s.label for s in val])
     for a in [float(x) for x in args.alphas.split(",")]:
-        m = blend(start, tuned, a)
-        out = tuned_dir / f"blend-{a}"
-        save(out / "encoder.pt", {"config": cfg.to_json(), "encoder": m.encoder.state_dict()})
-        save(out / "head.pt", {"config": cfg.to_json(), "head": m.head.state_dict()})
-        for fa in (False, True):
-            r = summarise(labels, predict_clips(m, images, cfg.window, fa), list(cfg.labels))
-            print(json.dumps({"fer_val": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"],
-                                          "flip_average": fa}}), flush=True)
-            if fa and args.results:
-                write(r, Path(args.results) / f"fer2013-val-alpha-{a}", f"FER2013 val, WiSE-FT alpha {a}, mirrored")
-
+        r = save_and_measure(blend(start, tuned, a), a, tuned_dir / f"blend-{a}", images, labels)
+        if args.results:
+            write(r, Path(args.results) / f"fer2013-val-alpha-{a}", f"FER2013 val, WiSE-FT alpha {a}, mirrored")
 
 if __name__ == "__main__":
     main()

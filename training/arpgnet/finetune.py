@@ -105,7 +105,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     steps = math.ceil((len(train) + n_fer) / batch)
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    # CK+48 has no neutral class, so its weights tilt the head away from FER2013's second-largest class
+    # weights come from the sequences' labels only, so they balance CK+48's classes, not the FER2013 replay
     weights = class_weights(labels[train], cfg.num_classes) if weighted else None
     t = cfg.window
     for epoch in range(epochs):
@@ -137,6 +137,21 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     return model.eval()
 
 
+def save_and_measure(model: ARPGNet, alpha: float, out: Path, val_images: np.ndarray,
+                     val_labels: np.ndarray) -> dict:
+    """Write the pair `arpgnet.export` reads and print FER2013 val, plain and mirrored;
+    returns the mirrored metrics (the shipped setting)."""
+    cfg = model.cfg
+    save(out / "encoder.pt", {"config": cfg.to_json(), "encoder": model.encoder.state_dict()})
+    save(out / "head.pt", {"config": cfg.to_json(), "head": model.head.state_dict()})
+    r: dict = {}
+    for fa in (False, True):
+        r = summarise(val_labels, predict_clips(model, val_images, cfg.window, fa), list(cfg.labels))
+        print(json.dumps({"fer_val": {"alpha": alpha, "accuracy": r["accuracy"], "uar": r["uar"],
+                                      "flip_average": fa}}), flush=True)
+    return r
+
+
 @torch.no_grad()
 def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
     out = []
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--wise", default="", help="also measure weight blends with the starting model, e.g. 0.5,0.7")
     args = ap.parse_args(argv)
+    weighted = args.class_weights == "ck"
     alphas = [float(a) for a in args.wise.split(",") if a]
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
@@ -188,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
-                             fer_views=args.fer_views, weighted=args.class_weights == "ck")
+                             fer_views=args.fer_views, weighted=weighted)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -209,21 +225,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
-                     weighted=args.class_weights == "ck")
+                     weighted=weighted)
     out = Path(args.out)
     val = scan_images(data / "fer2013" / "val", cfg.labels)
     val_images = load_image_array(val, cfg.input_size, cache)[:, None]
     val_labels = np.array([s.label for s in val])
     start = initial(cfg, Path(args.encoder), head)
     for a in [1.0] + alphas:
-        m = model if a == 1.0 else blend(start, model, a)
-        sub = out if a == 1.0 else out / f"blend-{a}"
-        save(sub / "encoder.pt", {"config": cfg.to_json(), "encoder": m.encoder.state_dict()})
-        save(sub / "head.pt", {"config": cfg.to_json(), "head": m.head.state_dict()})
-        for fa in (False, True):
-            r = summarise(val_labels, predict_clips(m, val_images, cfg.window, fa), names)
-            print(json.dumps({"fer_val": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"], "flip_average": fa}}),
-                  flush=True)
+        save_and_measure(model if a == 1.0 else blend(start, model, a), a,
+                         out if a == 1.0 else out / f"blend-{a}", val_images, val_labels)
     print(f"wrote {out}/encoder.pt and head.pt ({round(time.time() - t0)} s)")
 
 
