@@ -44,24 +44,44 @@ def _augment(x: Tensor, gen: torch.Generator, flip: Tensor) -> Tensor:
     return augment.photometric(x, gen, brightness=0.15, contrast=0.2)
 
 
-def _clip_embeddings(model: ARPGNet, frames_u8: np.ndarray, t: int, rng: np.random.Generator | None,
-                     gen: torch.Generator | None, flip_average: bool = False) -> tuple[Tensor, Tensor]:
-    """frames_u8 [B, F, H, W] -> app, rel [B, T, D]: F encoder passes per clip, T positions."""
+def _clip_inputs(frames_u8: np.ndarray, t: int, rng: np.random.Generator | None, gen: torch.Generator | None
+                 ) -> tuple[Tensor, Tensor]:
+    """frames_u8 [B, F, H, W] -> encoder input [B*F, 1, H, W] (augmented when gen is given)
+    and the T window positions [B, T] that index each clip's F frames."""
     b, f = frames_u8.shape[:2]
     x = to_unit(frames_u8.reshape(b * f, *frames_u8.shape[2:]))
     if gen is not None:
         flip = (torch.rand(b, generator=gen) < 0.5).repeat_interleave(f)
         x = _augment(x, gen, flip)
+    return x, torch.from_numpy(np.stack([sample_indices(f, t, rng) for _ in range(b)]))
+
+
+def _embed(model: ARPGNet, x: Tensor, pos: Tensor, flip_average: bool = False) -> tuple[Tensor, Tensor]:
+    """F encoder passes per clip, gathered into the T window positions: app, rel [B, T, D]."""
+    b = pos.shape[0]
     if flip_average:
         a1, r1 = model.encoder(normalise(x).contiguous(memory_format=torch.channels_last))
         a2, r2 = model.encoder(normalise(torch.flip(x, dims=[3])).contiguous(memory_format=torch.channels_last))
         app, rel = (a1 + a2) / 2, (r1 + r2) / 2
     else:
         app, rel = model.encoder(normalise(x).contiguous(memory_format=torch.channels_last))
-    app, rel = app.view(b, f, -1), rel.view(b, f, -1)
-    pos = torch.from_numpy(np.stack([sample_indices(f, t, rng) for _ in range(b)]))
+    app, rel = app.view(b, -1, app.shape[-1]), rel.view(b, -1, rel.shape[-1])
     rows = torch.arange(b)[:, None]
     return app[rows, pos], rel[rows, pos]
+
+
+def _clip_embeddings(model: ARPGNet, frames_u8: np.ndarray, t: int, rng: np.random.Generator | None,
+                     gen: torch.Generator | None, flip_average: bool = False) -> tuple[Tensor, Tensor]:
+    x, pos = _clip_inputs(frames_u8, t, rng, gen)
+    return _embed(model, x, pos, flip_average)
+
+
+def distillation(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """KL(teacher || student) on softened predictions, scaled by T^2 so its gradient does
+    not shrink with the temperature (Hinton et al.; as in Learning without Forgetting)."""
+    log_p = F.log_softmax(student / temperature, dim=1)
+    q = F.softmax(teacher / temperature, dim=1)
+    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
 
 
 def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> Tensor:
@@ -93,10 +113,14 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
-             weighted: bool = True) -> ARPGNet:
+             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
+    # the starting model, frozen: on the replayed FER2013 clips the tuned model is pulled
+    # towards its soft predictions, which pins the whole output distribution on in-the-wild
+    # faces, not only the argmax that a hard label pins
+    teacher = initial(cfg, encoder_path, head_path) if distill > 0 else None
     opt = torch.optim.AdamW([
         {"params": model.encoder.parameters(), "lr": 1e-4},   # pre-trained blocks (the paper's 1e-4)
         {"params": model.head.parameters(), "lr": 1e-3},      # new layers (1e-3)
@@ -125,11 +149,19 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
                 apps.append(a), rels.append(r), ys.append(labels[si])
             if len(fi):
                 still = np.repeat(fer_images[fi][:, None], fer_views, axis=1)  # jittered views of one face
-                a, r = _clip_embeddings(model, still, t, rng, gen)
+                x, pos = _clip_inputs(still, t, rng, gen)
+                a, r = _embed(model, x, pos)
                 apps.append(a), rels.append(r), ys.append(fer_labels[fi])
             app, rel = torch.cat(apps), torch.cat(rels)
             y = torch.from_numpy(np.concatenate(ys))
-            loss = F.cross_entropy(model.head(app, rel, _valid(len(y), t, rng)), y, weight=weights, label_smoothing=0.1)
+            valid = _valid(len(y), t, rng)
+            logits = model.head(app, rel, valid)
+            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
+            if teacher is not None and len(fi):
+                with torch.no_grad():
+                    ta, tr = _embed(teacher, x, pos)
+                    target = teacher.head(ta, tr, valid[len(si):])
+                loss = loss + distill * distillation(logits[len(si):], target, temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -173,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
     ap.add_argument("--class-weights", choices=["ck", "none"], default="ck",
                     help="ck: weights from the CK+48 training labels; none: plain cross-entropy")
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of distillation from the starting model on the FER2013 replay (0 = off)")
+    ap.add_argument("--temperature", type=float, default=2.0, help="softening of the distillation targets")
     ap.add_argument("--flip-average", action="store_true", help="evaluate with the mirrored face averaged in")
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
@@ -204,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
-                             fer_views=args.fer_views, weighted=weighted)
+                             fer_views=args.fer_views, weighted=weighted, distill=args.distill,
+                             temperature=args.temperature)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -225,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
-                     weighted=weighted)
+                     weighted=weighted, distill=args.distill, temperature=args.temperature)
     out = Path(args.out)
     val = scan_images(data / "fer2013" / "val", cfg.labels)
     val_images = load_image_array(val, cfg.input_size, cache)[:, None]

@@ -180,6 +180,8 @@ class FineTune(unittest.TestCase):
             # the heavy-replay recipe: one view per FER2013 face, plain cross-entropy
             light = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
                              epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weighted=False)
+            distilled = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
+                                 epochs=1, batch=4, quiet=True, distill=1.0)
         before = enc.state_dict()
         after = model.encoder.state_dict()
         bn_mean = next(k for k in before if k.endswith("running_mean"))
@@ -187,8 +189,23 @@ class FineTune(unittest.TestCase):
         self.assertTrue(torch.equal(before[bn_mean], after[bn_mean]), "batch-norm statistics are kept")
         self.assertFalse(torch.equal(before[conv], after[conv]), "the encoder was trained (1e-4)")
         self.assertFalse(torch.equal(before[conv], light.encoder.state_dict()[conv]))
+        self.assertFalse(torch.equal(after[conv], distilled.encoder.state_dict()[conv]), "distillation acts")
         pred = predict_clips(model, images[frames], cfg.window, flip_average=True)
         self.assertEqual(pred.shape, (4,))
+
+    def test_distillation_pulls_the_student_towards_the_teacher(self) -> None:
+        from arpgnet.finetune import distillation
+
+        torch.manual_seed(0)
+        teacher = torch.randn(6, 8)
+        self.assertAlmostEqual(float(distillation(teacher.clone(), teacher, 2.0)), 0.0, places=5)
+        student = torch.randn(6, 8, requires_grad=True)
+        before = distillation(student, teacher, 2.0)
+        self.assertGreater(float(before), 0.0)
+        before.backward()
+        with torch.no_grad():
+            moved = student - 0.5 * student.grad
+        self.assertLess(float(distillation(moved, teacher, 2.0)), float(before))
 
 
 if __name__ == "__main__":
