@@ -208,5 +208,42 @@ class FineTune(unittest.TestCase):
         self.assertLess(float(distillation(moved, teacher, 2.0)), float(before))
 
 
+class SymmetryAblation(unittest.TestCase):
+    def test_both_relation_branches_share_the_backbone_and_differ_only_by_training_on_their_graph(self) -> None:
+        from unittest import mock
+
+        from PIL import Image
+
+        from arpgnet import ablate_symmetry
+        from arpgnet.common import save
+        from arpgnet.train_head import load_encoder
+
+        cfg = preset("edge")
+        torch.manual_seed(0)
+        source = FrameEncoder(cfg)
+        rng = np.random.default_rng(0)
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            for split in ("train", "val"):
+                for c in cfg.labels[:7]:
+                    for i in range(2):
+                        f = tmp / "shared" / "data" / "fer2013" / split / c / f"{i}.png"
+                        f.parent.mkdir(parents=True, exist_ok=True)
+                        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(f)
+            save(tmp / "encoder.pt", {"config": cfg.to_json(), "encoder": source.state_dict()})
+            with mock.patch.object(ablate_symmetry, "ROOT", tmp):
+                ablate_symmetry.main(["--encoder", str(tmp / "encoder.pt"), "--out", str(tmp / "out"),
+                                      "--shared", str(tmp / "shared"), "--epochs", "1", "--batch", "7"])
+            on, on_cfg = load_encoder(tmp / "out" / "symmetry-on.pt")
+            off, off_cfg = load_encoder(tmp / "out" / "symmetry-off.pt")
+        self.assertTrue(on_cfg.symmetry_edges)
+        self.assertFalse(off_cfg.symmetry_edges)
+        for k, v in source.backbone.state_dict().items():
+            self.assertTrue(torch.equal(v, off.backbone.state_dict()[k]), f"backbone {k} is frozen")
+        w = "relation.embed.weight"
+        self.assertFalse(torch.equal(on.state_dict()[w], off.state_dict()[w]), "the graphs trained differently")
+        self.assertFalse(torch.equal(source.state_dict()[w], off.state_dict()[w]), "the relation branch trained")
+
+
 if __name__ == "__main__":
     unittest.main()
