@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-symmetry", action="store_true", help="ablation: relation graph without symmetry edges")
+    ap.add_argument("--widths", default=None,
+                    help="stage widths instead of the preset's, e.g. 40,80,160,320 (a wider edge encoder; the "
+                         "embedding sizes, and so the window head and the pipeline, stay the same)")
+    ap.add_argument("--blocks", default=None, help="blocks per stage instead of the preset's, e.g. 1,3,4,1")
     ap.add_argument("--init", default=None,
                     help="start from this run's weights (a last.pt or snap-*.pt) with a fresh optimiser and "
                          "schedule: a warm restart that trains an existing encoder longer")
@@ -79,7 +83,12 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     gen = seed_all(args.seed)
-    cfg = preset(args.preset, symmetry_edges=not args.no_symmetry)
+    shape: dict[str, object] = {}
+    if args.widths:
+        shape["widths"] = tuple(int(w) for w in args.widths.split(","))
+    if args.blocks:
+        shape["blocks"] = tuple(int(b) for b in args.blocks.split(","))
+    cfg = preset(args.preset, symmetry_edges=not args.no_symmetry, **shape)
     data = shared_dir(args.shared) / "data"
     cache = ROOT / "training" / "cache"
     train = scan_images(data / "fer2013" / "train", cfg.labels)

@@ -42,6 +42,18 @@ class Shapes(unittest.TestCase):
         self.assertEqual(tuple(s3.shape[2:]), (6, 6))
         self.assertEqual((tuple(app.shape), tuple(rel.shape)), ((2, 128), (2, 128)))
 
+    def test_a_wider_edge_encoder_keeps_the_grid_and_the_embeddings_the_head_reads(self) -> None:
+        cfg = preset("edge", widths=(40, 80, 160, 320), blocks=(1, 3, 4, 1))
+        enc = FrameEncoder(cfg).eval()
+        with torch.no_grad():
+            _, s3 = enc.backbone(torch.randn(2, 1, 48, 48))
+            app, rel = enc(torch.randn(2, 1, 48, 48))
+        self.assertEqual(tuple(s3.shape[1:]), (160, 6, 6))
+        self.assertEqual((tuple(app.shape), tuple(rel.shape)), ((2, 128), (2, 128)))
+        self.assertEqual(len(enc.backbone.stage3), 4)
+        with self.assertRaises(SystemExit):  # not interchangeable with the standard edge encoder
+            check_config(cfg.to_json(), preset("edge"), "wide.pt")
+
     def test_every_ablation_runs(self) -> None:
         for changes in ({"mode": "appearance"}, {"mode": "relation"}, {"mode": "concat"}, {"use_trs": False},
                         {"symmetry_edges": False}):
