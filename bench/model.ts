@@ -1,11 +1,13 @@
 /**
  * Model cost in onnxruntime-node on this CPU; prints JSON.
  *
- *   npm run bench:model [-- --providers tensorrt,cuda,cpu]
+ *   npm run bench:model [-- [--providers tensorrt,cuda,cpu] [--widths 40,80,160,320]]
  *
  * Encoder ms per face at 1 and 2 threads and head ms per window, for the shipped edge
  * model and for the paper preset (IResNet-50 at 112x112, exported untrained by the
- * training code into .cache/bench: its cost does not depend on its weights).
+ * training code into .cache/bench: its cost does not depend on its weights). --widths adds
+ * an untrained edge encoder of those backbone widths, mirror averaged like the shipped one:
+ * the cost of a wider encoder before spending hours training it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,10 +19,14 @@ import { ROOT } from '../src/paths.js';
 const cache = join(ROOT, '.cache', 'bench');
 const i = process.argv.indexOf('--providers');
 const providers = (i >= 0 ? process.argv[i + 1]! : 'cpu').split(',') as Array<'tensorrt' | 'cuda' | 'cpu'>;
-function paperFiles(): ModelFiles {
-  const files = { encoder: join(cache, 'paper.encoder.onnx'), head: join(cache, 'paper.head.onnx') };
+const w = process.argv.indexOf('--widths');
+const widths = w >= 0 ? process.argv[w + 1]! : undefined;
+const wide = widths ? `edge-${widths.replaceAll(',', '-')}` : undefined;
+
+function seededFiles(preset: string, stem: string, extra: string[] = []): ModelFiles {
+  const files = { encoder: join(cache, `${stem}.encoder.onnx`), head: join(cache, `${stem}.head.onnx`) };
   if (!existsSync(files.head)) {
-    execFileSync('/usr/bin/python3', ['-m', 'arpgnet.parity', 'preset', 'paper', '--out', cache], {
+    execFileSync('/usr/bin/python3', ['-m', 'arpgnet.parity', 'preset', preset, '--out', cache, '--stem', stem, ...extra], {
       cwd: join(ROOT, 'training'),
       stdio: 'inherit',
     });
@@ -58,7 +64,8 @@ const edge = { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: jo
 const out: Record<string, unknown> = { providers };
 for (const [name, files] of [
   ['edge', edge],
-  ['paper', paperFiles()],
+  ['paper', seededFiles('paper', 'paper')],
+  ...(wide ? ([[wide, seededFiles('edge', wide, ['--widths', widths!, '--flip-average'])]] as const) : []),
 ] as const) {
   out[name] = { threads1: await measure(files, 1), threads2: await measure(files, 2) };
 }

@@ -52,14 +52,17 @@ def model_fixture(out: Path) -> None:
     (out / "fixture.json").write_text(json.dumps(fixture))
 
 
-def preset_fixture(name: str, out: Path) -> None:
-    """Seeded (untrained) ONNX pair of a preset, for timing: the cost does not depend on the weights."""
+def preset_fixture(name: str, out: Path, widths: tuple[int, ...] | None = None, flip_average: bool = False,
+                   stem: str | None = None) -> None:
+    """Seeded (untrained) ONNX pair of a preset, for timing: the cost does not depend on the
+    weights. widths: a candidate backbone width before training one."""
     torch.manual_seed(0)
-    cfg = preset(name)
+    cfg = preset(name, widths=widths) if widths else preset(name)
+    stem = stem or name
     out.mkdir(parents=True, exist_ok=True)
-    meta = metadata(cfg, "encoder", "0.0.0-bench", False, {"pair": f"bench-{name}"})
-    export_encoder(FrameEncoder(cfg).eval(), cfg, out / f"{name}.encoder.onnx", 17, meta, False)
-    export_head(WindowHead(cfg).eval(), cfg, out / f"{name}.head.onnx", 17, {**meta, "arpgnet.kind": "head"})
+    meta = metadata(cfg, "encoder", "0.0.0-bench", flip_average, {"pair": f"bench-{stem}"})
+    export_encoder(FrameEncoder(cfg).eval(), cfg, out / f"{stem}.encoder.onnx", 17, meta, flip_average)
+    export_head(WindowHead(cfg).eval(), cfg, out / f"{stem}.head.onnx", 17, {**meta, "arpgnet.kind": "head"})
 
 
 def warp_fixture(rgba: Path, width: int, height: int, points: list, out: Path) -> None:
@@ -79,6 +82,9 @@ def main() -> None:
     pr = sub.add_parser("preset")
     pr.add_argument("name")
     pr.add_argument("--out", required=True)
+    pr.add_argument("--widths", default=None, help="backbone widths instead of the preset's, e.g. 40,80,160,320")
+    pr.add_argument("--flip-average", action="store_true", help="export the encoder with the mirror averaged in")
+    pr.add_argument("--stem", default=None, help="file name stem (default: the preset name)")
     w = sub.add_parser("warp")
     w.add_argument("--rgba", required=True)
     w.add_argument("--width", type=int, required=True)
@@ -89,7 +95,8 @@ def main() -> None:
     if args.cmd == "model":
         model_fixture(Path(args.out))
     elif args.cmd == "preset":
-        preset_fixture(args.name, Path(args.out))
+        widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
+        preset_fixture(args.name, Path(args.out), widths, args.flip_average, args.stem)
     else:
         warp_fixture(Path(args.rgba), args.width, args.height, json.loads(args.points), Path(args.out))
 
