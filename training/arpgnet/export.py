@@ -116,9 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", default=None, help="JSON of measured metrics to record in the metadata")
     args = ap.parse_args(argv)
 
-    cfg = preset(args.preset)
     ek = torch.load(args.encoder, map_location="cpu")
     hk = torch.load(args.head, map_location="cpu")
+    # a backbone of other widths or depths (train_encoder --widths/--blocks) feeds the same
+    # embeddings to the same head and pipeline; everything else must match the preset
+    own = ModelConfig.from_json(ek["config"])
+    cfg = preset(args.preset, widths=own.widths, blocks=own.blocks)
     check_config(ek["config"], cfg, args.encoder)
     check_config(hk["config"], cfg, args.head)
     cfg = ModelConfig.from_json(hk["config"])

@@ -220,6 +220,29 @@ class FineTune(unittest.TestCase):
         self.assertLess(float(distillation(moved, teacher, 2.0)), float(before))
 
 
+class Export(unittest.TestCase):
+    def test_a_wider_encoder_exports_but_a_head_of_another_shape_is_refused(self) -> None:
+        import onnx
+
+        from arpgnet import export
+        from arpgnet.common import save
+        from arpgnet.model import WindowHead
+
+        cfg = preset("edge", widths=(40, 80, 160, 320))
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            save(tmp / "encoder.pt", {"config": cfg.to_json(), "encoder": FrameEncoder(cfg).state_dict()})
+            save(tmp / "head.pt", {"config": cfg.to_json(), "head": WindowHead(cfg).state_dict()})
+            export.main(["--encoder", str(tmp / "encoder.pt"), "--head", str(tmp / "head.pt"), "--out", str(tmp)])
+            meta = {p.key: p.value for p in onnx.load(str(tmp / "arpgnet-edge.encoder.onnx")).metadata_props}
+            self.assertEqual(meta["arpgnet.preset"], "edge")
+            short = cfg.replace(window=4)
+            save(tmp / "short.pt", {"config": short.to_json(), "head": WindowHead(short).state_dict()})
+            with self.assertRaises(SystemExit) as e:
+                export.main(["--encoder", str(tmp / "encoder.pt"), "--head", str(tmp / "short.pt"), "--out", str(tmp)])
+            self.assertIn("window", str(e.exception))
+
+
 class SymmetryAblation(unittest.TestCase):
     def test_both_relation_branches_share_the_backbone_and_differ_only_by_training_on_their_graph(self) -> None:
         from unittest import mock
