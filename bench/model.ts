@@ -21,7 +21,6 @@ const i = process.argv.indexOf('--providers');
 const providers = (i >= 0 ? process.argv[i + 1]! : 'cpu').split(',') as Array<'tensorrt' | 'cuda' | 'cpu'>;
 const w = process.argv.indexOf('--widths');
 const widths = w >= 0 ? process.argv[w + 1]! : undefined;
-const wide = widths ? `edge-${widths.replaceAll(',', '-')}` : undefined;
 
 function seededFiles(preset: string, stem: string, extra: string[] = []): ModelFiles {
   const files = { encoder: join(cache, `${stem}.encoder.onnx`), head: join(cache, `${stem}.head.onnx`) };
@@ -32,6 +31,11 @@ function seededFiles(preset: string, stem: string, extra: string[] = []): ModelF
     });
   }
   return files;
+}
+
+function wideEdge(widths: string): readonly [string, ModelFiles] {
+  const stem = `edge-${widths.replaceAll(',', '-')}`;
+  return [stem, seededFiles('edge', stem, ['--widths', widths, '--flip-average'])];
 }
 
 async function time(fn: () => Promise<unknown>, minMs: number): Promise<number> {
@@ -65,7 +69,7 @@ const out: Record<string, unknown> = { providers };
 for (const [name, files] of [
   ['edge', edge],
   ['paper', seededFiles('paper', 'paper')],
-  ...(wide ? ([[wide, seededFiles('edge', wide, ['--widths', widths!, '--flip-average'])]] as const) : []),
+  ...(widths ? ([wideEdge(widths)] as const) : []),
 ] as const) {
   out[name] = { threads1: await measure(files, 1), threads2: await measure(files, 2) };
 }

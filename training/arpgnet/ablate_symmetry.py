@@ -48,8 +48,7 @@ class RelationProbe(nn.Module):
 
 @torch.no_grad()
 def stage3(encoder: FrameEncoder, x: torch.Tensor) -> torch.Tensor:
-    b = encoder.backbone
-    return b.stage3(b.stage2(b.stage1(b.stem(normalise(x).contiguous(memory_format=torch.channels_last)))))
+    return encoder.backbone.trunk(normalise(x).contiguous(memory_format=torch.channels_last))
 
 
 @torch.no_grad()

@@ -44,5 +44,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.results:
             write(r, Path(args.results) / f"fer2013-val-alpha-{a}", f"FER2013 val, WiSE-FT alpha {a}, mirrored")
 
+
 if __name__ == "__main__":
     main()

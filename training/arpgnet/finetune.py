@@ -4,8 +4,9 @@ Stages A and B leave the encoder frozen; here the whole ARPGNet trains on clips,
 the paper's two learning rates (1e-4 for the pre-trained encoder, 1e-3 for the head).
 FER2013 still clips are replayed beside the sequences so the encoder keeps what it
 learnt from 28k in-the-wild faces; with --distill the replayed clips also pull the model
-towards the starting model's soft predictions (Learning without Forgetting). Encoder batch norm stays in inference mode: the
-batches are small and the statistics from stage A are the better estimate.
+towards the starting model's soft predictions (Learning without Forgetting). Encoder
+batch norm stays in inference mode: the batches are small and the statistics from
+stage A are the better estimate.
 
 Only the distinct frames of a clip go through the encoder (a CK+48 sequence has three,
 a still clip two jittered views); the T window positions index into their embeddings,

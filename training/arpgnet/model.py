@@ -66,9 +66,12 @@ class IResNet(nn.Module):
         self.features = nn.BatchNorm1d(cfg.app_dim, eps=1e-5)
         self.stage3_side = cfg.input_size // 8
 
+    def trunk(self, x: Tensor) -> Tensor:
+        """Stem and stages 1-3: the feature map the relation branch reads."""
+        return self.stage3(self.stage2(self.stage1(self.stem(x))))
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.stem(x)
-        s3 = self.stage3(self.stage2(self.stage1(x)))
+        s3 = self.trunk(x)
         y = self.dropout(self.bn(self.stage4(s3)))
         app = self.features(self.fc(torch.flatten(y, 1)))
         return app, s3

@@ -10,12 +10,21 @@ import numpy as np
 import torch
 
 from arpgnet.common import check_config
-from arpgnet.config import preset
+from arpgnet.config import ModelConfig, preset
 from arpgnet.data import (DatasetError, load_grey, sample_indices, scan_affwild2, scan_images, scan_rml, scan_sequences,
                           subject_folds)
 from arpgnet.model import ARPGNet, FrameEncoder, fusion_adjacency, region_adjacency
 
 torch.set_num_threads(2)
+
+
+def save_encoder(path: Path, cfg: ModelConfig) -> FrameEncoder:
+    """An encoder checkpoint as stage A writes it, with freshly initialised weights."""
+    from arpgnet.common import save
+
+    encoder = FrameEncoder(cfg)
+    save(path, {"config": cfg.to_json(), "encoder": encoder.state_dict()})
+    return encoder
 
 
 class Shapes(unittest.TestCase):
@@ -173,15 +182,13 @@ class Checkpoints(unittest.TestCase):
 
 class FineTune(unittest.TestCase):
     def test_stage_c_trains_encoder_and_head_and_keeps_batchnorm_statistics(self) -> None:
-        from arpgnet.common import save
         from arpgnet.finetune import finetune, predict_clips
 
         cfg = preset("edge")
         torch.manual_seed(0)
-        enc = FrameEncoder(cfg)
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "encoder.pt"
-            save(path, {"config": cfg.to_json(), "encoder": enc.state_dict()})
+            enc = save_encoder(path, cfg)
             rng = np.random.default_rng(0)
             images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
             frames = np.arange(12).reshape(4, 3)
@@ -231,7 +238,7 @@ class Export(unittest.TestCase):
         cfg = preset("edge", widths=(40, 80, 160, 320))
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            save(tmp / "encoder.pt", {"config": cfg.to_json(), "encoder": FrameEncoder(cfg).state_dict()})
+            save_encoder(tmp / "encoder.pt", cfg)
             save(tmp / "head.pt", {"config": cfg.to_json(), "head": WindowHead(cfg).state_dict()})
             export.main(["--encoder", str(tmp / "encoder.pt"), "--head", str(tmp / "head.pt"), "--out", str(tmp)])
             meta = {p.key: p.value for p in onnx.load(str(tmp / "arpgnet-edge.encoder.onnx")).metadata_props}
@@ -244,18 +251,16 @@ class Export(unittest.TestCase):
 
 
 class SymmetryAblation(unittest.TestCase):
-    def test_both_relation_branches_share_the_backbone_and_differ_only_by_training_on_their_graph(self) -> None:
+    def test_both_relation_branches_share_the_frozen_backbone_and_each_keeps_its_graph(self) -> None:
         from unittest import mock
 
         from PIL import Image
 
         from arpgnet import ablate_symmetry
-        from arpgnet.common import save
         from arpgnet.train_head import load_encoder
 
         cfg = preset("edge")
         torch.manual_seed(0)
-        source = FrameEncoder(cfg)
         rng = np.random.default_rng(0)
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
@@ -265,7 +270,7 @@ class SymmetryAblation(unittest.TestCase):
                         f = tmp / "shared" / "data" / "fer2013" / split / c / f"{i}.png"
                         f.parent.mkdir(parents=True, exist_ok=True)
                         Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(f)
-            save(tmp / "encoder.pt", {"config": cfg.to_json(), "encoder": source.state_dict()})
+            source = save_encoder(tmp / "encoder.pt", cfg)
             with mock.patch.object(ablate_symmetry, "ROOT", tmp):
                 ablate_symmetry.main(["--encoder", str(tmp / "encoder.pt"), "--out", str(tmp / "out"),
                                       "--shared", str(tmp / "shared"), "--epochs", "1", "--batch", "7"])
