@@ -18,7 +18,7 @@ import torch
 from .common import ROOT, shared_dir
 from .config import ModelConfig
 from .data import load_image_array, scan_images
-from .finetune import blend, initial, save_and_measure
+from .finetune import alpha_name, blend, initial, parse_alphas, save_and_measure
 from .metrics import write
 
 
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--encoder", required=True, help="the encoder stage C started from")
     ap.add_argument("--head", required=True, help="the head stage C started from")
     ap.add_argument("--tuned", required=True, help="stage C output folder (encoder.pt, head.pt)")
-    ap.add_argument("--alphas", required=True, help="comma-separated, 1 = the fine-tuned model")
+    ap.add_argument("--alphas", required=True,
+                    help="comma-separated, 1 = the fine-tuned model; 0.6:1 = encoder at 0.6, head at 1")
     ap.add_argument("--shared", default=None)
     ap.add_argument("--results", default=None, help="write FER2013 val metrics (mirrored) per alpha here")
     args = ap.parse_args(argv)
@@ -39,10 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     val = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels)
     images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
     labels = np.array([s.label for s in val])
-    for a in [float(x) for x in args.alphas.split(",")]:
-        r = save_and_measure(blend(start, tuned, a), a, tuned_dir / f"blend-{a}", images, labels)
+    for a in parse_alphas(args.alphas):
+        name = alpha_name(a)
+        r = save_and_measure(blend(start, tuned, *a), name, tuned_dir / f"blend-{name}", images, labels)
         if args.results:
-            write(r, Path(args.results) / f"fer2013-val-alpha-{a}", f"FER2013 val, WiSE-FT alpha {a}, mirrored")
+            write(r, Path(args.results) / f"fer2013-val-alpha-{name}", f"FER2013 val, WiSE-FT alpha {name}, mirrored")
 
 
 if __name__ == "__main__":

@@ -93,14 +93,34 @@ def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> 
     return torch.from_numpy(valid)
 
 
-def blend(init: ARPGNet, tuned: ARPGNet, alpha: float) -> ARPGNet:
+def blend(init: ARPGNet, tuned: ARPGNet, alpha: float, head_alpha: float | None = None) -> ARPGNet:
     """Weight-space interpolation between the starting and the fine-tuned model (WiSE-FT):
     alpha = 1 is the fine-tuned model; smaller alphas keep more of what stage A/B learnt
-    from FER2013 while most of the gain on the new data usually stays."""
+    from FER2013 while most of the gain on the new data usually stays. A separate
+    head_alpha blends the window head apart from the encoder, to find which of the two
+    carries the forgetting."""
     out = ARPGNet(tuned.cfg)
     a, b = init.state_dict(), tuned.state_dict()
-    out.load_state_dict({k: (1 - alpha) * a[k] + alpha * b[k] if a[k].is_floating_point() else b[k] for k in b})
+
+    def mix(k: str) -> Tensor:
+        w = head_alpha if head_alpha is not None and k.startswith("head.") else alpha
+        return (1 - w) * a[k] + w * b[k] if a[k].is_floating_point() else b[k]
+
+    out.load_state_dict({k: mix(k) for k in b})
     return out.eval()
+
+
+def parse_alphas(text: str) -> list[tuple[float, float | None]]:
+    """'0.8,0.6:1' -> [(0.8, None), (0.6, 1.0)]: encoder alpha, optional head alpha after a colon."""
+    out: list[tuple[float, float | None]] = []
+    for item in filter(None, text.split(",")):
+        enc, _, head = item.partition(":")
+        out.append((float(enc), float(head) if head else None))
+    return out
+
+
+def alpha_name(alpha: tuple[float, float | None]) -> str:
+    return f"{alpha[0]}" if alpha[1] is None else f"{alpha[0]}-head-{alpha[1]}"
 
 
 def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARPGNet:
@@ -171,7 +191,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     return model.eval()
 
 
-def save_and_measure(model: ARPGNet, alpha: float, out: Path, val_images: np.ndarray,
+def save_and_measure(model: ARPGNet, alpha: float | str, out: Path, val_images: np.ndarray,
                      val_labels: np.ndarray) -> dict:
     """Write the pair `arpgnet.export` reads and print FER2013 val, plain and mirrored;
     returns the mirrored metrics (the shipped setting)."""
@@ -214,10 +234,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--wise", default="", help="also measure weight blends with the starting model, e.g. 0.5,0.7")
+    ap.add_argument("--wise", default="",
+                    help="also measure weight blends with the starting model, e.g. 0.5,0.7; 0.6:1 blends the "
+                         "encoder at 0.6 and the head at 1")
     args = ap.parse_args(argv)
     weighted = args.class_weights == "ck"
-    alphas = [float(a) for a in args.wise.split(",") if a]
+    alphas = parse_alphas(args.wise)
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
     cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
@@ -235,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.folds:
         folds = np.array(subject_folds(subjects, args.folds))
         truth, pred = [], []
-        blended: dict[float, list[np.ndarray]] = {a: [] for a in alphas}
+        blended: dict[tuple[float, float | None], list[np.ndarray]] = {a: [] for a in alphas}
         start = initial(cfg, Path(args.encoder), head)
         for f in range(args.folds):
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
@@ -246,14 +268,15 @@ def main(argv: list[str] | None = None) -> None:
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
-                blended[a].append(predict_clips(blend(start, model, a), images[frames[test]], cfg.window,
+                blended[a].append(predict_clips(blend(start, model, *a), images[frames[test]], cfg.window,
                                                 args.flip_average))
             print(json.dumps({"fold": f, "accuracy": float((p == labels[test]).mean()), "n": len(test),
-                              "blends": {a: float((blended[a][-1] == labels[test]).mean()) for a in alphas},
+                              "blends": {alpha_name(a): float((blended[a][-1] == labels[test]).mean()) for a in alphas},
                               "seconds": round(time.time() - t0)}), flush=True)
         for a in alphas:
             r = summarise(np.concatenate(truth), np.concatenate(blended[a]), names)
-            print(json.dumps({"ckplus48_blend": {"alpha": a, "accuracy": r["accuracy"], "uar": r["uar"]}}), flush=True)
+            print(json.dumps({"ckplus48_blend": {"alpha": alpha_name(a), "accuracy": r["accuracy"], "uar": r["uar"]}}),
+                  flush=True)
         res = summarise(np.concatenate(truth), np.concatenate(pred), names)
         print(json.dumps({"ckplus48": {"accuracy": res["accuracy"], "uar": res["uar"], "folds": args.folds,
                                        "sequences": res["n"], "flip_average": args.flip_average}}), flush=True)
@@ -269,9 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     val_images = load_image_array(val, cfg.input_size, cache)[:, None]
     val_labels = np.array([s.label for s in val])
     start = initial(cfg, Path(args.encoder), head)
-    for a in [1.0] + alphas:
-        save_and_measure(model if a == 1.0 else blend(start, model, a), a,
-                         out if a == 1.0 else out / f"blend-{a}", val_images, val_labels)
+    save_and_measure(model, 1.0, out, val_images, val_labels)
+    for a in alphas:
+        save_and_measure(blend(start, model, *a), alpha_name(a), out / f"blend-{alpha_name(a)}", val_images,
+                         val_labels)
     print(f"wrote {out}/encoder.pt and head.pt ({round(time.time() - t0)} s)")
 
 

@@ -227,6 +227,23 @@ class FineTune(unittest.TestCase):
         self.assertLess(float(distillation(moved, teacher, 2.0)), float(before))
 
 
+    def test_blends_encoder_and_head_with_their_own_alphas(self) -> None:
+        from arpgnet.finetune import alpha_name, blend, parse_alphas
+
+        self.assertEqual(parse_alphas("0.8,0.6:1"), [(0.8, None), (0.6, 1.0)])
+        self.assertEqual([alpha_name(a) for a in parse_alphas("0.8,0.6:1")], ["0.8", "0.6-head-1.0"])
+        cfg = preset("edge")
+        torch.manual_seed(0)
+        start, tuned = ARPGNet(cfg).eval(), ARPGNet(cfg).eval()
+        s, t = start.state_dict(), tuned.state_dict()
+        enc = next(k for k in t if k.startswith("encoder.") and t[k].is_floating_point() and not torch.equal(s[k], t[k]))
+        head = next(k for k in t if k.startswith("head.") and t[k].is_floating_point() and not torch.equal(s[k], t[k]))
+        whole = blend(start, tuned, 0.5).state_dict()
+        torch.testing.assert_close(whole[head], 0.5 * s[head] + 0.5 * t[head])
+        split = blend(start, tuned, 0.0, 1.0).state_dict()
+        torch.testing.assert_close(split[enc], s[enc])
+        torch.testing.assert_close(split[head], t[head])
+
 class Export(unittest.TestCase):
     def test_a_wider_encoder_exports_but_a_head_of_another_shape_is_refused(self) -> None:
         import onnx
