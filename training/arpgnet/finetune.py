@@ -207,12 +207,16 @@ def save_and_measure(model: ARPGNet, alpha: float | str, out: Path, val_images: 
 
 
 @torch.no_grad()
-def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
+def predict_proba(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
     out = []
     for i in range(0, len(frames_u8), batch):
         a, r = _clip_embeddings(model, frames_u8[i:i + batch], t, None, None, flip_average)
-        out.append(model.head(a, r, torch.ones(a.shape[:2])).argmax(1).numpy())
+        out.append(torch.softmax(model.head(a, r, torch.ones(a.shape[:2])), 1).numpy())
     return np.concatenate(out)
+
+
+def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
+    return predict_proba(model, frames_u8, t, flip_average, batch).argmax(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -244,6 +244,18 @@ class FineTune(unittest.TestCase):
         torch.testing.assert_close(split[enc], s[enc])
         torch.testing.assert_close(split[head], t[head])
 
+class Ensemble(unittest.TestCase):
+    def test_the_average_of_two_models_can_fix_what_each_gets_wrong(self) -> None:
+        from arpgnet.ensemble import ensemble_accuracy
+
+        labels = np.array([0, 1])
+        a = np.array([[0.9, 0.1], [0.6, 0.4]])   # sure and right on 0, unsure and wrong on 1
+        b = np.array([[0.45, 0.55], [0.1, 0.9]])  # unsure and wrong on 0, sure and right on 1
+        self.assertEqual(ensemble_accuracy([a], labels), 0.5)
+        self.assertEqual(ensemble_accuracy([b], labels), 0.5)
+        self.assertEqual(ensemble_accuracy([a, b], labels), 1.0)
+
+
 class Export(unittest.TestCase):
     def test_a_wider_encoder_exports_but_a_head_of_another_shape_is_refused(self) -> None:
         import onnx

@@ -1,0 +1,55 @@
+"""FER2013 val accuracy of a softmax ensemble of trained models, each an encoder + head pair.
+
+Two models from independent training runs make different mistakes; how much their
+average beats each alone tells whether distilling the ensemble into one edge encoder
+is worth its training time (the ensemble itself is too slow to ship: one encoder pass
+per member per face).
+
+  python -m arpgnet.ensemble runs/encoder-r3/encoder-swa.pt:runs/head-fer-r3/head.pt \\
+      runs/encoder-wide/encoder-swa.pt:runs/head-fer-wide/head.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import ROOT, shared_dir
+from .config import ModelConfig
+from .data import load_image_array, scan_images
+from .finetune import initial, predict_proba
+
+
+def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:
+    return float((np.mean(probs, axis=0).argmax(1) == labels).mean())
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="encoder.pt:head.pt pairs")
+    ap.add_argument("--shared", default=None)
+    ap.add_argument("--no-flip-average", action="store_true", help="without the mirrored face")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    probs: list[np.ndarray] = []
+    labels = np.zeros(0, dtype=int)
+    for pair in args.models:
+        enc, sep, head = pair.partition(":")
+        if not sep:
+            ap.error(f"{pair}: expected encoder.pt:head.pt")
+        cfg = ModelConfig.from_json(torch.load(enc, map_location="cpu")["config"]).replace(mode="fusion")
+        val = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels)
+        images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
+        labels = np.array([s.label for s in val])
+        probs.append(predict_proba(initial(cfg, Path(enc), Path(head)), images, cfg.window, not args.no_flip_average))
+        print(json.dumps({"model": pair, "fer_val": ensemble_accuracy(probs[-1:], labels)}), flush=True)
+    print(json.dumps({"ensemble": len(probs), "fer_val": ensemble_accuracy(probs, labels),
+                      "flip_average": not args.no_flip_average}))
+
+
+if __name__ == "__main__":
+    main()
