@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .common import ROOT, shared_dir
 from .config import ModelConfig
-from .data import load_image_array, scan_images
-from .finetune import alpha_name, blend, initial, parse_alphas, save_and_measure
+from .finetune import alpha_name, blend, fer_val_clips, initial, parse_alphas, save_and_measure
 from .metrics import write
 
 
@@ -37,9 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig.from_json(torch.load(tuned_dir / "encoder.pt", map_location="cpu")["config"])
     start = initial(cfg, Path(args.encoder), Path(args.head))
     tuned = initial(cfg, tuned_dir / "encoder.pt", tuned_dir / "head.pt")
-    val = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels)
-    images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
-    labels = np.array([s.label for s in val])
+    images, labels = fer_val_clips(cfg, args.shared)
     for a in parse_alphas(args.alphas):
         name = alpha_name(a)
         r = save_and_measure(blend(start, tuned, *a), name, tuned_dir / f"blend-{name}", images, labels)

@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import ROOT, shared_dir
 from .config import ModelConfig
-from .data import load_image_array, scan_images
-from .finetune import initial, predict_proba
+from .finetune import fer_val_clips, initial, predict_proba
 
 
 def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:
@@ -36,15 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     probs: list[np.ndarray] = []
-    labels = np.zeros(0, dtype=int)
+    first: tuple | None = None
     for pair in args.models:
         enc, sep, head = pair.partition(":")
         if not sep:
             ap.error(f"{pair}: expected encoder.pt:head.pt")
         cfg = ModelConfig.from_json(torch.load(enc, map_location="cpu")["config"]).replace(mode="fusion")
-        val = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "val", cfg.labels)
-        images = load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None]
-        labels = np.array([s.label for s in val])
+        key = (tuple(cfg.labels), cfg.input_size)
+        if first is None:
+            first, (images, labels) = key, fer_val_clips(cfg, args.shared)
+        elif key != first:
+            ap.error(f"{pair}: labels or input size differ from the first model's; their outputs cannot be averaged")
         probs.append(predict_proba(initial(cfg, Path(enc), Path(head)), images, cfg.window, not args.no_flip_average))
         print(json.dumps({"model": pair, "fer_val": ensemble_accuracy(probs[-1:], labels)}), flush=True)
     print(json.dumps({"ensemble": len(probs), "fer_val": ensemble_accuracy(probs, labels),

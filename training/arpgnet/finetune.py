@@ -215,6 +215,13 @@ def predict_proba(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: b
     return np.concatenate(out)
 
 
+def fer_val_clips(cfg: ModelConfig, shared: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 val as one-frame still clips [N, 1, H, W] and their labels, as every
+    FER2013 number after stage A is measured."""
+    val = scan_images(shared_dir(shared) / "data" / "fer2013" / "val", cfg.labels)
+    return load_image_array(val, cfg.input_size, ROOT / "training" / "cache")[:, None], np.array([s.label for s in val])
+
+
 def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: bool, batch: int = 128) -> np.ndarray:
     return predict_proba(model, frames_u8, t, flip_average, batch).argmax(1)
 
@@ -292,9 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
                      weighted=weighted, distill=args.distill, temperature=args.temperature)
     out = Path(args.out)
-    val = scan_images(data / "fer2013" / "val", cfg.labels)
-    val_images = load_image_array(val, cfg.input_size, cache)[:, None]
-    val_labels = np.array([s.label for s in val])
+    val_images, val_labels = fer_val_clips(cfg, args.shared)
     start = initial(cfg, Path(args.encoder), head)
     save_and_measure(model, 1.0, out, val_images, val_labels)
     for a in alphas:
