@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .config import ModelConfig, load_contract
@@ -43,6 +44,14 @@ def class_weights(labels: np.ndarray, n: int) -> Tensor:
     w = np.ones(n)
     w[present] = np.sqrt(np.median(counts[present]) / counts[present])
     return torch.tensor(w, dtype=torch.float32)
+
+
+def distillation(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """KL(teacher || student) on softened predictions, scaled by T^2 so its gradient does
+    not shrink with the temperature (Hinton et al.; as in Learning without Forgetting)."""
+    log_p = F.log_softmax(student / temperature, dim=1)
+    q = F.softmax(teacher / temperature, dim=1)
+    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
 
 
 def check_config(ckpt_cfg: dict, cfg: ModelConfig, what: str) -> None:

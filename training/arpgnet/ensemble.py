@@ -7,6 +7,10 @@ per member per face).
 
   python -m arpgnet.ensemble runs/encoder-r3/encoder-swa.pt:runs/head-fer-r3/head.pt \\
       runs/encoder-wide/encoder-swa.pt:runs/head-fer-wide/head.pt
+
+With --targets FILE it also writes the ensemble's (mirror-averaged) probabilities on
+every FER2013 training face, the soft targets `train_encoder --teacher FILE` distils
+into one encoder.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
+from .common import ROOT, shared_dir
+from .data import load_image_array, scan_images
 from .finetune import fer_val_clips, initial, predict_proba
 
 
@@ -26,14 +32,23 @@ def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:
     return float((np.mean(probs, axis=0).argmax(1) == labels).mean())
 
 
+def write_targets(out: Path, probs: np.ndarray, labels: np.ndarray, files: list[str]) -> None:
+    """The file names travel with the targets so a student never pairs them with other faces."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, probs=probs.astype(np.float32), labels=labels, files=np.array(files))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="encoder.pt:head.pt pairs")
     ap.add_argument("--shared", default=None)
     ap.add_argument("--no-flip-average", action="store_true", help="without the mirrored face")
+    ap.add_argument("--targets", default=None,
+                    help="also write the ensemble's probabilities on FER2013 train here (.npz) for distillation")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     probs: list[np.ndarray] = []
+    train_probs: list[np.ndarray] = []
     first: tuple | None = None
     for pair in args.models:
         enc, sep, head = pair.partition(":")
@@ -43,12 +58,24 @@ def main(argv: list[str] | None = None) -> None:
         key = (tuple(cfg.labels), cfg.input_size)
         if first is None:
             first, (images, labels) = key, fer_val_clips(cfg, args.shared)
+            if args.targets:
+                train = scan_images(shared_dir(args.shared) / "data" / "fer2013" / "train", cfg.labels)
+                train_images = load_image_array(train, cfg.input_size, ROOT / "training" / "cache")[:, None]
+                train_labels = np.array([s.label for s in train])
         elif key != first:
             ap.error(f"{pair}: labels or input size differ from the first model's; their outputs cannot be averaged")
-        probs.append(predict_proba(initial(cfg, Path(enc), Path(head)), images, cfg.window, not args.no_flip_average))
+        model = initial(cfg, Path(enc), Path(head))
+        probs.append(predict_proba(model, images, cfg.window, not args.no_flip_average))
         print(json.dumps({"model": pair, "fer_val": ensemble_accuracy(probs[-1:], labels)}), flush=True)
+        if args.targets:
+            train_probs.append(predict_proba(model, train_images, cfg.window, not args.no_flip_average))
+            print(json.dumps({"model": pair, "fer_train": ensemble_accuracy(train_probs[-1:], train_labels)}),
+                  flush=True)
     print(json.dumps({"ensemble": len(probs), "fer_val": ensemble_accuracy(probs, labels),
                       "flip_average": not args.no_flip_average}))
+    if args.targets:
+        write_targets(Path(args.targets), np.mean(train_probs, axis=0), train_labels, [str(s.frames[0]) for s in train])
+        print(json.dumps({"targets": args.targets, "fer_train": ensemble_accuracy(train_probs, train_labels)}))
 
 
 if __name__ == "__main__":

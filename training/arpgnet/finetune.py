@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import augment
 from .clips import ck_sequence_rows
-from .common import ROOT, class_weights, normalise, save, seed_all, shared_dir, to_unit
+from .common import ROOT, class_weights, distillation, normalise, save, seed_all, shared_dir, to_unit
 from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images, subject_folds
 from .metrics import summarise, write
@@ -76,14 +76,6 @@ def _clip_embeddings(model: ARPGNet, frames_u8: np.ndarray, t: int, rng: np.rand
                      gen: torch.Generator | None, flip_average: bool = False) -> tuple[Tensor, Tensor]:
     x, pos = _clip_inputs(frames_u8, t, rng, gen)
     return _embed(model, x, pos, flip_average)
-
-
-def distillation(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
-    """KL(teacher || student) on softened predictions, scaled by T^2 so its gradient does
-    not shrink with the temperature (Hinton et al.; as in Learning without Forgetting)."""
-    log_p = F.log_softmax(student / temperature, dim=1)
-    q = F.softmax(teacher / temperature, dim=1)
-    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
 
 
 def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> Tensor:

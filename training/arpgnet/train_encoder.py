@@ -4,6 +4,10 @@ Each face is a one-frame clip; two auxiliary classifiers, one on the appearance
 embedding and one on the relation embedding, give both branches their own signal.
 Stage B (train_head) then learns the fusion graph on T-frame clips of these
 embeddings. Resumable: rerunning the same command continues from `last.pt`.
+
+With --teacher (soft targets written by `arpgnet.ensemble --targets`) both classifiers
+are also pulled towards an ensemble's predictions: one encoder learns what several
+independently trained models agree on, at the cost of one.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import augment
-from .common import ROOT, check_config, class_weights, normalise, save, seed_all, shared_dir, to_unit
+from .common import ROOT, check_config, class_weights, distillation, normalise, save, seed_all, shared_dir, to_unit
 from .config import ModelConfig, preset
 from .data import load_image_array, scan_images
 from .model import FrameEncoder
@@ -53,6 +57,19 @@ def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batc
     return {k: float((torch.cat(v) == y).float().mean()) for k, v in preds.items()}
 
 
+def load_targets(path: Path, files: list[str], labels: np.ndarray) -> np.ndarray:
+    """Teacher log-probabilities in the order of `files`, refusing a file made for other faces."""
+    z = np.load(path)
+    theirs = [str(f) for f in z["files"]]
+    if theirs != files:
+        missing = next((f for f in files if f not in set(theirs)), None)
+        raise SystemExit(f"{path}: targets were written for other faces ({len(theirs)} files, here {len(files)}"
+                         + (f"; no target for {missing}" if missing else "; order differs") + ")")
+    if not np.array_equal(z["labels"], labels):
+        raise SystemExit(f"{path}: labels differ from the dataset's (class order changed?)")
+    return np.log(np.clip(z["probs"], 1e-8, 1.0)).astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="edge")
@@ -77,6 +94,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="sqrt: (median/count)^0.5 per class (favours UAR); none: plain accuracy")
     ap.add_argument("--augment", choices=["full", "light"], default="full",
                     help="light: smaller jitter and no occlusion boxes, for a last short cycle on a trained encoder")
+    ap.add_argument("--teacher", default=None,
+                    help="soft targets (.npz from arpgnet.ensemble --targets) to distil on every training face")
+    ap.add_argument("--distill", type=float, default=0.7,
+                    help="with --teacher: weight of the distillation term; 1 - this weights the labels")
+    ap.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softening of both sides")
     ap.add_argument("--snapshots", type=int, default=0,
                     help="also keep the last N epochs as snap-<epoch>.pt for arpgnet.average")
     args = ap.parse_args(argv)
@@ -98,6 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         train = [train[i] for i in sorted(pick)]
     x_train = load_image_array(train, cfg.input_size, cache)
     y_train = np.array([s.label for s in train])
+    teacher = None
+    if args.teacher:
+        full = scan_images(data / "fer2013" / "train", cfg.labels)
+        logp = load_targets(Path(args.teacher), [str(s.frames[0]) for s in full], np.array([s.label for s in full]))
+        row = {str(s.frames[0]): i for i, s in enumerate(full)}
+        teacher = logp[[row[str(s.frames[0])] for s in train]]
     x_val = load_image_array(val, cfg.input_size, cache)
     y_val = np.array([s.label for s in val])
 
@@ -146,6 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             a, r = model(x)
             loss = F.cross_entropy(a, y, weight=weights, label_smoothing=0.1) + F.cross_entropy(
                 r, y, weight=weights, label_smoothing=0.1)
+            if teacher is not None:
+                q = torch.from_numpy(teacher[idx])
+                kd = distillation(a, q, args.temperature) + distillation(r, q, args.temperature)
+                loss = (1 - args.distill) * loss + args.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

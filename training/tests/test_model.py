@@ -213,7 +213,7 @@ class FineTune(unittest.TestCase):
         self.assertEqual(pred.shape, (4,))
 
     def test_distillation_pulls_the_student_towards_the_teacher(self) -> None:
-        from arpgnet.finetune import distillation
+        from arpgnet.common import distillation
 
         torch.manual_seed(0)
         teacher = torch.randn(6, 8)
@@ -254,6 +254,23 @@ class Ensemble(unittest.TestCase):
         self.assertEqual(ensemble_accuracy([a], labels), 0.5)
         self.assertEqual(ensemble_accuracy([b], labels), 0.5)
         self.assertEqual(ensemble_accuracy([a, b], labels), 1.0)
+
+    def test_soft_targets_are_refused_for_other_faces_and_read_back_in_order(self) -> None:
+        from arpgnet.ensemble import write_targets
+        from arpgnet.train_encoder import load_targets
+
+        probs = np.array([[0.7, 0.3], [0.2, 0.8]], dtype=np.float32)
+        labels = np.array([0, 1])
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "t.npz"
+            write_targets(f, probs, labels, ["a.png", "b.png"])
+            np.testing.assert_allclose(np.exp(load_targets(f, ["a.png", "b.png"], labels)), probs, rtol=1e-6)
+            with self.assertRaisesRegex(SystemExit, "no target for c.png"):
+                load_targets(f, ["a.png", "c.png"], labels)
+            with self.assertRaisesRegex(SystemExit, "order differs"):
+                load_targets(f, ["b.png", "a.png"], labels)
+            with self.assertRaisesRegex(SystemExit, "labels differ"):
+                load_targets(f, ["a.png", "b.png"], np.array([1, 0]))
 
 
 class Export(unittest.TestCase):
