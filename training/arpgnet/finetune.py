@@ -127,7 +127,7 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
-             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0) -> ARPGNet:
+             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
@@ -137,7 +137,8 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     teacher = initial(cfg, encoder_path, head_path) if distill > 0 else None
     opt = torch.optim.AdamW([
         {"params": model.encoder.parameters(), "lr": 1e-4},   # pre-trained blocks (the paper's 1e-4)
-        {"params": model.head.parameters(), "lr": 1e-3},      # new layers (1e-3)
+        # new layers (1e-3); a head that stage B already trained may count as pre-trained (1e-4)
+        {"params": model.head.parameters(), "lr": head_lr},
     ], weight_decay=1e-4)
     n_fer = int(len(train) * fer_ratio)
     steps = math.ceil((len(train) + n_fer) / batch)
@@ -233,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of distillation from the starting model on the FER2013 replay (0 = off)")
     ap.add_argument("--temperature", type=float, default=2.0, help="softening of the distillation targets")
+    ap.add_argument("--head-lr", type=float, default=1e-3,
+                    help="learning rate of the window head (the encoder's is 1e-4); 1e-4 treats the stage-B head as "
+                         "pre-trained")
     ap.add_argument("--flip-average", action="store_true", help="evaluate with the mirrored face averaged in")
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
@@ -267,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
                              fer_views=args.fer_views, weighted=weighted, distill=args.distill,
-                             temperature=args.temperature)
+                             temperature=args.temperature, head_lr=args.head_lr)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
-                     weighted=weighted, distill=args.distill, temperature=args.temperature)
+                     weighted=weighted, distill=args.distill, temperature=args.temperature, head_lr=args.head_lr)
     out = Path(args.out)
     val_images, val_labels = fer_val_clips(cfg, args.shared)
     start = initial(cfg, Path(args.encoder), head)
