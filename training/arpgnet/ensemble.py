@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ModelConfig
 from .common import ROOT, shared_dir
+from .config import ModelConfig
 from .data import load_image_array, scan_images
 from .finetune import fer_val_clips, initial, predict_proba
 
