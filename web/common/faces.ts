@@ -77,7 +77,10 @@ export class FaceLayer {
     const fh = this.frame?.height ?? this.video.videoHeight;
     const vw = this.video.clientWidth;
     const vh = this.video.clientHeight;
-    if (!fw || !fh || !vw || !vh) return;
+    // before the video's first frame its size is unknown: a label drawn then would sit at
+    // the tile's corner, so it stays hidden until it can be placed over the face
+    el.hidden = !fw || !fh || !vw || !vh;
+    if (el.hidden) return;
     const s = Math.min(vw / fw, vh / fh);
     const ox = (vw - fw * s) / 2;
     const oy = (vh - fh * s) / 2;
