@@ -37,6 +37,7 @@ from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images, subject_folds
 from .metrics import summarise, write
 from .model import ARPGNet
+from .train_encoder import load_targets
 from .train_head import load_encoder
 
 
@@ -127,16 +128,23 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
-             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3) -> ARPGNet:
+             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3,
+             fer_targets: np.ndarray | None = None, freeze: int = 0) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
     # the starting model, frozen: on the replayed FER2013 clips the tuned model is pulled
     # towards its soft predictions, which pins the whole output distribution on in-the-wild
     # faces, not only the argmax that a hard label pins
-    teacher = initial(cfg, encoder_path, head_path) if distill > 0 else None
+    # fer_targets (an ensemble's log-probabilities per FER2013 face) replace it when given
+    teacher = initial(cfg, encoder_path, head_path) if distill > 0 and fer_targets is None else None
+    # the stem and the first `freeze` stages keep their FER2013 features: CK+48 moves only the rest
+    backbone = model.encoder.backbone
+    for part in [backbone.stem, backbone.stage1, backbone.stage2, backbone.stage3][: freeze + 1 if freeze else 0]:
+        part.requires_grad_(False)
     opt = torch.optim.AdamW([
-        {"params": model.encoder.parameters(), "lr": 1e-4},   # pre-trained blocks (the paper's 1e-4)
+        # pre-trained blocks (the paper's 1e-4)
+        {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": 1e-4},
         # new layers (1e-3); a head that stage B already trained may count as pre-trained (1e-4)
         {"params": model.head.parameters(), "lr": head_lr},
     ], weight_decay=1e-4)
@@ -172,10 +180,13 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
             valid = _valid(len(y), t, rng)
             logits = model.head(app, rel, valid)
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
-            if teacher is not None and len(fi):
-                with torch.no_grad():
-                    ta, tr = _embed(teacher, x, pos)
-                    target = teacher.head(ta, tr, valid[len(si):])
+            if distill > 0 and len(fi):
+                if fer_targets is not None:
+                    target = torch.from_numpy(fer_targets[fi])
+                else:
+                    with torch.no_grad():
+                        ta, tr = _embed(teacher, x, pos)
+                        target = teacher.head(ta, tr, valid[len(si):])
                 loss = loss + distill * distillation(logits[len(si):], target, temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -234,6 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of distillation from the starting model on the FER2013 replay (0 = off)")
     ap.add_argument("--temperature", type=float, default=2.0, help="softening of the distillation targets")
+    ap.add_argument("--teacher", default=None,
+                    help="with --distill: distil towards these soft targets (arpgnet.ensemble --targets) on the "
+                         "FER2013 replay instead of towards the starting model")
+    ap.add_argument("--freeze", type=int, default=0, choices=range(4),
+                    help="keep the stem and the first N backbone stages fixed in stage C (0 = tune all)")
     ap.add_argument("--head-lr", type=float, default=1e-3,
                     help="learning rate of the window head (the encoder's is 1e-4); 1e-4 treats the stage-B head as "
                          "pre-trained")
@@ -258,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     fer = scan_images(data / "fer2013" / "train", cfg.labels)
     fer_images = load_image_array(fer, cfg.input_size, cache)
     fer_labels = np.array([s.label for s in fer])
+    fer_targets = load_targets(Path(args.teacher), [str(s.frames[0]) for s in fer], fer_labels) if args.teacher else None
+    if fer_targets is not None and args.distill <= 0:
+        ap.error("--teacher needs --distill > 0")
     head = Path(args.head) if args.head else None
     names = list(cfg.labels)
     t0 = time.time()
@@ -271,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
                              fer_views=args.fer_views, weighted=weighted, distill=args.distill,
-                             temperature=args.temperature, head_lr=args.head_lr)
+                             temperature=args.temperature, head_lr=args.head_lr,
+                             fer_targets=fer_targets, freeze=args.freeze)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -293,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
-                     weighted=weighted, distill=args.distill, temperature=args.temperature, head_lr=args.head_lr)
+                     weighted=weighted, distill=args.distill, temperature=args.temperature, head_lr=args.head_lr,
+                     fer_targets=fer_targets, freeze=args.freeze)
     out = Path(args.out)
     val_images, val_labels = fer_val_clips(cfg, args.shared)
     start = initial(cfg, Path(args.encoder), head)

@@ -201,6 +201,12 @@ class FineTune(unittest.TestCase):
                              epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weighted=False)
             distilled = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
                                  epochs=1, batch=4, quiet=True, distill=1.0)
+            # an ensemble's soft targets on the replay, and the stem + 2 stages kept fixed
+            targets = np.log(np.full((8, cfg.num_classes), 1.0 / cfg.num_classes, dtype=np.float32))
+            soft = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
+                            epochs=1, batch=4, quiet=True, distill=1.0, fer_targets=targets)
+            frozen = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
+                              epochs=1, batch=4, quiet=True, freeze=2)
         before = enc.state_dict()
         after = model.encoder.state_dict()
         bn_mean = next(k for k in before if k.endswith("running_mean"))
@@ -209,6 +215,13 @@ class FineTune(unittest.TestCase):
         self.assertFalse(torch.equal(before[conv], after[conv]), "the encoder was trained (1e-4)")
         self.assertFalse(torch.equal(before[conv], light.encoder.state_dict()[conv]))
         self.assertFalse(torch.equal(after[conv], distilled.encoder.state_dict()[conv]), "distillation acts")
+        self.assertFalse(torch.equal(after[conv], soft.encoder.state_dict()[conv]), "soft targets act")
+        kept = frozen.encoder.state_dict()
+        for k in before:
+            if k.startswith(("backbone.stem.", "backbone.stage1.", "backbone.stage2.")):
+                self.assertTrue(torch.equal(before[k], kept[k]), f"{k} is frozen")
+        s3 = next(k for k in before if k.startswith("backbone.stage3.") and k.endswith("weight") and before[k].dim() == 4)
+        self.assertFalse(torch.equal(before[s3], kept[s3]), "stage 3 still trains")
         pred = predict_clips(model, images[frames], cfg.window, flip_average=True)
         self.assertEqual(pred.shape, (4,))
 
