@@ -140,7 +140,8 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     teacher = initial(cfg, encoder_path, head_path) if distill > 0 and fer_targets is None else None
     # the stem and the first `freeze` stages keep their FER2013 features: CK+48 moves only the rest
     backbone = model.encoder.backbone
-    for part in [backbone.stem, backbone.stage1, backbone.stage2, backbone.stage3][: freeze + 1 if freeze else 0]:
+    fixed = [backbone.stem, backbone.stage1, backbone.stage2, backbone.stage3][: freeze + 1] if freeze else []
+    for part in fixed:
         part.requires_grad_(False)
     opt = torch.optim.AdamW([
         # pre-trained blocks (the paper's 1e-4)
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--class-weights", choices=["ck", "none"], default="ck",
                     help="ck: weights from the CK+48 training labels; none: plain cross-entropy")
     ap.add_argument("--distill", type=float, default=0.0,
-                    help="weight of distillation from the starting model on the FER2013 replay (0 = off)")
+                    help="weight of distillation on the FER2013 replay, towards the starting model or, with "
+                         "--teacher, an ensemble's soft targets (0 = off)")
     ap.add_argument("--temperature", type=float, default=2.0, help="softening of the distillation targets")
     ap.add_argument("--teacher", default=None,
                     help="with --distill: distil towards these soft targets (arpgnet.ensemble --targets) on the "
