@@ -54,6 +54,26 @@ def distillation(student: Tensor, teacher: Tensor, temperature: float) -> Tensor
     return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
 
 
+def write_targets(out: Path, probs: np.ndarray, labels: np.ndarray, files: list[str]) -> None:
+    """The file names travel with the targets so a student never pairs them with other faces."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, probs=probs.astype(np.float32), labels=labels, files=np.array(files))
+
+
+def load_targets(path: Path, files: list[str], labels: np.ndarray) -> np.ndarray:
+    """Teacher log-probabilities in the order of `files`, refusing a file made for other faces."""
+    z = np.load(path)
+    theirs = [str(f) for f in z["files"]]
+    if theirs != files:
+        known = set(theirs)
+        missing = next((f for f in files if f not in known), None)
+        raise SystemExit(f"{path}: targets were written for other faces ({len(theirs)} files, here {len(files)}"
+                         + (f"; no target for {missing}" if missing else "; order differs") + ")")
+    if not np.array_equal(z["labels"], labels):
+        raise SystemExit(f"{path}: labels differ from the dataset's (class order changed?)")
+    return np.log(np.clip(z["probs"], 1e-8, 1.0)).astype(np.float32)
+
+
 def check_config(ckpt_cfg: dict, cfg: ModelConfig, what: str) -> None:
     """Refuse a checkpoint of another preset or shape, naming the fields that differ."""
     theirs = ModelConfig.from_json(ckpt_cfg).shape_signature()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import ROOT, shared_dir
+from .common import ROOT, shared_dir, write_targets
 from .config import ModelConfig
 from .data import load_image_array, scan_images
 from .finetune import fer_val_clips, initial, predict_proba
@@ -30,12 +30,6 @@ from .finetune import fer_val_clips, initial, predict_proba
 
 def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:
     return float((np.mean(probs, axis=0).argmax(1) == labels).mean())
-
-
-def write_targets(out: Path, probs: np.ndarray, labels: np.ndarray, files: list[str]) -> None:
-    """The file names travel with the targets so a student never pairs them with other faces."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, probs=probs.astype(np.float32), labels=labels, files=np.array(files))
 
 
 def main(argv: list[str] | None = None) -> None:

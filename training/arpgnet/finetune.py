@@ -32,12 +32,11 @@ from tqdm import tqdm
 
 from . import augment
 from .clips import ck_sequence_rows
-from .common import ROOT, class_weights, distillation, normalise, save, seed_all, shared_dir, to_unit
+from .common import ROOT, class_weights, distillation, load_targets, normalise, save, seed_all, shared_dir, to_unit
 from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images, subject_folds
 from .metrics import summarise, write
 from .model import ARPGNet
-from .train_encoder import load_targets
 from .train_head import load_encoder
 
 

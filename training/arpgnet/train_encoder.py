@@ -25,7 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from . import augment
-from .common import ROOT, check_config, class_weights, distillation, normalise, save, seed_all, shared_dir, to_unit
+from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, save, seed_all,
+                     shared_dir, to_unit)
 from .config import ModelConfig, preset
 from .data import load_image_array, scan_images
 from .model import FrameEncoder
@@ -55,19 +56,6 @@ def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batc
             preds["both"].append((a.softmax(1) + r.softmax(1)).argmax(1))
     y = torch.from_numpy(labels)
     return {k: float((torch.cat(v) == y).float().mean()) for k, v in preds.items()}
-
-
-def load_targets(path: Path, files: list[str], labels: np.ndarray) -> np.ndarray:
-    """Teacher log-probabilities in the order of `files`, refusing a file made for other faces."""
-    z = np.load(path)
-    theirs = [str(f) for f in z["files"]]
-    if theirs != files:
-        missing = next((f for f in files if f not in set(theirs)), None)
-        raise SystemExit(f"{path}: targets were written for other faces ({len(theirs)} files, here {len(files)}"
-                         + (f"; no target for {missing}" if missing else "; order differs") + ")")
-    if not np.array_equal(z["labels"], labels):
-        raise SystemExit(f"{path}: labels differ from the dataset's (class order changed?)")
-    return np.log(np.clip(z["probs"], 1e-8, 1.0)).astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,19 +101,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = preset(args.preset, symmetry_edges=not args.no_symmetry, **shape)
     data = shared_dir(args.shared) / "data"
     cache = ROOT / "training" / "cache"
-    train = scan_images(data / "fer2013" / "train", cfg.labels)
+    full = scan_images(data / "fer2013" / "train", cfg.labels)
     val = scan_images(data / "fer2013" / "val", cfg.labels)
+    keep = np.arange(len(full))
     if args.limit:
-        pick = np.random.default_rng(args.seed).permutation(len(train))[: args.limit]
-        train = [train[i] for i in sorted(pick)]
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(full))[: args.limit])
+    train = [full[i] for i in keep]
     x_train = load_image_array(train, cfg.input_size, cache)
     y_train = np.array([s.label for s in train])
     teacher = None
     if args.teacher:
-        full = scan_images(data / "fer2013" / "train", cfg.labels)
-        logp = load_targets(Path(args.teacher), [str(s.frames[0]) for s in full], np.array([s.label for s in full]))
-        row = {str(s.frames[0]): i for i, s in enumerate(full)}
-        teacher = logp[[row[str(s.frames[0])] for s in train]]
+        teacher = load_targets(Path(args.teacher), [str(s.frames[0]) for s in full],
+                               np.array([s.label for s in full]))[keep]
     x_val = load_image_array(val, cfg.input_size, cache)
     y_val = np.array([s.label for s in val])
 

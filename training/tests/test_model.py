@@ -269,8 +269,7 @@ class Ensemble(unittest.TestCase):
         self.assertEqual(ensemble_accuracy([a, b], labels), 1.0)
 
     def test_soft_targets_are_refused_for_other_faces_and_read_back_in_order(self) -> None:
-        from arpgnet.ensemble import write_targets
-        from arpgnet.train_encoder import load_targets
+        from arpgnet.common import load_targets, write_targets
 
         probs = np.array([[0.7, 0.3], [0.2, 0.8]], dtype=np.float32)
         labels = np.array([0, 1])
