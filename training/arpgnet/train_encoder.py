@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / args.batch)
     total = steps_per_epoch * args.epochs
-    warm = steps_per_epoch // 2
+    warm = max(1, steps_per_epoch // 2)  # a --limit smoke run can have one step per epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
