@@ -257,6 +257,7 @@ class FineTune(unittest.TestCase):
         torch.testing.assert_close(split[enc], s[enc])
         torch.testing.assert_close(split[head], t[head])
 
+
 class Ensemble(unittest.TestCase):
     def test_the_average_of_two_models_can_fix_what_each_gets_wrong(self) -> None:
         from arpgnet.ensemble import ensemble_accuracy
