@@ -124,10 +124,21 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
     return model.eval()
 
 
+def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | None, weights_on: str) -> Tensor:
+    """Cross-entropy over a batch whose first n_sequences rows are CK+48 sequences, the rest
+    FER2013 replay; weights_on "sequences" leaves the replay unweighted."""
+    if weights is None or weights_on == "none":
+        return F.cross_entropy(logits, y, label_smoothing=0.1)
+    if weights_on == "ck":
+        return F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
+    w = torch.cat([weights[y[:n_sequences]], torch.ones(len(y) - n_sequences)])
+    return (F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1) * w).sum() / w.sum()
+
+
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
-             weighted: bool = True, distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3,
+             weights_on: str = "ck", distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3,
              fer_targets: np.ndarray | None = None, freeze: int = 0) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
@@ -152,8 +163,10 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     steps = math.ceil((len(train) + n_fer) / batch)
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    # weights come from the sequences' labels only, so they balance CK+48's classes, not the FER2013 replay
-    weights = class_weights(labels[train], cfg.num_classes) if weighted else None
+    # weights come from the sequences' labels only; "ck" applies them to every clip, the FER2013
+    # replay too (1.1.0's recipe), which tilts the replay towards CK+48's rare classes (fear,
+    # sadness, contempt) and away from FER2013's common ones; "sequences" weights only the sequences
+    weights = class_weights(labels[train], cfg.num_classes) if weights_on != "none" else None
     t = cfg.window
     for epoch in range(epochs):
         model.train()
@@ -179,7 +192,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
             y = torch.from_numpy(np.concatenate(ys))
             valid = _valid(len(y), t, rng)
             logits = model.head(app, rel, valid)
-            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
+            loss = clip_loss(logits, y, len(si), weights, weights_on)
             if distill > 0 and len(fi):
                 if fer_targets is not None:
                     target = torch.from_numpy(fer_targets[fi])
@@ -240,8 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
     ap.add_argument("--fer-views", type=int, default=2,
                     help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
-    ap.add_argument("--class-weights", choices=["ck", "none"], default="ck",
-                    help="ck: weights from the CK+48 training labels; none: plain cross-entropy")
+    ap.add_argument("--class-weights", choices=["ck", "sequences", "none"], default="ck",
+                    help="weights from the CK+48 training labels; ck: on every clip, the FER2013 replay too; "
+                         "sequences: on the CK+48 sequences only; none: plain cross-entropy")
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of distillation on the FER2013 replay, towards the starting model or, with "
                          "--teacher, an ensemble's soft targets (0 = off)")
@@ -262,7 +276,6 @@ def main(argv: list[str] | None = None) -> None:
                     help="also measure weight blends with the starting model, e.g. 0.5,0.7; 0.6:1 blends the "
                          "encoder at 0.6 and the head at 1")
     args = ap.parse_args(argv)
-    weighted = args.class_weights == "ck"
     alphas = parse_alphas(args.wise)
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
@@ -290,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
                              epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
-                             fer_views=args.fer_views, weighted=weighted, distill=args.distill,
+                             fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
                              temperature=args.temperature, head_lr=args.head_lr,
                              fer_targets=fer_targets, freeze=args.freeze)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
@@ -314,8 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
                      fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
-                     weighted=weighted, distill=args.distill, temperature=args.temperature, head_lr=args.head_lr,
-                     fer_targets=fer_targets, freeze=args.freeze)
+                     weights_on=args.class_weights, distill=args.distill, temperature=args.temperature,
+                     head_lr=args.head_lr, fer_targets=fer_targets, freeze=args.freeze)
     out = Path(args.out)
     val_images, val_labels = fer_val_clips(cfg, args.shared)
     start = initial(cfg, Path(args.encoder), head)

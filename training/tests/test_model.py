@@ -198,7 +198,7 @@ class FineTune(unittest.TestCase):
                              epochs=1, batch=4, quiet=True)
             # the heavy-replay recipe: one view per FER2013 face, plain cross-entropy
             light = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                             epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weighted=False)
+                             epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weights_on="none")
             distilled = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
                                  epochs=1, batch=4, quiet=True, distill=1.0)
             # an ensemble's soft targets on the replay, and the stem + 2 stages kept fixed
@@ -239,6 +239,26 @@ class FineTune(unittest.TestCase):
             moved = student - 0.5 * student.grad
         self.assertLess(float(distillation(moved, teacher, 2.0)), float(before))
 
+    def test_sequence_class_weights_leave_the_replay_unweighted(self) -> None:
+        import torch.nn.functional as F
+
+        from arpgnet.finetune import clip_loss
+
+        torch.manual_seed(0)
+        logits = torch.randn(6, 8)
+        y = torch.tensor([0, 1, 2, 3, 4, 5])  # rows 0-2 CK+48 sequences, rows 3-5 FER2013 replay
+        weights = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 0.2, 1.0, 1.0])
+        plain = clip_loss(logits, y, 0, weights, "sequences")
+        self.assertAlmostEqual(float(plain), float(F.cross_entropy(logits, y, label_smoothing=0.1)), places=5)
+        self.assertNotAlmostEqual(float(clip_loss(logits, y, 0, weights, "ck")), float(plain), places=3)
+        mixed = clip_loss(logits, y, 3, weights, "sequences")
+        # a weight of a class only the replay shows changes the loss under "ck", not under "sequences"
+        other = weights.clone()
+        other[4] = 9.0
+        self.assertAlmostEqual(float(clip_loss(logits, y, 3, other, "sequences")), float(mixed), places=5)
+        self.assertNotAlmostEqual(float(clip_loss(logits, y, 3, other, "ck")),
+                                  float(clip_loss(logits, y, 3, weights, "ck")), places=3)
+        self.assertNotAlmostEqual(float(mixed), float(clip_loss(logits, y, 3, None, "none")), places=3)
 
     def test_blends_encoder_and_head_with_their_own_alphas(self) -> None:
         from arpgnet.finetune import alpha_name, blend, parse_alphas
