@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shared", default=None)
     ap.add_argument("--folds", type=int, default=5, help="subject-independent folds; 0 = train on all sequences")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="sampling and augmentation seed (fold f uses seed + f); another seed measures a "
+                         "recipe's spread")
     ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
     ap.add_argument("--fer-views", type=int, default=2,
                     help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
@@ -302,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         for f in range(args.folds):
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
-                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=f, quiet=True,
+                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=args.seed + f, quiet=True,
                              fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
                              temperature=args.temperature, head_lr=args.head_lr,
                              fer_targets=fer_targets, freeze=args.freeze)
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"CK+48, {args.folds} subject-independent folds, encoder + head fine-tuned per fold")
         return
     model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
-                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views,
+                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views, seed=args.seed,
                      weights_on=args.class_weights, distill=args.distill, temperature=args.temperature,
                      head_lr=args.head_lr, fer_targets=fer_targets, freeze=args.freeze)
     out = Path(args.out)
