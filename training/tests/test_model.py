@@ -277,6 +277,21 @@ class FineTune(unittest.TestCase):
         torch.testing.assert_close(split[enc], s[enc])
         torch.testing.assert_close(split[head], t[head])
 
+    def test_a_soup_is_the_mean_of_its_runs_weights(self) -> None:
+        from arpgnet.soup import soup
+
+        cfg = preset("edge")
+        torch.manual_seed(0)
+        runs = [ARPGNet(cfg).eval() for _ in range(3)]
+        states = [r.state_dict() for r in runs]
+        mixed = soup(runs).state_dict()
+        for k in (next(k for k in states[0] if k.startswith("encoder.") and states[0][k].is_floating_point()),
+                  "head.classifier.3.weight"):
+            torch.testing.assert_close(mixed[k], (states[0][k] + states[1][k] + states[2][k]) / 3)
+        x = torch.randn(2, 1, cfg.input_size, cfg.input_size)
+        with torch.no_grad():
+            torch.testing.assert_close(soup([runs[0], runs[0]]).encoder(x)[0], runs[0].encoder(x)[0])
+
 
 class Ensemble(unittest.TestCase):
     def test_the_average_of_two_models_can_fix_what_each_gets_wrong(self) -> None:
