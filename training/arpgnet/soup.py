@@ -38,8 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if len(args.tuned) < 2:
         ap.error("a soup needs two or more runs")
-    torch.set_num_threads(args.threads)
     dirs = [Path(d) for d in args.tuned]
+    for d in dirs:
+        missing = [f for f in ("encoder.pt", "head.pt") if not (d / f).is_file()]
+        if missing:
+            ap.error(f"{d}: no {' or '.join(missing)} (a stage C output folder has both)")
+    torch.set_num_threads(args.threads)
     cfg = ModelConfig.from_json(torch.load(dirs[0] / "encoder.pt", map_location="cpu")["config"])
     images, labels = fer_val_clips(cfg, args.shared)
     save_and_measure(soup([initial(cfg, d / "encoder.pt", d / "head.pt") for d in dirs]), f"soup of {len(dirs)}",

@@ -292,6 +292,18 @@ class FineTune(unittest.TestCase):
         with torch.no_grad():
             torch.testing.assert_close(soup([runs[0], runs[0]]).encoder(x)[0], runs[0].encoder(x)[0])
 
+    def test_a_soup_refuses_a_folder_that_is_not_a_stage_c_output(self) -> None:
+        import contextlib
+        import io
+
+        from arpgnet.soup import main
+
+        with tempfile.TemporaryDirectory() as d:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+                main([d, d, "--out", str(Path(d) / "soup")])
+        self.assertIn("no encoder.pt or head.pt", err.getvalue())
+
 
 class Ensemble(unittest.TestCase):
     def test_the_average_of_two_models_can_fix_what_each_gets_wrong(self) -> None:
