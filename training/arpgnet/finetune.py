@@ -102,6 +102,17 @@ def blend(init: ARPGNet, tuned: ARPGNet, alpha: float, head_alpha: float | None 
     return out.eval()
 
 
+def soup(models: list[ARPGNet]) -> ARPGNet:
+    """Mean weights of stage-C runs from one start (a uniform model soup, Wortsman et al.
+    2022); batch-norm statistics are stage A's in every run, so the mean needs no refresh."""
+    states = [m.state_dict() for m in models]
+    mean = {k: sum(s[k] for s in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
+            for k in states[0]}
+    out = ARPGNet(models[0].cfg)
+    out.load_state_dict(mean)
+    return out.eval()
+
+
 def parse_alphas(text: str) -> list[tuple[float, float | None]]:
     """'0.8,0.6:1' -> [(0.8, None), (0.6, 1.0)]: encoder alpha, optional head alpha after a colon."""
     out: list[tuple[float, float | None]] = []
@@ -253,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0,
                     help="sampling and augmentation seed (fold f uses seed + f); another seed measures a "
                          "recipe's spread")
+    ap.add_argument("--soup", type=int, default=1,
+                    help="train this many runs (seeds seed, seed + 1, ...) and keep the mean of their weights "
+                         "(arpgnet.soup), per fold and for --folds 0")
     ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
     ap.add_argument("--fer-views", type=int, default=2,
                     help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
@@ -294,9 +308,21 @@ def main(argv: list[str] | None = None) -> None:
     fer_targets = load_targets(Path(args.teacher), [str(s.frames[0]) for s in fer], fer_labels) if args.teacher else None
     if fer_targets is not None and args.distill <= 0:
         ap.error("--teacher needs --distill > 0")
+    if args.soup < 1:
+        ap.error("--soup needs at least one run")
     head = Path(args.head) if args.head else None
     names = list(cfg.labels)
     t0 = time.time()
+
+    def tuned(train: np.ndarray, seed: int, quiet: bool) -> ARPGNet:
+        runs = [finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
+                         epochs=args.epochs, fer_ratio=args.fer_ratio, seed=seed + k, quiet=quiet,
+                         fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
+                         temperature=args.temperature, head_lr=args.head_lr, fer_targets=fer_targets,
+                         freeze=args.freeze)
+                for k in range(args.soup)]
+        return soup(runs) if len(runs) > 1 else runs[0]
+
     if args.folds:
         folds = np.array(subject_folds(subjects, args.folds))
         truth, pred = [], []
@@ -304,11 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         start = initial(cfg, Path(args.encoder), head)
         for f in range(args.folds):
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
-            model = finetune(cfg, Path(args.encoder), head, images, frames, labels, train, fer_images, fer_labels,
-                             epochs=args.epochs, fer_ratio=args.fer_ratio, seed=args.seed + f, quiet=True,
-                             fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
-                             temperature=args.temperature, head_lr=args.head_lr,
-                             fer_targets=fer_targets, freeze=args.freeze)
+            model = tuned(train, args.seed + f, quiet=True)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
             truth.append(labels[test]), pred.append(p)
             for a in alphas:
@@ -328,10 +350,7 @@ def main(argv: list[str] | None = None) -> None:
             write(res, Path(args.results) / "ckplus48-finetuned-subject-folds",
                   f"CK+48, {args.folds} subject-independent folds, encoder + head fine-tuned per fold")
         return
-    model = finetune(cfg, Path(args.encoder), head, images, frames, labels, np.arange(len(labels)), fer_images,
-                     fer_labels, epochs=args.epochs, fer_ratio=args.fer_ratio, fer_views=args.fer_views, seed=args.seed,
-                     weights_on=args.class_weights, distill=args.distill, temperature=args.temperature,
-                     head_lr=args.head_lr, fer_targets=fer_targets, freeze=args.freeze)
+    model = tuned(np.arange(len(labels)), args.seed, quiet=False)
     out = Path(args.out)
     val_images, val_labels = fer_val_clips(cfg, args.shared)
     start = initial(cfg, Path(args.encoder), head)

@@ -16,17 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
-from .finetune import fer_val_clips, initial, save_and_measure
-from .model import ARPGNet
-
-
-def soup(models: list[ARPGNet]) -> ARPGNet:
-    states = [m.state_dict() for m in models]
-    mean = {k: sum(s[k] for s in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
-            for k in states[0]}
-    out = ARPGNet(models[0].cfg)
-    out.load_state_dict(mean)
-    return out.eval()
+from .finetune import fer_val_clips, initial, save_and_measure, soup
 
 
 def main(argv: list[str] | None = None) -> None:

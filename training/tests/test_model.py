@@ -278,7 +278,7 @@ class FineTune(unittest.TestCase):
         torch.testing.assert_close(split[head], t[head])
 
     def test_a_soup_is_the_mean_of_its_runs_weights(self) -> None:
-        from arpgnet.soup import soup
+        from arpgnet.finetune import soup
 
         cfg = preset("edge")
         torch.manual_seed(0)
