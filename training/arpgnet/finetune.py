@@ -4,9 +4,10 @@ Stages A and B leave the encoder frozen; here the whole ARPGNet trains on clips,
 the paper's two learning rates (1e-4 for the pre-trained encoder, 1e-3 for the head).
 FER2013 still clips are replayed beside the sequences so the encoder keeps what it
 learnt from 28k in-the-wild faces; with --distill the replayed clips also pull the model
-towards the starting model's soft predictions (Learning without Forgetting). Encoder
-batch norm stays in inference mode: the batches are small and the statistics from
-stage A are the better estimate.
+towards the starting model's soft predictions (Learning without Forgetting). The
+backbone's batch norm stays in inference mode: the batches are small and the statistics
+from stage A are the better estimate (the two BatchNorm1d of the embedding layers train
+unless --frozen-norm all).
 
 Only the distinct frames of a clip go through the encoder (a CK+48 sequence has three,
 a still clip two jittered views); the T window positions index into their embeddings,
@@ -104,7 +105,8 @@ def blend(init: ARPGNet, tuned: ARPGNet, alpha: float, head_alpha: float | None 
 
 def soup(models: list[ARPGNet]) -> ARPGNet:
     """Mean weights of stage-C runs from one start (a uniform model soup, Wortsman et al.
-    2022); batch-norm statistics are stage A's in every run, so the mean needs no refresh."""
+    2022); the backbone's batch-norm statistics are stage A's in every run, so the mean needs
+    no refresh; those of the embedding BatchNorm1d are averaged like the weights."""
     states = [m.state_dict() for m in models]
     mean = {k: sum(s[k] for s in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
             for k in states[0]}
@@ -135,22 +137,48 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
     return model.eval()
 
 
-def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | None, weights_on: str) -> Tensor:
+def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | None, weights_on: str,
+              unlabelled: Tensor | None = None, margin: float = 0.0) -> Tensor:
     """Cross-entropy over a batch whose first n_sequences rows are CK+48 sequences, the rest
-    FER2013 replay; weights_on "sequences" leaves the replay unweighted."""
-    if weights is None or weights_on == "none":
+    FER2013 replay; weights_on "sequences" leaves the replay unweighted.
+
+    CK+48 has no neutral faces, so it never says a face is not neutral; plain cross-entropy
+    still pushes neutral down on every subtle CK+48 face, and FER2013's neutral faces pay
+    for it. With a margin, the sequences' logits of the `unlabelled` classes are lowered by
+    it before scoring: only a face the model finds neutral by more than the margin is
+    corrected, and an infinite margin leaves those classes out (a partial label)."""
+    partial = unlabelled is not None and margin > 0
+    if not partial and (weights is None or weights_on == "none"):
         return F.cross_entropy(logits, y, label_smoothing=0.1)
-    if weights_on == "ck":
+    if not partial and weights_on == "ck":
         return F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
-    w = torch.cat([weights[y[:n_sequences]], torch.ones(len(y) - n_sequences)])
-    return (F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1) * w).sum() / w.sum()
+    rows = F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1)
+    if partial:
+        seq_logits, seq_y = logits[:n_sequences], y[:n_sequences]
+        if math.isinf(margin):
+            keep = torch.nonzero(~unlabelled)[:, 0]
+            column = torch.full((logits.shape[1],), -1, dtype=torch.long)
+            column[keep] = torch.arange(len(keep))
+            seq_logits, seq_y = seq_logits[:, keep], column[seq_y]
+        else:
+            seq_logits = seq_logits - margin * unlabelled.float()
+        seq = F.cross_entropy(seq_logits, seq_y, reduction="none", label_smoothing=0.1)
+        rows = torch.cat([seq, rows[n_sequences:]])
+    if weights is None or weights_on == "none":
+        w = torch.ones(len(y))
+    elif weights_on == "ck":
+        w = weights[y]
+    else:
+        w = torch.cat([weights[y[:n_sequences]], torch.ones(len(y) - n_sequences)])
+    return (rows * w).sum() / w.sum()
 
 
 def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, images: np.ndarray, frames: np.ndarray,
              labels: np.ndarray, train: np.ndarray, fer_images: np.ndarray, fer_labels: np.ndarray, epochs: int = 10,
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
              weights_on: str = "ck", distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3,
-             fer_targets: np.ndarray | None = None, freeze: int = 0) -> ARPGNet:
+             fer_targets: np.ndarray | None = None, freeze: int = 0, unlabelled_margin: float = 0.0,
+             head_warmup: int = 0, frozen_norm: str = "2d") -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
@@ -178,11 +206,20 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
     # replay too (1.1.0's recipe), which tilts the replay towards CK+48's rare classes (fear,
     # sadness, contempt) and away from FER2013's common ones; "sequences" weights only the sequences
     weights = class_weights(labels[train], cfg.num_classes) if weights_on != "none" else None
+    unlabelled = torch.from_numpy(np.bincount(labels[train], minlength=cfg.num_classes) == 0)
+    tunable = [p for p in model.encoder.parameters() if p.requires_grad]
+    # "all" also keeps the embedding layers' BatchNorm1d in inference mode: in train mode their
+    # running statistics drift to the batches' CK+48-heavy mix, which every FER2013 face then sees
+    frozen = torch.nn.BatchNorm2d if frozen_norm == "2d" else torch.nn.modules.batchnorm._BatchNorm
     t = cfg.window
     for epoch in range(epochs):
+        # linear probing before fine-tuning (LP-FT): the head first learns the new labels on
+        # the stage-B features, so the encoder's first steps are not spent on a head's errors
+        for p in tunable:
+            p.requires_grad_(epoch >= head_warmup)
         model.train()
         for m in model.encoder.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, frozen):
                 m.eval()
         items = [(0, i) for i in train] + [(1, i) for i in rng.choice(len(fer_labels), n_fer, replace=False)]
         order = rng.permutation(len(items))
@@ -203,7 +240,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
             y = torch.from_numpy(np.concatenate(ys))
             valid = _valid(len(y), t, rng)
             logits = model.head(app, rel, valid)
-            loss = clip_loss(logits, y, len(si), weights, weights_on)
+            loss = clip_loss(logits, y, len(si), weights, weights_on, unlabelled, unlabelled_margin)
             if distill > 0 and len(fi):
                 if fer_targets is not None:
                     target = torch.from_numpy(fer_targets[fi])
@@ -285,6 +322,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--head-lr", type=float, default=1e-3,
                     help="learning rate of the window head (the encoder's is 1e-4); 1e-4 treats the stage-B head as "
                          "pre-trained")
+    ap.add_argument("--unlabelled-margin", type=float, default=0.0,
+                    help="on the CK+48 sequences, lower the logits of classes CK+48 never labels (neutral) by this "
+                         "much before scoring, so only clearly neutral-looking faces are corrected; inf leaves them "
+                         "out (partial labels); 0 = plain cross-entropy")
+    ap.add_argument("--head-warmup", type=int, default=0,
+                    help="train only the head for the first N epochs, then the whole model (LP-FT)")
+    ap.add_argument("--frozen-norm", choices=["2d", "all"], default="2d",
+                    help="encoder batch norms kept in inference mode: 2d = the backbone's (1.1.0's recipe); all = "
+                         "the embedding layers' BatchNorm1d too")
     ap.add_argument("--flip-average", action="store_true", help="evaluate with the mirrored face averaged in")
     ap.add_argument("--out", default=str(ROOT / "training" / "runs" / "finetune"))
     ap.add_argument("--results", default=None, help="write the CK+48 metrics (JSON + PNG) here")
@@ -319,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
                          epochs=args.epochs, fer_ratio=args.fer_ratio, seed=seed + k, quiet=quiet,
                          fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
                          temperature=args.temperature, head_lr=args.head_lr, fer_targets=fer_targets,
-                         freeze=args.freeze)
+                         freeze=args.freeze, unlabelled_margin=args.unlabelled_margin,
+                         head_warmup=args.head_warmup, frozen_norm=args.frozen_norm)
                 for k in range(args.soup)]
         return soup(runs) if len(runs) > 1 else runs[0]
 

@@ -3,7 +3,8 @@
 One stage-C recipe run with other seeds lands up to two points apart on FER2013 val;
 runs fine-tuned from one start stay in one basin, so their mean weights make one model of
 the same size and cost that is better than their average run (Wortsman et al., 2022).
-Stage C keeps the encoder's batch-norm statistics fixed, so they need no re-estimation.
+Stage C keeps the backbone's batch-norm statistics fixed, so they need no re-estimation;
+those of the two embedding BatchNorm1d are averaged with the weights.
 
   python -m arpgnet.soup runs/ft-s0 runs/ft-s1 runs/ft-s2 --out runs/ft-soup
 """

@@ -260,6 +260,69 @@ class FineTune(unittest.TestCase):
                                   float(clip_loss(logits, y, 3, weights, "ck")), places=3)
         self.assertNotAlmostEqual(float(mixed), float(clip_loss(logits, y, 3, None, "none")), places=3)
 
+    def test_unlabelled_margin_spares_neutral_in_the_sequences_loss(self) -> None:
+        from arpgnet.finetune import clip_loss
+
+        torch.manual_seed(0)
+        logits = torch.randn(6, 8, requires_grad=True)
+        y = torch.tensor([0, 1, 2, 3, 6, 5])  # rows 0-2 sequences, rows 3-5 replay (6 = neutral)
+        unlabelled = torch.zeros(8, dtype=torch.bool)
+        unlabelled[6] = True  # the sequences never label neutral
+        weights = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 0.2, 1.0, 1.0])
+        for on in ("ck", "sequences", "none"):
+            logits.grad = None
+            clip_loss(logits, y, 3, weights, on, unlabelled, float("inf")).backward()
+            self.assertTrue(torch.all(logits.grad[:3, 6] == 0), f"{on}: sequences do not push neutral down")
+            self.assertTrue(torch.all(logits.grad[3:, 6] != 0), f"{on}: the replay still scores neutral")
+        push = []
+        for margin in (0.0, 2.0):
+            logits.grad = None
+            clip_loss(logits, y, 3, weights, "sequences", unlabelled, margin).backward()
+            push.append(logits.grad[:3, 6].clone())
+        self.assertTrue(torch.all(push[1] < push[0]), "a margin pushes neutral down less")
+        with torch.no_grad():
+            logits[0, 6] = 6.0  # a face the model finds neutral by far more than the margin
+        logits.grad = None
+        clip_loss(logits, y, 3, weights, "sequences", unlabelled, 2.0).backward()
+        self.assertGreater(float(logits.grad[0, 6]), 0.0, "a clearly neutral-looking face is still corrected")
+        with torch.no_grad():
+            full = clip_loss(logits, y, 3, weights, "sequences")
+            self.assertAlmostEqual(float(clip_loss(logits, y, 3, weights, "sequences", unlabelled, 0.0)), float(full))
+            partial = clip_loss(logits, y, 3, weights, "sequences", unlabelled, float("inf"))
+        self.assertLess(float(partial), float(full), "a class left out can only lower the sequences' loss")
+
+    def test_head_warmup_and_frozen_norm_keep_the_encoder_fixed(self) -> None:
+        from arpgnet.common import seed_all
+        from arpgnet.finetune import finetune, initial
+
+        cfg = preset("edge")
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "encoder.pt"
+            enc = save_encoder(path, cfg)
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
+            frames = np.arange(12).reshape(4, 3)
+            fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
+            args = (cfg, path, None, images, frames, np.array([0, 1, 2, 3]), np.arange(4), fer, np.arange(8) % 7)
+            seed_all(0)
+            start = initial(cfg, path, None)  # the head finetune starts from with seed 0
+            probe = finetune(*args, epochs=1, batch=4, quiet=True, head_warmup=1, unlabelled_margin=float("inf"))
+            both = finetune(*args, epochs=2, batch=4, quiet=True, head_warmup=1)
+            kept = finetune(*args, epochs=1, batch=4, quiet=True, frozen_norm="all")
+        for k, v in enc.named_parameters():
+            self.assertTrue(torch.equal(v, dict(probe.encoder.named_parameters())[k]), f"{k} waits for the head")
+        # the embedding layers' BatchNorm1d statistics drift in train mode unless frozen_norm="all"
+        stat = "backbone.features.running_mean"
+        self.assertFalse(torch.equal(enc.state_dict()[stat], probe.encoder.state_dict()[stat]))
+        for k, v in enc.state_dict().items():
+            if "running" in k:
+                self.assertTrue(torch.equal(v, kept.encoder.state_dict()[k]), f"{k} keeps stage A's statistics")
+        head = next(k for k in start.head.state_dict() if k.endswith("weight"))
+        self.assertFalse(torch.equal(start.head.state_dict()[head], probe.head.state_dict()[head]), "the head trains")
+        conv = next(k for k, v in enc.state_dict().items() if k.endswith("weight") and v.dim() == 4)
+        self.assertFalse(torch.equal(enc.state_dict()[conv], both.encoder.state_dict()[conv]), "then the encoder")
+
     def test_blends_encoder_and_head_with_their_own_alphas(self) -> None:
         from arpgnet.finetune import alpha_name, blend, parse_alphas
 
