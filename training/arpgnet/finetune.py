@@ -291,6 +291,13 @@ def predict_clips(model: ARPGNet, frames_u8: np.ndarray, t: int, flip_average: b
     return predict_proba(model, frames_u8, t, flip_average, batch).argmax(1)
 
 
+def fold_list(text: str) -> list[int]:
+    try:
+        return sorted({int(f) for f in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fold numbers") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", default=str(ROOT / "training" / "runs" / "encoder" / "encoder-swa.pt"))
@@ -304,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--soup", type=int, default=1,
                     help="train this many runs (seeds seed, seed + 1, ...) and keep the mean of their weights "
                          "(arpgnet.soup), per fold and for --folds 0")
+    ap.add_argument("--only-folds", type=fold_list, default=None,
+                    help="run only these of the --folds subject folds, e.g. 1,3 (to split one measurement over "
+                         "processes; the pooled figures then cover these folds only)")
     ap.add_argument("--fer-ratio", type=float, default=1.0, help="FER2013 still clips replayed per sequence")
     ap.add_argument("--fer-views", type=int, default=2,
                     help="encoder passes per replayed FER2013 face (jittered views; 1 halves the replay's cost)")
@@ -356,6 +366,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--teacher needs --distill > 0")
     if args.soup < 1:
         ap.error("--soup needs at least one run")
+    if args.only_folds and not args.folds:
+        ap.error("--only-folds needs --folds N (with --folds 0 every sequence trains one model)")
+    only = args.only_folds or list(range(args.folds))
+    if not set(only) <= set(range(args.folds)):
+        ap.error(f"--only-folds {','.join(map(str, only))}: folds are numbered 0 to {args.folds - 1}")
     head = Path(args.head) if args.head else None
     names = list(cfg.labels)
     t0 = time.time()
@@ -375,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         truth, pred = [], []
         blended: dict[tuple[float, float | None], list[np.ndarray]] = {a: [] for a in alphas}
         start = initial(cfg, Path(args.encoder), head)
-        for f in range(args.folds):
+        for f in only:
             train, test = np.nonzero(folds != f)[0], np.nonzero(folds == f)[0]
             model = tuned(train, args.seed + f, quiet=True)
             p = predict_clips(model, images[frames[test]], cfg.window, args.flip_average)
@@ -392,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
                   flush=True)
         res = summarise(np.concatenate(truth), np.concatenate(pred), names)
         print(json.dumps({"ckplus48": {"accuracy": res["accuracy"], "uar": res["uar"], "folds": args.folds,
-                                       "sequences": res["n"], "flip_average": args.flip_average}}), flush=True)
+                                       "folds_run": only, "sequences": res["n"], "flip_average": args.flip_average}}),
+              flush=True)
         if args.results:
             write(res, Path(args.results) / "ckplus48-finetuned-subject-folds",
                   f"CK+48, {args.folds} subject-independent folds, encoder + head fine-tuned per fold")
