@@ -350,6 +350,11 @@ def main(argv: list[str] | None = None) -> None:
                          "encoder at 0.6 and the head at 1")
     args = ap.parse_args(argv)
     alphas = parse_alphas(args.wise)
+    if args.only_folds and not args.folds:
+        ap.error("--only-folds needs --folds N (with --folds 0 every sequence trains one model)")
+    only = args.only_folds or list(range(args.folds))
+    if not set(only) <= set(range(args.folds)):
+        ap.error(f"--only-folds {','.join(map(str, only))}: folds are numbered 0 to {args.folds - 1}")
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
     cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
@@ -366,11 +371,6 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--teacher needs --distill > 0")
     if args.soup < 1:
         ap.error("--soup needs at least one run")
-    if args.only_folds and not args.folds:
-        ap.error("--only-folds needs --folds N (with --folds 0 every sequence trains one model)")
-    only = args.only_folds or list(range(args.folds))
-    if not set(only) <= set(range(args.folds)):
-        ap.error(f"--only-folds {','.join(map(str, only))}: folds are numbered 0 to {args.folds - 1}")
     head = Path(args.head) if args.head else None
     names = list(cfg.labels)
     t0 = time.time()

@@ -323,6 +323,23 @@ class FineTune(unittest.TestCase):
         conv = next(k for k, v in enc.state_dict().items() if k.endswith("weight") and v.dim() == 4)
         self.assertFalse(torch.equal(enc.state_dict()[conv], both.encoder.state_dict()[conv]), "then the encoder")
 
+    def test_only_folds_are_parsed_and_checked(self) -> None:
+        import argparse
+        import contextlib
+        import io
+
+        from arpgnet.finetune import fold_list, main
+
+        self.assertEqual(fold_list("3,1,1"), [1, 3])
+        with self.assertRaises(argparse.ArgumentTypeError):
+            fold_list("1,x")
+        for argv, message in ((["--folds", "5", "--only-folds", "5"], "numbered 0 to 4"),
+                              (["--folds", "0", "--only-folds", "1"], "needs --folds N")):
+            err = io.StringIO()
+            with self.assertRaises(SystemExit), contextlib.redirect_stderr(err):
+                main(argv + ["--head", ""])
+            self.assertIn(message, err.getvalue())
+
     def test_blends_encoder_and_head_with_their_own_alphas(self) -> None:
         from arpgnet.finetune import alpha_name, blend, parse_alphas
 
