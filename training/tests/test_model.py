@@ -27,6 +27,18 @@ def save_encoder(path: Path, cfg: ModelConfig) -> FrameEncoder:
     return encoder
 
 
+def tiny_stage_c(d: str, cfg: ModelConfig) -> tuple[FrameEncoder, tuple]:
+    """A fresh stage-A encoder saved in d, and finetune's positional arguments for four
+    three-frame sequences (labels 0-3) and eight FER2013 faces of random pixels."""
+    path = Path(d) / "encoder.pt"
+    enc = save_encoder(path, cfg)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
+    frames = np.arange(12).reshape(4, 3)
+    fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
+    return enc, (cfg, path, None, images, frames, np.array([0, 1, 2, 3]), np.arange(4), fer, np.arange(8) % 7)
+
+
 class Shapes(unittest.TestCase):
     def test_paper_preset_forward_with_the_papers_sizes(self) -> None:
         cfg = preset("paper")
@@ -187,26 +199,16 @@ class FineTune(unittest.TestCase):
         cfg = preset("edge")
         torch.manual_seed(0)
         with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "encoder.pt"
-            enc = save_encoder(path, cfg)
-            rng = np.random.default_rng(0)
-            images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
-            frames = np.arange(12).reshape(4, 3)
-            labels = np.array([0, 1, 2, 3])
-            fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
-            model = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                             epochs=1, batch=4, quiet=True)
+            enc, args = tiny_stage_c(d, cfg)
+            images, frames = args[3], args[4]
+            model = finetune(*args, epochs=1, batch=4, quiet=True)
             # the heavy-replay recipe: one view per FER2013 face, plain cross-entropy
-            light = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                             epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weights_on="none")
-            distilled = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                                 epochs=1, batch=4, quiet=True, distill=1.0)
+            light = finetune(*args, epochs=1, batch=4, quiet=True, fer_ratio=2.0, fer_views=1, weights_on="none")
+            distilled = finetune(*args, epochs=1, batch=4, quiet=True, distill=1.0)
             # an ensemble's soft targets on the replay, and the stem + 2 stages kept fixed
             targets = np.log(np.full((8, cfg.num_classes), 1.0 / cfg.num_classes, dtype=np.float32))
-            soft = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                            epochs=1, batch=4, quiet=True, distill=1.0, fer_targets=targets)
-            frozen = finetune(cfg, path, None, images, frames, labels, np.arange(4), fer, np.arange(8) % 7,
-                              epochs=1, batch=4, quiet=True, freeze=2)
+            soft = finetune(*args, epochs=1, batch=4, quiet=True, distill=1.0, fer_targets=targets)
+            frozen = finetune(*args, epochs=1, batch=4, quiet=True, freeze=2)
         before = enc.state_dict()
         after = model.encoder.state_dict()
         bn_mean = next(k for k in before if k.endswith("running_mean"))
@@ -298,15 +300,9 @@ class FineTune(unittest.TestCase):
         cfg = preset("edge")
         torch.manual_seed(0)
         with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "encoder.pt"
-            enc = save_encoder(path, cfg)
-            rng = np.random.default_rng(0)
-            images = rng.integers(0, 255, size=(12, 48, 48), dtype=np.uint8)
-            frames = np.arange(12).reshape(4, 3)
-            fer = rng.integers(0, 255, size=(8, 48, 48), dtype=np.uint8)
-            args = (cfg, path, None, images, frames, np.array([0, 1, 2, 3]), np.arange(4), fer, np.arange(8) % 7)
+            enc, args = tiny_stage_c(d, cfg)
             seed_all(0)
-            start = initial(cfg, path, None)  # the head finetune starts from with seed 0
+            start = initial(cfg, args[1], None)  # the head finetune starts from with seed 0
             probe = finetune(*args, epochs=1, batch=4, quiet=True, head_warmup=1, unlabelled_margin=float("inf"))
             both = finetune(*args, epochs=2, batch=4, quiet=True, head_warmup=1)
             kept = finetune(*args, epochs=1, batch=4, quiet=True, frozen_norm="all")
