@@ -146,7 +146,9 @@ def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | Non
     still pushes neutral down on every subtle CK+48 face, and FER2013's neutral faces pay
     for it. With a margin, the sequences' logits of the `unlabelled` classes are lowered by
     it before scoring: only a face the model finds neutral by more than the margin is
-    corrected, and an infinite margin leaves those classes out (a partial label)."""
+    corrected, and an infinite margin leaves those classes out (a partial label). Under a
+    margin "ck" weights each row by its label's weight; without one it keeps PyTorch's
+    class-weighted label smoothing, so 1.1.0's recipe reproduces."""
     partial = unlabelled is not None and margin > 0
     if not partial and (weights is None or weights_on == "none"):
         return F.cross_entropy(logits, y, label_smoothing=0.1)
