@@ -138,7 +138,7 @@ def initial(cfg: ModelConfig, encoder_path: Path, head_path: Path | None) -> ARP
 
 
 def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | None, weights_on: str,
-              unlabelled: Tensor | None = None, margin: float = 0.0) -> Tensor:
+              unlabelled: Tensor | None = None, margin: float = 0.0, replay_unlabelled: float = 1.0) -> Tensor:
     """Cross-entropy over a batch whose first n_sequences rows are CK+48 sequences, the rest
     FER2013 replay; weights_on "sequences" leaves the replay unweighted.
 
@@ -148,11 +148,17 @@ def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | Non
     it before scoring: only a face the model finds neutral by more than the margin is
     corrected, and an infinite margin leaves those classes out (a partial label). Under a
     margin "ck" weights each row by its label's weight; without one it keeps PyTorch's
-    class-weighted label smoothing, so 1.1.0's recipe reproduces."""
+    class-weighted label smoothing, so 1.1.0's recipe reproduces.
+
+    replay_unlabelled weighs the replayed faces of those classes: above 1 the FER2013
+    neutral faces hold neutral where the sequences push it down, so the model has to find
+    what tells a subtle CK+48 expression from a neutral FER2013 face instead of moving its
+    prior away from neutral."""
     partial = unlabelled is not None and margin > 0
-    if not partial and (weights is None or weights_on == "none"):
+    reweigh = unlabelled is not None and replay_unlabelled != 1.0
+    if not partial and not reweigh and (weights is None or weights_on == "none"):
         return F.cross_entropy(logits, y, label_smoothing=0.1)
-    if not partial and weights_on == "ck":
+    if not partial and not reweigh and weights_on == "ck":
         return F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
     rows = F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1)
     if partial:
@@ -172,6 +178,9 @@ def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | Non
         w = weights[y]
     else:
         w = torch.cat([weights[y[:n_sequences]], torch.ones(len(y) - n_sequences)])
+    if reweigh:
+        w = w.clone()
+        w[n_sequences:] *= torch.where(unlabelled[y[n_sequences:]], replay_unlabelled, 1.0)
     return (rows * w).sum() / w.sum()
 
 
@@ -180,7 +189,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
              batch: int = 24, fer_ratio: float = 1.0, seed: int = 0, quiet: bool = False, fer_views: int = 2,
              weights_on: str = "ck", distill: float = 0.0, temperature: float = 2.0, head_lr: float = 1e-3,
              fer_targets: np.ndarray | None = None, freeze: int = 0, unlabelled_margin: float = 0.0,
-             head_warmup: int = 0, frozen_norm: str = "2d") -> ARPGNet:
+             head_warmup: int = 0, frozen_norm: str = "2d", replay_unlabelled: float = 1.0) -> ARPGNet:
     gen = seed_all(seed)
     rng = np.random.default_rng(seed)
     model = initial(cfg, encoder_path, head_path)
@@ -242,7 +251,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
             y = torch.from_numpy(np.concatenate(ys))
             valid = _valid(len(y), t, rng)
             logits = model.head(app, rel, valid)
-            loss = clip_loss(logits, y, len(si), weights, weights_on, unlabelled, unlabelled_margin)
+            loss = clip_loss(logits, y, len(si), weights, weights_on, unlabelled, unlabelled_margin, replay_unlabelled)
             if distill > 0 and len(fi):
                 if fer_targets is not None:
                     target = torch.from_numpy(fer_targets[fi])
@@ -338,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="on the CK+48 sequences, lower the logits of classes CK+48 never labels (neutral) by this "
                          "much before scoring, so only clearly neutral-looking faces are corrected; inf leaves them "
                          "out (partial labels); 0 = plain cross-entropy")
+    ap.add_argument("--replay-unlabelled", type=float, default=1.0,
+                    help="loss weight of the replayed FER2013 faces of classes CK+48 never labels (neutral); above 1 "
+                         "they hold neutral against the sequences' push (1 = as every other face)")
     ap.add_argument("--head-warmup", type=int, default=0,
                     help="train only the head for the first N epochs, then the whole model (LP-FT)")
     ap.add_argument("--frozen-norm", choices=["2d", "all"], default="2d",
@@ -383,7 +395,8 @@ def main(argv: list[str] | None = None) -> None:
                          fer_views=args.fer_views, weights_on=args.class_weights, distill=args.distill,
                          temperature=args.temperature, head_lr=args.head_lr, fer_targets=fer_targets,
                          freeze=args.freeze, unlabelled_margin=args.unlabelled_margin,
-                         head_warmup=args.head_warmup, frozen_norm=args.frozen_norm)
+                         head_warmup=args.head_warmup, frozen_norm=args.frozen_norm,
+                         replay_unlabelled=args.replay_unlabelled)
                 for k in range(args.soup)]
         return soup(runs) if len(runs) > 1 else runs[0]
 

@@ -293,6 +293,33 @@ class FineTune(unittest.TestCase):
             partial = clip_loss(logits, y, 3, weights, "sequences", unlabelled, float("inf"))
         self.assertLess(float(partial), float(full), "a class left out can only lower the sequences' loss")
 
+    def test_replay_unlabelled_weighs_only_the_replayed_neutral_faces(self) -> None:
+        from arpgnet.finetune import clip_loss
+
+        torch.manual_seed(0)
+        logits = torch.randn(6, 8, requires_grad=True)
+        y = torch.tensor([0, 1, 2, 3, 6, 5])  # rows 0-2 sequences, rows 3-5 replay (row 4 a neutral face)
+        unlabelled = torch.zeros(8, dtype=torch.bool)
+        unlabelled[6] = True
+        weights = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 0.2, 1.0, 1.0])
+        grads = {}
+        for on in ("ck", "sequences", "none"):
+            for w in (1.0, 3.0):
+                logits.grad = None
+                loss = clip_loss(logits, y, 3, weights, on, unlabelled, 0.0, w)
+                loss.backward()
+                grads[on, w] = logits.grad.clone()
+                if w == 1.0:
+                    self.assertAlmostEqual(float(loss), float(clip_loss(logits, y, 3, weights, on)), places=5)
+            g1, g3 = grads[on, 1.0], grads[on, 3.0]
+            share = lambda g, i: float(g[i].abs().sum() / g.abs().sum())  # noqa: E731
+            self.assertGreater(share(g3, 4), share(g1, 4), f"{on}: the replayed neutral face counts for more")
+            if on == "ck":
+                continue  # re-weighting leaves PyTorch's class-weighted smoothing for per-row weights, as a margin does
+            for i in (0, 1, 2, 3, 5):  # every other row keeps its weight relative to the rest
+                self.assertAlmostEqual(float(g3[i].abs().sum() / g3[0].abs().sum()),
+                                       float(g1[i].abs().sum() / g1[0].abs().sum()), places=4)
+
     def test_head_warmup_and_frozen_norm_keep_the_encoder_fixed(self) -> None:
         from arpgnet.common import seed_all
         from arpgnet.finetune import finetune, initial
