@@ -498,3 +498,43 @@ class SymmetryAblation(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MobileFaceWeights(unittest.TestCase):
+    """The TF.js face-recognition network read into PyTorch gives what TF.js gives."""
+
+    def test_the_pytorch_network_matches_tfjs_on_a_fixed_input(self) -> None:
+        import json
+
+        from arpgnet import mobileface
+
+        ref = json.loads((Path(__file__).parent / "fixtures" / "mobileface-tfjs.json").read_text())
+        i = np.arange(112 * 112 * 3, dtype=np.float64)
+        x = ((np.sin(i * 0.013) * 0.5 + 0.5) * 255 * ((i % 7) / 7 + 0.3)) % 256  # as mobileface-tfjs.mjs
+        x = torch.from_numpy(x.astype(np.float32).reshape(1, 112, 112, 3)).permute(0, 3, 1, 2).contiguous()
+        with torch.no_grad():
+            got = mobileface.load().embed(x)[0].numpy()
+        want = np.array(ref["embedding"], dtype=np.float32)
+        self.assertEqual(got.shape, want.shape)
+        self.assertLess(float(np.abs(got - want).max()), 1e-3 * float(np.abs(want).max()))
+        # the NHWC flatten matters: the same weights flattened as NCHW give another embedding
+        with torch.no_grad():
+            m = mobileface.load()
+            nchw = m.dense(m.features(x).flatten(1)) * m.scale + m.shift
+        self.assertGreater(float(np.abs(nchw[0].numpy() - want).max()), 0.1 * float(np.abs(want).max()))
+
+    def test_weights_of_another_shape_are_refused_with_their_name(self) -> None:
+        from unittest import mock
+
+        from arpgnet import mobileface
+
+        real = mobileface.read_weights
+
+        def narrow(folder: Path) -> dict[str, np.ndarray]:
+            w = dict(real(folder))
+            w["stage3_unit1_conv1_df"] = w["stage3_unit1_conv1_df"][:, :, :32]
+            return w
+
+        with mock.patch.object(mobileface, "read_weights", narrow), \
+                self.assertRaisesRegex(ValueError, "stage3_unit1_conv1_df has shape"):
+            mobileface.load()
