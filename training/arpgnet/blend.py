@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
-from .finetune import alpha_name, blend, fer_val_clips, initial, parse_alphas, save_and_measure
+from .mixing import alpha_name, blend, parse_alphas, save_and_measure
+from .stage_c import fer_val_clips, initial
 from .metrics import write
 
 

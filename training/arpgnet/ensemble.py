@@ -25,7 +25,7 @@ import torch
 from .common import ROOT, shared_dir, write_targets
 from .config import ModelConfig
 from .data import load_image_array, scan_images
-from .finetune import fer_val_clips, initial, predict_proba
+from .stage_c import fer_val_clips, initial, predict_proba
 
 
 def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:

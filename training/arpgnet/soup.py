@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
-from .finetune import fer_val_clips, initial, save_and_measure, soup
+from .mixing import save_and_measure, soup
+from .stage_c import fer_val_clips, initial
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -194,7 +194,7 @@ class Checkpoints(unittest.TestCase):
 
 class FineTune(unittest.TestCase):
     def test_stage_c_trains_encoder_and_head_and_keeps_batchnorm_statistics(self) -> None:
-        from arpgnet.finetune import finetune, predict_clips
+        from arpgnet.stage_c import finetune, predict_clips
 
         cfg = preset("edge")
         torch.manual_seed(0)
@@ -244,7 +244,7 @@ class FineTune(unittest.TestCase):
     def test_sequence_class_weights_leave_the_replay_unweighted(self) -> None:
         import torch.nn.functional as F
 
-        from arpgnet.finetune import clip_loss
+        from arpgnet.stage_c import clip_loss
 
         torch.manual_seed(0)
         logits = torch.randn(6, 8)
@@ -263,7 +263,7 @@ class FineTune(unittest.TestCase):
         self.assertNotAlmostEqual(float(mixed), float(clip_loss(logits, y, 3, None, "none")), places=3)
 
     def test_unlabelled_margin_spares_neutral_in_the_sequences_loss(self) -> None:
-        from arpgnet.finetune import clip_loss
+        from arpgnet.stage_c import clip_loss
 
         torch.manual_seed(0)
         logits = torch.randn(6, 8, requires_grad=True)
@@ -294,7 +294,7 @@ class FineTune(unittest.TestCase):
         self.assertLess(float(partial), float(full), "a class left out can only lower the sequences' loss")
 
     def test_replay_unlabelled_weighs_only_the_replayed_neutral_faces(self) -> None:
-        from arpgnet.finetune import clip_loss
+        from arpgnet.stage_c import clip_loss
 
         torch.manual_seed(0)
         logits = torch.randn(6, 8, requires_grad=True)
@@ -322,7 +322,7 @@ class FineTune(unittest.TestCase):
 
     def test_head_warmup_and_frozen_norm_keep_the_encoder_fixed(self) -> None:
         from arpgnet.common import seed_all
-        from arpgnet.finetune import finetune, initial
+        from arpgnet.stage_c import finetune, initial
 
         cfg = preset("edge")
         torch.manual_seed(0)
@@ -364,7 +364,7 @@ class FineTune(unittest.TestCase):
             self.assertIn(message, err.getvalue())
 
     def test_blends_encoder_and_head_with_their_own_alphas(self) -> None:
-        from arpgnet.finetune import alpha_name, blend, parse_alphas
+        from arpgnet.mixing import alpha_name, blend, parse_alphas
 
         self.assertEqual(parse_alphas("0.8,0.6:1"), [(0.8, None), (0.6, 1.0)])
         self.assertEqual([alpha_name(a) for a in parse_alphas("0.8,0.6:1")], ["0.8", "0.6-head-1.0"])
@@ -381,7 +381,7 @@ class FineTune(unittest.TestCase):
         torch.testing.assert_close(split[head], t[head])
 
     def test_a_soup_is_the_mean_of_its_runs_weights(self) -> None:
-        from arpgnet.finetune import soup
+        from arpgnet.mixing import soup
 
         cfg = preset("edge")
         torch.manual_seed(0)
