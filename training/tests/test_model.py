@@ -538,3 +538,19 @@ class MobileFaceWeights(unittest.TestCase):
         with mock.patch.object(mobileface, "read_weights", narrow), \
                 self.assertRaisesRegex(ValueError, "stage3_unit1_conv1_df has shape"):
             mobileface.load()
+
+    def test_the_fer2013_classifier_sees_grey_crops_as_mobileface_input(self) -> None:
+        from arpgnet import mobileface
+        from arpgnet.transfer import Classifier
+
+        grey = torch.rand(2, 1, 48, 48)
+        x = mobileface.from_grey48(grey)
+        self.assertEqual(tuple(x.shape), (2, 3, 112, 112))
+        self.assertTrue(torch.equal(x[:, 0], x[:, 2]), "grey repeated over the three channels")
+        self.assertAlmostEqual(float(x.mean()), float(grey.mean()) * 255, delta=2.0)  # 0..1 -> 0..255
+        net = mobileface.load()
+        model = Classifier(net, 8).eval()
+        with torch.no_grad():
+            self.assertEqual(tuple(model(grey).shape), (2, 8))
+            np.testing.assert_allclose(model.net.embed(x).numpy(), mobileface.load().embed(x).numpy(), rtol=1e-5,
+                                       atol=1e-4)
