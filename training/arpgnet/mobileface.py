@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .common import shared_dir
 
@@ -73,7 +73,10 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
         offset = 0
         for w in group["weights"]:
             n = int(np.prod(w["shape"])) if w["shape"] else 1
-            dtype = {"float32": np.float32, "int32": np.int32}[w["dtype"]]
+            if w["dtype"] not in ("float32", "int32") or "quantization" in w:
+                raise ValueError(f"{folder}: {w['name']} is stored as {w['dtype']}"
+                                 f"{' (quantised)' if 'quantization' in w else ''}; only float32/int32 are read")
+            dtype = np.float32 if w["dtype"] == "float32" else np.int32
             out[w["name"]] = np.frombuffer(buf, dtype, n, offset).reshape(w["shape"])
             offset += n * 4
         if offset != len(buf):
