@@ -73,6 +73,8 @@ def _clip_embeddings(model: ARPGNet, frames_u8: np.ndarray, t: int, rng: np.rand
 
 
 def _valid(b: int, t: int, rng: np.random.Generator, p_partial: float = 0.3) -> Tensor:
+    """Filling windows as `clips.random_valid` makes them for stage B, drawn from the rng in
+    another order; one shared function would change every recorded stage-B or stage-C run."""
     valid = np.ones((b, t), dtype=np.float32)
     for i in np.nonzero(rng.random(b) < p_partial)[0]:
         valid[i, : rng.integers(1, t)] = 0
