@@ -131,8 +131,7 @@ def clip_loss(logits: Tensor, y: Tensor, n_sequences: int, weights: Tensor | Non
         w = weights[y]
     else:
         w = torch.cat([weights[y[:n_sequences]], torch.ones(len(y) - n_sequences)])
-    if reweigh:
-        w = w.clone()
+    if reweigh:  # w is a fresh tensor on every path above (indexing, cat, ones), so in place is safe
         w[n_sequences:] *= torch.where(unlabelled[y[n_sequences:]], replay_unlabelled, 1.0)
     return (rows * w).sum() / w.sum()
 
