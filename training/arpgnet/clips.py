@@ -55,16 +55,22 @@ def _variants(x: Tensor, gen: torch.Generator) -> list[Tensor]:
 
 @torch.no_grad()
 def embed(encoder: FrameEncoder, images: np.ndarray, seed: int, jitter: bool = True, batch: int = 256,
-          desc: str = "embed") -> tuple[Tensor, Tensor]:
+          desc: str = "embed", mirror_invariant: bool = False) -> tuple[Tensor, Tensor]:
+    """mirror_invariant: the encoder averages each face with its mirror image, so the
+    untouched mirrored view equals the plain one and is copied, not computed."""
     encoder.eval()
     gen = torch.Generator().manual_seed(seed)
     apps, rels = [], []
     for i in tqdm(range(0, len(images), batch), desc=desc, mininterval=10):
         x = to_unit(images[i:i + batch])
         views = _variants(x, gen) if jitter else [x, torch.flip(x, dims=[3])]
-        xs = normalise(torch.cat(views)).contiguous(memory_format=torch.channels_last)
+        mirror = VARIANTS_PER_FLIP if jitter else 1
+        run = [k for k in range(len(views)) if not (mirror_invariant and k == mirror)]
+        xs = normalise(torch.cat([views[k] for k in run])).contiguous(memory_format=torch.channels_last)
         a, r = encoder(xs)
         b = len(x)
+        if len(run) < len(views):
+            a, r = (torch.cat([v[: mirror * b], v[:b], v[mirror * b:]]) for v in (a, r))
         apps.append(a.view(len(views), b, -1).transpose(0, 1))
         rels.append(r.view(len(views), b, -1).transpose(0, 1))
     return torch.cat(apps), torch.cat(rels)
@@ -75,13 +81,14 @@ def encoder_key(path: Path) -> str:
 
 
 def image_bank(encoder: FrameEncoder, samples: list[Sample], cfg: ModelConfig, cache: Path, key: str,
-               name: str, jitter: bool = True) -> Bank:
+               name: str, jitter: bool = True, mirror_invariant: bool = False) -> Bank:
     f = cache / f"bank-{name}{len(samples)}-{key}-{int(jitter)}.pt"
     if f.exists():
         d = torch.load(f)
         return Bank(d["app"], d["rel"], d["labels"], d["subjects"])
     images = load_image_array(samples, cfg.input_size, cache)
-    app, rel = embed(encoder, images, seed=len(samples), jitter=jitter, desc=f"embed {name}")
+    app, rel = embed(encoder, images, seed=len(samples), jitter=jitter, desc=f"embed {name}",
+                     mirror_invariant=mirror_invariant)
     bank = Bank(app, rel, np.array([s.label for s in samples]), [s.subject for s in samples])
     cache.mkdir(parents=True, exist_ok=True)
     torch.save({"app": app, "rel": rel, "labels": bank.labels, "subjects": bank.subjects}, f)
@@ -102,10 +109,11 @@ def ck_sequence_rows(samples: list[Sample]) -> tuple[np.ndarray, np.ndarray, lis
     return frames, labels, [q.split("_")[0] for q in seqs]
 
 
-def ck_sequences(encoder: FrameEncoder, root: Path, cfg: ModelConfig, cache: Path, key: str) -> Sequences:
+def ck_sequences(encoder: FrameEncoder, root: Path, cfg: ModelConfig, cache: Path, key: str,
+                 mirror_invariant: bool = False) -> Sequences:
     """CK+48 as sequences of cached embeddings."""
     samples = scan_images(root, cfg.labels)
-    bank = image_bank(encoder, samples, cfg, cache, key, "ckplus48")
+    bank = image_bank(encoder, samples, cfg, cache, key, "ckplus48", mirror_invariant=mirror_invariant)
     frames, labels, subjects = ck_sequence_rows(samples)
     return Sequences(bank, frames, labels, subjects)
 

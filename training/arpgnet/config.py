@@ -36,6 +36,9 @@ class ModelConfig:
     fusion_heads: int = 4
     fusion_layers: int = 2
     dropout: float = 0.2
+    # temporal pooling of the fusion graph's nodes: "mean" (1.x heads, masked mean) or
+    # "recency" (learned attention over nodes with a per-position bias)
+    pooling: str = "mean"
     # ablations: "fusion" (ARPGNet), "concat", "appearance", "relation"
     mode: str = "fusion"
     use_trs: bool = True
@@ -48,6 +51,8 @@ class ModelConfig:
             object.__setattr__(self, "labels", tuple(labels))
         if self.mode not in ("fusion", "concat", "appearance", "relation"):
             raise ValueError(f"unknown mode {self.mode!r}")
+        if self.pooling not in ("mean", "recency"):
+            raise ValueError(f"unknown pooling {self.pooling!r}")
 
     @property
     def num_classes(self) -> int:

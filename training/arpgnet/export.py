@@ -43,6 +43,17 @@ class EncoderExport(nn.Module):
         return (a[:n] + a[n:]) / 2, (r[:n] + r[n:]) / 2
 
 
+class Calibrated(nn.Module):
+    """The head with its fitted temperature applied, so every consumer gets calibrated logits."""
+
+    def __init__(self, head: WindowHead, temperature: float) -> None:
+        super().__init__()
+        self.head, self.temperature = head, temperature
+
+    def forward(self, app: Tensor, rel: Tensor, valid: Tensor) -> Tensor:
+        return self.head(app, rel, valid) / self.temperature
+
+
 def metadata(cfg: ModelConfig, kind: str, version: str, flip_average: bool, extra: dict) -> dict[str, str]:
     contract = load_contract()
     base = contract["inputSize"]["width"]
@@ -67,9 +78,9 @@ def metadata(cfg: ModelConfig, kind: str, version: str, flip_average: bool, extr
         "arpgnet.flip_average": str(flip_average).lower(),
         "arpgnet.preprocess": json.dumps(contract),
         "arpgnet.config": json.dumps(cfg.to_json()),
-        "arpgnet.training_data": TRAINING_DATA,
+        "arpgnet.training_data": extra.get("training_data", TRAINING_DATA),
     }
-    meta.update({f"arpgnet.{k}": v for k, v in extra.items()})
+    meta.update({f"arpgnet.{k}": v for k, v in extra.items() if k != "training_data"})
     return meta
 
 
@@ -94,7 +105,7 @@ def export_encoder(encoder: FrameEncoder, cfg: ModelConfig, out: Path, opset: in
     _stamp(out, meta)
 
 
-def export_head(head: WindowHead, cfg: ModelConfig, out: Path, opset: int, meta: dict[str, str]) -> None:
+def export_head(head: nn.Module, cfg: ModelConfig, out: Path, opset: int, meta: dict[str, str]) -> None:
     t = cfg.window
     args = (torch.zeros(2, t, cfg.app_dim), torch.zeros(2, t, cfg.rel_dim), torch.ones(2, t))
     torch.onnx.export(head.eval(), args, str(out), opset_version=opset,
@@ -114,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--flip-average", action="store_true")
     ap.add_argument("--metrics", default=None, help="JSON of measured metrics to record in the metadata")
+    ap.add_argument("--training-data", default=None, help="what the weights were trained on (metadata and model card)")
     args = ap.parse_args(argv)
 
     ek = torch.load(args.encoder, map_location="cpu")
@@ -125,19 +137,24 @@ def main(argv: list[str] | None = None) -> None:
     check_config(ek["config"], cfg, args.encoder)
     check_config(hk["config"], cfg, args.head)
     cfg = ModelConfig.from_json(hk["config"])
+    extra: dict[str, str] = {"metrics": Path(args.metrics).read_text()} if args.metrics else {}
     enc = FrameEncoder(cfg)
     enc.load_state_dict(ek["encoder"])
     head = WindowHead(cfg)
     head.load_state_dict(hk["head"])
+    temperature = float(hk.get("temperature", 1.0))
+    if args.training_data:
+        extra["training_data"] = args.training_data
+    if temperature != 1.0:  # fitted on held-out faces by the stage that made the head
+        extra["temperature"] = f"{temperature:.4f}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    extra = {"metrics": Path(args.metrics).read_text()} if args.metrics else {}
     pair = hashlib.sha1(Path(args.encoder).read_bytes() + Path(args.head).read_bytes()).hexdigest()[:12]
     extra["pair"] = pair  # encoder and head must come from the same training run
     stem = f"arpgnet-{cfg.preset}" + ("" if args.opset == 17 else f"-opset{args.opset}")
     export_encoder(enc, cfg, out / f"{stem}.encoder.onnx", args.opset,
                    metadata(cfg, "encoder", args.version, args.flip_average, extra), args.flip_average)
-    export_head(head, cfg, out / f"{stem}.head.onnx", args.opset,
+    export_head(Calibrated(head, temperature), cfg, out / f"{stem}.head.onnx", args.opset,
                 metadata(cfg, "head", args.version, args.flip_average, extra))
     for f in sorted(out.glob(f"{stem}.*.onnx")):
         print(f"{f}  {f.stat().st_size / 1e6:.2f} MB")

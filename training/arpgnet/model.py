@@ -231,6 +231,11 @@ class WindowHead(nn.Module):
             self.layers = nn.ModuleList(
                 GraphAttention(d, cfg.fusion_heads, cfg.dropout) for _ in range(cfg.fusion_layers)
             )
+        if cfg.pooling == "recency":
+            # a learned score per node plus a learned bias per window position: the head
+            # can weigh what the face shows now over the frames that led up to it
+            self.pool_score = nn.Linear(d, 1)
+            self.pool_pos = nn.Parameter(torch.zeros(t))
         self.classifier = nn.Sequential(
             nn.Linear(d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, cfg.num_classes)
         )
@@ -252,8 +257,13 @@ class WindowHead(nn.Module):
             bias = self.band + (1.0 - keep)[:, None, None, :] * NEG  # [N, 1, 2T, 2T]
             for layer in self.layers:
                 x = layer(x, bias)
-        w = keep.unsqueeze(-1)
-        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+        if self.cfg.pooling == "recency":
+            reps = x.shape[1] // self.cfg.window
+            score = self.pool_score(x).squeeze(-1) + self.pool_pos.repeat(reps) + (1.0 - keep) * NEG
+            pooled = (torch.softmax(score, dim=1).unsqueeze(-1) * x).sum(1)
+        else:
+            w = keep.unsqueeze(-1)
+            pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
         return self.classifier(pooled)
 
 
