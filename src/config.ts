@@ -20,6 +20,14 @@ export const Config = z
       stride: z.number().int().min(1),
       minFrames: z.number().int().min(1),
       smoothing: z.number().gt(0).max(1),
+      /** Below this calibrated probability the label is 'uncertain'. */
+      minConfidence: z.number().min(0).max(1),
+      /** Windows a new label must lead before it replaces the shown one. */
+      hold: z.number().int().min(1).max(100),
+      /** Probability by which the shown label may trail the best one before it is challenged. */
+      margin: z.number().min(0).max(1),
+      /** Labels never shown (contempt by default: see the model card). */
+      hiddenLabels: z.array(z.string()),
       maxGapMs: z.number().positive(),
       trackMissMs: z.number().nonnegative(),
     }),
@@ -77,7 +85,20 @@ export function defaults(): Config {
       head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
       mediapipeDir: mediapipeModelsDir(),
     },
-    analysis: { fps: 10, maxSide: 640, maxFaces: 4, stride: 2, minFrames: 3, smoothing: 0.6, maxGapMs: 1000, trackMissMs: 500 },
+    analysis: {
+      fps: 10,
+      maxSide: 640,
+      maxFaces: 4,
+      stride: 1,
+      minFrames: 3,
+      smoothing: 0.4,
+      minConfidence: 0.35,
+      hold: 5,
+      margin: 0.25,
+      hiddenLabels: ['contempt'],
+      maxGapMs: 1000,
+      trackMissMs: 500,
+    },
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },
     publish: { host: '127.0.0.1', maxQueue: 256 },
@@ -110,7 +131,15 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
   const num = (k: string): number | undefined => (env[k] !== undefined ? Number(env[k]) : undefined);
   return {
     models: { encoder: env['ARPGNET_ENCODER'], head: env['ARPGNET_HEAD'], mediapipeDir: env['ARPGNET_MODELS_DIR'] },
-    analysis: { fps: num('ARPGNET_FPS'), maxFaces: num('ARPGNET_MAX_FACES') },
+    analysis: {
+      fps: num('ARPGNET_FPS'),
+      maxFaces: num('ARPGNET_MAX_FACES'),
+      minConfidence: num('ARPGNET_MIN_CONFIDENCE'),
+      hiddenLabels: env['ARPGNET_HIDDEN_LABELS']
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    },
     runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
     ingest: { decoder: env['ARPGNET_DECODER'] },
     serve: { port: num('ARPGNET_PORT'), maxStreams: num('ARPGNET_MAX_STREAMS') },

@@ -36,7 +36,7 @@ describe('kiosk page in headless Chromium with a camera source', () => {
       await page.waitForSelector('body[data-state="running"]', { timeout: 30_000 });
       await page.waitForSelector('body[data-presence="present"]', { timeout: 60_000 });
       const big = (await page.locator('#big-label').textContent()) ?? '';
-      assert.match(big, /^(anger|disgust|fear|happiness|sadness|surprise|neutral|contempt)$/);
+      assert.match(big, /^(anger|disgust|fear|happiness|sadness|surprise|neutral|uncertain)$/);
       assert.ok(await page.locator('#big').isVisible(), 'the large label is on screen');
       assert.ok(!(await page.locator('#idle').isVisible()), 'no idle screen while someone is in front');
       assert.ok(await page.locator('#privacy').isVisible(), 'the privacy notice is visible');

@@ -47,7 +47,7 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     assert.match(start.source.uri, /^webrtc:rtp\/alice$/);
     const emo = sub.got.find((e): e is EmotionEvent => mine(e) && e.type === 'emotion')!;
     for (const e of sub.got) assertSchema(e);
-    assert.ok(start.model.labels.includes(emo.label));
+    assert.ok(start.model.labels.includes(emo.label) || emo.label === 'uncertain', emo.label);
     assert.ok(emo.box.w > 0.1 && emo.box.w < 1, 'the face box (normalised) covers a face');
     const health = (await (await fetch(`${s.url}/healthz`)).json()) as {
       streams: Array<{ producerId: string; decoded: number; firstFrameMs: number }>;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config.js';
-import { summarise } from '../src/eval/metrics.js';
+import { expectedCalibrationError, summarise } from '../src/eval/metrics.js';
 import { FramePool } from '../src/ingest/frame-pool.js';
 import { labelIndex } from '../src/model/labels.js';
 import { cropToInput, templateToFrame } from '../src/pipeline/align.js';
+import { Labeller, shownLabels, UNCERTAIN } from '../src/pipeline/labeller.js';
 import { RateSampler } from '../src/pipeline/sampler.js';
 import { FaceTracker, iou } from '../src/pipeline/tracker.js';
 import { EmbeddingWindow } from '../src/pipeline/window.js';
@@ -170,5 +171,65 @@ describe('still views', () => {
     const r = withView({ a: 1, b: 0, tx: 0, ty: 0 }, [30, 1.2, 0, 0], 48, 48);
     const c = 23.5;
     assert.ok(Math.abs(r.a * c - r.b * c + r.tx - c) < 1e-9 && Math.abs(r.b * c + r.a * c + r.ty - c) < 1e-9);
+  });
+});
+
+describe('labeller: what a person is shown', () => {
+  const labels = ['anger', 'happiness', 'neutral', 'contempt'];
+  const policy = { shown: shownLabels(labels, ['contempt']), minConfidence: 0.4, hold: 2, margin: 0, smoothing: 1 };
+  const p = (...v: number[]): Float32Array => Float32Array.from(v);
+
+  it('never shows a hidden label, and a face it would win is uncertain, not its runner-up', () => {
+    const l = new Labeller(labels, policy);
+    const r = l.update(p(0.05, 0.15, 0.1, 0.7));
+    assert.equal(r.label, UNCERTAIN);
+    assert.equal(r.top, 'happiness');
+    assert.ok(Math.abs(r.confidence - 0.15) < 1e-6);
+  });
+  it('shows uncertain below the threshold and the label above it', () => {
+    const l = new Labeller(labels, { ...policy, hold: 1 });
+    assert.equal(l.update(p(0.35, 0.3, 0.35, 0)).label, UNCERTAIN);
+    assert.equal(l.update(p(0.1, 0.8, 0.1, 0)).label, 'happiness');
+  });
+  it('switches only after a new label led for `hold` windows', () => {
+    const l = new Labeller(labels, policy);
+    assert.equal(l.update(p(0.1, 0.8, 0.1, 0)).label, 'happiness');
+    assert.equal(l.update(p(0.8, 0.1, 0.1, 0)).label, 'happiness', 'one window is not enough');
+    assert.equal(l.update(p(0.1, 0.8, 0.1, 0)).label, 'happiness');
+    assert.equal(l.update(p(0.8, 0.1, 0.1, 0)).label, 'happiness', 'the streak restarted');
+    assert.equal(l.update(p(0.8, 0.1, 0.1, 0)).label, 'anger');
+  });
+  it('keeps the shown label while it trails the best by less than the margin', () => {
+    const l = new Labeller(labels, { ...policy, hold: 1, margin: 0.15 });
+    assert.equal(l.update(p(0.3, 0.6, 0.1, 0)).label, 'happiness');
+    assert.equal(l.update(p(0.5, 0.4, 0.1, 0)).label, 'happiness', '0.1 behind: kept');
+    assert.equal(l.update(p(0.7, 0.2, 0.1, 0)).label, 'anger', '0.5 behind: replaced');
+    assert.equal(l.update(p(0.3, 0.3, 0.3, 0.1)).label, 'anger', 'just below the threshold, within the margin');
+    assert.equal(l.update(p(0.2, 0.3, 0.3, 0.2)).label, UNCERTAIN);
+  });
+  it('refuses a hidden name that is no emotion, and ignores one the model lacks', () => {
+    assert.throws(() => shownLabels(labels, ['contemp']), /unknown label contemp/);
+    assert.deepEqual(shownLabels(['anger', 'neutral'], ['contempt']), [true, true]);
+  });
+});
+
+describe('expected calibration error', () => {
+  it('is 0 when confidence matches accuracy and grows with overconfidence', () => {
+    const half = [
+      [0.5, 0.5],
+      [0.5, 0.5],
+    ];
+    assert.ok(expectedCalibrationError(half, [0, 1]) < 1e-9);
+    assert.ok(
+      Math.abs(
+        expectedCalibrationError(
+          [
+            [0.9, 0.1],
+            [0.9, 0.1],
+          ],
+          [0, 1],
+        ) - 0.4,
+      ) < 1e-9,
+    );
   });
 });

@@ -4,6 +4,7 @@ import type { PipelineEvent, EmotionEvent } from '../publish/events.js';
 import { wallTime } from '../publish/events.js';
 import { templateToFrame, warpToTensor, type Similarity } from './align.js';
 import type { DetectedFace } from './landmarker.js';
+import { Labeller, type LabelPolicy, type Reading } from './labeller.js';
 import { FaceTracker, type Track } from './tracker.js';
 import { EmbeddingWindow } from './window.js';
 
@@ -22,8 +23,8 @@ export interface AnalyserOptions {
   stride: number;
   /** Frames a track needs before its first emotion event (the rest of the window is masked). */
   minFrames: number;
-  /** Weight of the newest window in the exponential moving average of probabilities (1 = no smoothing). */
-  smoothing: number;
+  /** Smoothing, hidden labels, the uncertain threshold and hysteresis (see labeller.ts). */
+  policy: LabelPolicy;
   /** A face unseen for longer than this restarts its window (the model expects evenly spaced frames). */
   maxGapMs: number;
   trackMissMs: number;
@@ -33,7 +34,7 @@ export interface AnalyserOptions {
 
 interface TrackState {
   window: EmbeddingWindow;
-  smoothed: Float32Array | null;
+  labeller: Labeller;
 }
 
 /** Milliseconds spent per stage, summed over the stream. */
@@ -96,7 +97,10 @@ export class StreamAnalyser {
       events.push({ ...this.base(ts), type: 'face_leave', track: tr.id, reason: 'lost' });
     }
     for (const tr of upd.entered) {
-      this.states.set(tr.id, { window: new EmbeddingWindow(model.window, model.appDim, model.relDim), smoothed: null });
+      this.states.set(tr.id, {
+        window: new EmbeddingWindow(model.window, model.appDim, model.relDim),
+        labeller: new Labeller(model.labels, this.o.policy),
+      });
       events.push({ ...this.base(ts), type: 'face_enter', track: tr.id, box: tr.face.box });
     }
     if (!upd.seen.length) {
@@ -122,7 +126,7 @@ export class StreamAnalyser {
       const st = this.states.get(tr.id)!;
       if (ts - st.window.lastTs > this.o.maxGapMs) {
         st.window.reset();
-        st.smoothed = null;
+        st.labeller.reset();
       }
       st.window.push(
         emb.app.subarray(i * model.appDim, (i + 1) * model.appDim),
@@ -142,28 +146,27 @@ export class StreamAnalyser {
 
     const c = model.labels.length;
     due.forEach(({ track, state }, slot) => {
-      const p = probs.subarray(slot * c, (slot + 1) * c);
-      if (!state.smoothed) state.smoothed = Float32Array.from(p);
-      else for (let k = 0; k < c; k++) state.smoothed[k] = this.o.smoothing * p[k]! + (1 - this.o.smoothing) * state.smoothed[k]!;
-      events.push(this.emotion(track, state.smoothed, frames[slot]!, ts, frame.arrivedAt));
+      const reading = state.labeller.update(probs.subarray(slot * c, (slot + 1) * c));
+      events.push(this.emotion(track, reading, frames[slot]!, ts, frame.arrivedAt));
     });
     return events;
   }
 
-  private emotion(track: Track, p: Float32Array, window: { frames: number; spanMs: number }, ts: number, arrivedAt: number): EmotionEvent {
+  private emotion(track: Track, r: Reading, window: { frames: number; spanMs: number }, ts: number, arrivedAt: number): EmotionEvent {
     const { model } = this.o;
-    let best = 0;
-    for (let k = 1; k < p.length; k++) if (p[k]! > p[best]!) best = k;
+    // hidden labels are not offered as scores either: what is not shown is not suggested
     const scores: Record<string, number> = {};
-    model.labels.forEach((l, k) => (scores[l] = Math.round(p[k]! * 1e4) / 1e4));
+    model.labels.forEach((l, k) => {
+      if (this.o.policy.shown[k]) scores[l] = Math.round(r.probs[k]! * 1e4) / 1e4;
+    });
     this.emotions++;
     return {
       ...this.base(ts),
       type: 'emotion',
       track: track.id,
       window,
-      label: model.labels[best]!,
-      confidence: Math.round(p[best]! * 1e4) / 1e4,
+      label: r.label,
+      confidence: Math.round(r.confidence * 1e4) / 1e4,
       scores,
       box: track.face.box,
       model: { name: model.name, version: model.version },

@@ -9,6 +9,7 @@ import type { PipelineEvent } from '../publish/events.js';
 import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyser.js';
 import type { Similarity } from './align.js';
 import { FaceLandmarks, type DetectedFace } from './landmarker.js';
+import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
 
 export interface AnalyseOptions {
@@ -68,7 +69,13 @@ export class EmotionPipeline {
       maxFaces: a.maxFaces,
       stride: a.stride,
       minFrames: Math.min(a.minFrames, this.model.window),
-      smoothing: a.smoothing,
+      policy: {
+        shown: shownLabels(this.model.labels, a.hiddenLabels),
+        minConfidence: a.minConfidence,
+        hold: a.hold,
+        margin: a.margin,
+        smoothing: a.smoothing,
+      },
       maxGapMs: a.maxGapMs,
       trackMissMs: a.trackMissMs,
       ...over,

@@ -21,8 +21,11 @@ export interface EmotionEvent extends Base {
   type: 'emotion';
   track: string;
   window: { frames: number; spanMs: number };
+  /** A model label, or 'uncertain' when no shown label reaches analysis.minConfidence (see pipeline/labeller.ts). */
   label: string;
+  /** Calibrated probability of the best shown label. */
   confidence: number;
+  /** Calibrated probability per shown label (hidden labels, e.g. contempt, are left out). */
   scores: Record<string, number>;
   box: Box;
   model: { name: string; version: string };

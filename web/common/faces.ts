@@ -3,15 +3,14 @@
  * arrive normalised to the analysed frame, which has the video's aspect; the video is
  * shown with object-fit: contain, so they map through the displayed content rect.
  */
-export interface EmotionEvent {
-  type: 'emotion';
-  stream: string;
-  track: string;
-  label: string;
-  confidence: number;
-  scores: Record<string, number>;
-  box: { x: number; y: number; w: number; h: number };
-}
+import type { EmotionEvent } from '../../src/publish/events.js';
+import { UNCERTAIN } from '../../src/pipeline/labeller.js';
+
+export type { EmotionEvent };
+
+/** What a face's label reads: an uncertain reading says so and claims no percentage. */
+export const labelText = (e: Pick<EmotionEvent, 'label' | 'confidence'>): string =>
+  e.label === UNCERTAIN ? 'uncertain' : `${e.label} ${Math.round(e.confidence * 100)}%`;
 
 const STALE_MS = 2500;
 
@@ -47,7 +46,7 @@ export class FaceLayer {
     }
     f.seen = performance.now();
     f.el.dataset['label'] = e.label;
-    f.el.querySelector('.label')!.textContent = `${e.label} ${Math.round(e.confidence * 100)}%`;
+    f.el.querySelector('.label')!.textContent = labelText(e);
     if (this.o.bars) {
       const bars = f.el.querySelector('.bars')!;
       bars.innerHTML = Object.entries(e.scores)

@@ -1,4 +1,5 @@
 import { FaceLayer, type EmotionEvent } from '../common/faces.js';
+import { UNCERTAIN } from '../../src/pipeline/labeller.js';
 import { createTransport, joinRoom, sendCamera } from '../common/call.js';
 import { wsUrl } from '../common/signaling.js';
 
@@ -26,8 +27,9 @@ function status(s: string, state?: string): void {
 function showBiggest(e: EmotionEvent): void {
   lastFace = performance.now();
   body['presence'] = 'present';
-  $('big-label').textContent = e.label;
-  $('big-score').textContent = `${Math.round(e.confidence * 100)}%`;
+  // an uncertain reading is shown as such, never as its runner-up
+  $('big-label').textContent = e.label === UNCERTAIN ? 'uncertain' : e.label;
+  $('big-score').textContent = e.label === UNCERTAIN ? '' : `${Math.round(e.confidence * 100)}%`;
   body['label'] = e.label;
 }
 
