@@ -75,7 +75,8 @@ export function program(): Command {
     .option('--aligned', 'images are face crops already: skip detection, map the crop onto the model input')
     .option('--json', 'print one JSON object on stdout')
     .option('--limit <n>', 'at most n samples per class', int)
-    .action(async (o: Common & { data: string; format: string; aligned?: boolean; json?: boolean; limit?: number }) => {
+    .option('--samples <file>', 'write one JSON line per sample (path, truth, prediction, probabilities, per-frame labels)')
+    .action(async (o: Common & { data: string; format: string; aligned?: boolean; json?: boolean; limit?: number; samples?: string }) => {
       const log = createLogger(o.json ? 'warn' : undefined);
       process.exitCode = await evalCommand(config(o), o, log);
     });

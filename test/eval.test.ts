@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import type { EvalReport, SampleRecord } from '../src/eval/evaluate.js';
 import type { EvalResult } from '../src/eval/metrics.js';
 import { runCli, SHARED } from './helpers.js';
 
@@ -47,6 +48,17 @@ describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
     }
     mkdirSync(join(root, 'unknown', 'bored'), { recursive: true });
     mkdirSync(join(root, 'emptycls', 'sad'), { recursive: true });
+    // bad input beside good: an unknown class, a one-frame sequence, a sequence with a broken frame
+    const mixed = join(root, 'mixed');
+    cpSync(join(root, 'seq', 'happy'), join(mixed, 'happy'), { recursive: true });
+    mkdirSync(join(mixed, 'bored', 'S999_001'), { recursive: true });
+    const first = readdirSync(join(mixed, 'happy'))[0]!;
+    const frames = readdirSync(join(mixed, 'happy', first)).sort();
+    mkdirSync(join(mixed, 'surprise', 'S998_001'), { recursive: true });
+    copyFileSync(join(mixed, 'happy', first, frames[0]!), join(mixed, 'surprise', 'S998_001', frames[0]!));
+    writeFileSync(join(mixed, 'happy', first, frames[1]!), 'not a png');
+    // two more frames, so the sequence still has enough readable ones for a label
+    for (const extra of ['zz1', 'zz2']) copyFileSync(join(mixed, 'happy', first, frames[2]!), join(mixed, 'happy', first, `${extra}.png`));
   });
 
   it('--format sequences --json prints the contract keys', async () => {
@@ -73,7 +85,31 @@ describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
     assert.match(r.stdout, /recall/);
   });
 
-  it('unknown or empty class folders are refused by name', async () => {
+  it('bad samples are named and counted while the rest is evaluated; --samples writes one line each', async () => {
+    const lines = join(root, 'mixed.jsonl');
+    const r = await runCli(['eval', '--data', join(root, 'mixed'), '--format', 'sequences', '--json', '--samples', lines]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as EvalReport;
+    assert.equal(j.skipped.length, 1);
+    assert.match(j.skipped[0]!.reason, /unknown class folder 'bored'/);
+    assert.equal(j.failed, 1, 'the one-frame sequence cannot be labelled');
+    assert.match(r.stderr, /S998_001: 1 frames; at 30 fps 1 are analysed, fewer than the 3 a label needs/);
+    assert.match(r.stderr, /not a readable PNG image/, 'the broken frame is named');
+    const records = readFileSync(lines, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as SampleRecord);
+    assert.equal(records.length, j.n);
+    const labelled = records.filter((x) => x.prediction);
+    assert.ok(labelled.length >= j.n - 1 - j.noFace);
+    for (const x of labelled) {
+      assert.ok(x.frames && x.frames.length > 0, 'a labelled sequence lists its per-frame labels');
+      const best = Object.entries(x.probabilities!).sort((a, b) => b[1] - a[1])[0]![0];
+      assert.equal(x.prediction, best, 'the prediction is the most probable shown label');
+    }
+  });
+
+  it('a folder with nothing to evaluate is refused, naming why', async () => {
     const a = await runCli(['eval', '--data', join(root, 'unknown'), '--format', 'images']);
     assert.notEqual(a.code, 0);
     assert.match(a.stderr, /bored: unknown class folder 'bored'/);

@@ -56,3 +56,23 @@ export function formatResult(r: EvalResult): string {
   ];
   return lines.join('\n');
 }
+
+/** Expected calibration error: |accuracy - confidence| in 15 equal confidence bins, weighted by each bin's share. */
+export function expectedCalibrationError(probs: readonly (readonly number[])[], truth: readonly number[], bins = 15): number {
+  if (!probs.length) return 0;
+  const sum = new Array<number>(bins).fill(0);
+  const hits = new Array<number>(bins).fill(0);
+  const count = new Array<number>(bins).fill(0);
+  probs.forEach((p, i) => {
+    let best = 0;
+    for (let k = 1; k < p.length; k++) if (p[k]! > p[best]!) best = k;
+    const conf = p[best]!;
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(conf * bins) - 1));
+    sum[b]! += conf;
+    hits[b]! += best === truth[i] ? 1 : 0;
+    count[b]!++;
+  });
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count[b]) ece += (count[b]! / probs.length) * Math.abs(hits[b]! / count[b]! - sum[b]! / count[b]!);
+  return ece;
+}
