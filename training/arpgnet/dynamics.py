@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .clips import VARIANTS_PER_FLIP, Bank, Sequences, random_valid
+from .clips import Bank, Sequences, random_valid
 from .data import sample_indices
 
 
@@ -80,17 +80,19 @@ def ramp(t: int, rng: np.random.Generator, finished: float = 0.7) -> np.ndarray:
 
 def _face_track(pools: Pools, source: tuple[int, int], t: int, rng: np.random.Generator,
                 flip: int) -> tuple[Tensor, Tensor]:
-    """T embeddings of one face (kind 0: FER row, kind 1: CK+ sequence, frames in order)."""
+    """T embeddings of one face (kind 0: FER row, kind 1: CK+ sequence, frames in order),
+    each frame a random jitter variant of the face or of its mirror (`flip`)."""
     kind, i = source
-    v = flip + rng.integers(0, VARIANTS_PER_FLIP, size=t)
+    bank = pools.fer if kind == 0 else pools.seqs.bank if pools.seqs is not None else None
+    assert bank is not None
+    per_flip = bank.app.shape[1] // 2  # VARIANTS_PER_FLIP for training banks, 1 for evaluation ones
+    v = flip * per_flip + rng.integers(0, per_flip, size=t)
     if kind == 0:
         rows = np.full(t, i)
-        bank = pools.fer
     else:
         assert pools.seqs is not None
         frames = pools.seqs.frames[i]
         rows = frames[sample_indices(len(frames), t, rng)]
-        bank = pools.seqs.bank
     return bank.app[rows, v], bank.rel[rows, v]
 
 
@@ -110,7 +112,7 @@ def make_windows(pools: Pools, targets: list[tuple[tuple[int, int], int]], t: in
     apps, rels, ys = [], [], []
     scen = rng.choice(4, size=len(targets), p=mix.probs())
     for (src, label), s in zip(targets, scen):
-        flip = int(rng.integers(0, 2)) * VARIANTS_PER_FLIP
+        flip = int(rng.integers(0, 2))
         y = np.zeros(classes, dtype=np.float32)
         if s == STILL or (label == pools.neutral and s in (ONSET, OFFSET)):
             a, r = _face_track(pools, src, t, rng, flip)
