@@ -3,6 +3,7 @@ import { loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { runCommand } from './cli/run.js';
 import { evalCommand } from './cli/eval.js';
+import { tokenCommand, type TokenFlags } from './cli/token.js';
 import { serveCommand } from './cli/serve.js';
 import { modelsCalibrate, modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
 
@@ -79,6 +80,16 @@ export function program(): Command {
     .action(async (o: Common & { data: string; format: string; aligned?: boolean; json?: boolean; limit?: number; samples?: string }) => {
       const log = createLogger(o.json ? 'warn' : undefined);
       process.exitCode = await evalCommand(config(o), o, log);
+    });
+  p.command('token')
+    .description('print a room token (JWT, HS256 with ARPGNET_AUTH_SECRET or auth.secret)')
+    .option('--config <file>', 'JSON config file')
+    .requiredOption('--room <room>', 'the room it admits to')
+    .requiredOption('--identity <id>', 'who it is for')
+    .requiredOption('--grant <grants...>', 'join, publish, subscribe, analyse, kiosk (repeat or comma-separate)')
+    .option('--ttl <duration>', 'lifetime: 90s, 15m, 1h, 7d', '1h')
+    .action(async (o: { config?: string } & TokenFlags) => {
+      process.exitCode = await tokenCommand(loadConfig(o.config, {}), o);
     });
   const models = p.command('models').description('model files');
   models

@@ -50,6 +50,17 @@ export const Config = z
     publish: z.object({
       host: z.string(),
       maxQueue: z.number().int().min(1),
+      /** Events kept per room for subscribers that reconnect with their last seq. */
+      ringSize: z.number().int().min(1).max(1_000_000),
+      ringMaxAgeMs: z.number().int().min(1000),
+    }),
+    auth: z.object({
+      /** auto: required unless serve.host is loopback. */
+      mode: z.enum(['auto', 'on', 'off']),
+      /** HS256 secret for room tokens (ARPGNET_AUTH_SECRET); at least 32 characters. */
+      secret: z.string().min(32).optional(),
+      /** Browser origins allowed besides the page's own ('*' = any). */
+      origins: z.array(z.string()),
     }),
     serve: z.object({
       host: z.string(),
@@ -101,7 +112,8 @@ export function defaults(): Config {
     },
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },
-    publish: { host: '127.0.0.1', maxQueue: 256 },
+    publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
+    auth: { mode: 'auto', origins: [] },
     serve: { host: '127.0.0.1', port: 8080, maxStreams: 4, decoderRestarts: 3 },
     sfu: {
       workers: 0,
@@ -142,6 +154,11 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
     },
     runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
     ingest: { decoder: env['ARPGNET_DECODER'] },
+    auth: {
+      mode: env['ARPGNET_AUTH'],
+      secret: env['ARPGNET_AUTH_SECRET'],
+      origins: env['ARPGNET_ORIGINS']?.split(',').map((s) => s.trim()),
+    },
     serve: { port: num('ARPGNET_PORT'), maxStreams: num('ARPGNET_MAX_STREAMS') },
     sfu: { listenIp: env['ARPGNET_LISTEN_IP'], announcedAddress: env['ARPGNET_ANNOUNCED_ADDRESS'] },
   };

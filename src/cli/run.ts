@@ -51,7 +51,12 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
         .writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' })
         .end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
     });
-    hub = new EventHub(server, log, { maxQueue: cfg.publish.maxQueue, highWaterBytes: 1 << 20 });
+    hub = new EventHub(server, log, {
+      maxQueue: cfg.publish.maxQueue,
+      highWaterBytes: 1 << 20,
+      ringSize: cfg.publish.ringSize,
+      ringMaxAgeMs: cfg.publish.ringMaxAgeMs,
+    });
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.once('error', (e: NodeJS.ErrnoException) =>

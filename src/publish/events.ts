@@ -9,6 +9,8 @@ export interface Box {
 
 interface Base {
   v: 1;
+  /** Set by the event hub: contiguous per room (a subscriber resumes from it). */
+  seq?: number;
   stream: string;
   room?: string;
   /** Media time in ms since the stream started. */
@@ -74,6 +76,21 @@ export interface ErrorEvent extends Base {
   fatal: boolean;
 }
 
+/** From the hub, not the pipeline: events `from`..`to` of `room` will not arrive (dropped for a slow
+ *  client, or no longer held when it resumed). */
+export interface GapEvent {
+  v: 1;
+  type: 'gap';
+  room: string;
+  from: number;
+  to: number;
+  reason: 'dropped' | 'expired';
+  wallTime: string;
+}
+
 export type PipelineEvent = EmotionEvent | FaceEnterEvent | FaceLeaveEvent | StreamStartEvent | StreamEndEvent | ErrorEvent;
 
 export const wallTime = (): string => new Date().toISOString();
+
+/** Everything a subscriber of /events receives. */
+export type HubEvent = PipelineEvent | GapEvent;

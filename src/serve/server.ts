@@ -5,6 +5,8 @@ import type { Logger } from '../log.js';
 import { ROOT } from '../paths.js';
 import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import { EventHub } from '../publish/ws-hub.js';
+import { Authenticator, authRequired } from './auth.js';
+import { Metrics } from './metrics.js';
 import { Rooms } from '../sfu/rooms.js';
 import { SignalingServer } from '../sfu/signaling.js';
 import { WorkerPool } from '../sfu/workers.js';
@@ -17,6 +19,8 @@ export interface Serving {
   port: number;
   live: LiveAnalysis;
   hub: EventHub;
+  auth: Authenticator;
+  metrics: Metrics;
   rooms: Rooms;
   close(): Promise<void>;
 }
@@ -30,6 +34,10 @@ export const WEB_DIR = join(ROOT, 'dist', 'web');
  */
 export async function startServer(cfg: Config, log: Logger, o: { webDir?: string } = {}): Promise<Serving> {
   const serveStatic = staticFiles(o.webDir ?? WEB_DIR);
+  const auth = new Authenticator(cfg.auth.secret, authRequired(cfg.auth.mode, cfg.serve.host));
+  if (auth.required) log.info('room tokens are required on /signaling and /events');
+  else log.warn({ host: cfg.serve.host }, 'room tokens are NOT required: anyone who reaches this address can join, publish and subscribe');
+  const metrics = new Metrics();
   const pipeline = await EmotionPipeline.create(cfg, log);
   let pool: WorkerPool;
   try {
@@ -55,15 +63,41 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
+    if (req.url === '/metrics') {
+      metrics
+        .text()
+        .then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body))
+        .catch((e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(e as Error).message}\n`));
+      return;
+    }
     if (serveStatic(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  const hub = new EventHub(server, log, { maxQueue: cfg.publish.maxQueue, highWaterBytes: 1 << 20 });
-  live = new LiveAnalysis(pipeline, (e) => hub.publish(e), cfg, log);
+  const hub = new EventHub(server, log, {
+    maxQueue: cfg.publish.maxQueue,
+    highWaterBytes: 1 << 20,
+    ringSize: cfg.publish.ringSize,
+    ringMaxAgeMs: cfg.publish.ringMaxAgeMs,
+    auth,
+    origins: cfg.auth.origins,
+  });
+  live = new LiveAnalysis(
+    pipeline,
+    (e) => {
+      metrics.event(e);
+      hub.publish(e);
+    },
+    cfg,
+    log,
+    metrics,
+  );
+  metrics.watch({ hub, live, pool, auth });
   const signaling = new SignalingServer(server, {
     rooms,
     analysis: live,
     log,
+    auth,
+    origins: cfg.auth.origins,
     transport: {
       listenIp: cfg.sfu.listenIp,
       announcedAddress: cfg.sfu.announcedAddress,
@@ -103,5 +137,5 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
       await pipeline.close();
       log.info('stopped');
     })());
-  return { url, port, live, hub, rooms, close };
+  return { url, port, live, hub, rooms, auth, metrics, close };
 }

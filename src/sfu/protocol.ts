@@ -22,6 +22,8 @@ export const Request = z.discriminatedUnion('method', [
       name: z.string().min(1).max(64),
       /** Analyse this participant's video; nothing of theirs is decoded without it. */
       consent: z.boolean().default(false),
+      /** Room token (required when auth is on): it travels in this message, never in a URL. */
+      token: z.string().max(8192).optional(),
     }),
   }),
   z.object({ method: z.literal('setConsent'), data: z.object({ consent: z.boolean() }) }),
@@ -45,7 +47,8 @@ export type Method = Request['method'];
 
 export const Envelope = z.object({ id: z.number().int().nonnegative(), method: z.string(), data: z.unknown() });
 
-export type ErrorCode = 'bad_request' | 'too_large' | 'not_joined' | 'already_joined' | 'not_found' | 'unsupported' | 'failed';
+export type ErrorCode =
+  'bad_request' | 'too_large' | 'not_joined' | 'already_joined' | 'not_found' | 'unsupported' | 'failed' | 'unauthorized' | 'forbidden';
 
 export interface ProducerInfo {
   producerId: string;

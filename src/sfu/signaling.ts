@@ -3,6 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { types } from 'mediasoup';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
+import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../serve/auth.js';
 import { Envelope, MAX_MESSAGE_BYTES, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
@@ -25,13 +26,22 @@ export interface AnalysisControl {
  * The /signaling WebSocket endpoint for mediasoup-client. Each client's requests are
  * handled one at a time, in order; any failure is an error reply to that client only.
  */
+interface Deps {
+  rooms: Rooms;
+  transport: TransportSettings;
+  analysis: AnalysisControl;
+  log: Logger;
+  auth?: Authenticator | undefined;
+  origins?: readonly string[] | undefined;
+}
+
 export class SignalingServer {
   private readonly wss: WebSocketServer;
   private readonly clients = new Set<SignalingClient>();
 
   constructor(
     server: Server,
-    private readonly deps: { rooms: Rooms; transport: TransportSettings; analysis: AnalysisControl; log: Logger },
+    private readonly deps: Deps,
     path = '/signaling',
   ) {
     // over the hard limit the socket is closed (1009); up to it, an oversized message gets an error reply
@@ -39,6 +49,12 @@ export class SignalingServer {
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== path) return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const auth = this.deps.auth;
+        if (auth?.required && !auth.originAllowed(req.headers.origin, req.headers.host, this.deps.origins ?? [])) {
+          auth.refusals.badOrigin++;
+          ws.close(4405, `origin ${req.headers.origin ?? ''} is not allowed`);
+          return;
+        }
         const c = new SignalingClient(ws, this.deps);
         this.clients.add(c);
         ws.once('close', () => this.clients.delete(c));
@@ -64,11 +80,12 @@ type Reply = Record<string, unknown>;
 class SignalingClient {
   private room: Room | null = null;
   private peer: Peer | null = null;
+  private claims: RoomClaims | null = null;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly deps: { rooms: Rooms; transport: TransportSettings; analysis: AnalysisControl; log: Logger },
+    private readonly deps: Deps,
   ) {
     ws.on('message', (raw: Buffer, isBinary) => this.onMessage(raw, isBinary));
     ws.on('close', () => this.leave('connection closed'));
@@ -114,8 +131,16 @@ class SignalingClient {
           const { code, message } = describe(e);
           this.deps.log.debug({ method: req.data.method, code, err: message }, 'signaling request refused');
           this.fail(id, code, `${req.data.method}: ${message}`);
+          // a join refused for its token closes the socket with a code that says why
+          if (e instanceof AuthError) this.ws.close(e.code, e.message);
         },
       );
+  }
+
+  /** With auth on, what this participant's token does not grant is refused. */
+  private need(grant: Grant): void {
+    if (this.deps.auth?.required && !this.claims?.grants.includes(grant))
+      throw new SignalingError('forbidden', `your token does not grant '${grant}'`);
   }
 
   private joined(): { room: Room; peer: Peer } {
@@ -146,6 +171,8 @@ class SignalingClient {
     switch (req.method) {
       case 'join': {
         if (this.peer) throw new SignalingError('already_joined', `already in room ${this.room?.id}`);
+        this.claims = (await this.deps.auth?.check(req.data.token, req.data.room, 'join')) ?? null;
+        if (req.data.consent) this.need('analyse');
         const room = await rooms.get(req.data.room);
         const peer = new Peer(randomUUID(), req.data.name, req.data.consent, (n: Notification) => this.send({ notification: true, ...n }));
         room.peers.set(peer.id, peer);
@@ -162,6 +189,7 @@ class SignalingClient {
       }
       case 'setConsent': {
         const { room, peer } = this.joined();
+        if (req.data.consent) this.need('analyse');
         peer.consent = req.data.consent;
         analysis.sync(room, peer);
         this.deps.log.info({ room: room.id, peer: peer.id, consent: peer.consent }, 'consent changed');
@@ -203,6 +231,7 @@ class SignalingClient {
       }
       case 'produce': {
         const { room, peer } = this.joined();
+        this.need('publish');
         const t = this.transport(peer, req.data.transportId);
         const producer = await t.produce({
           kind: req.data.kind,
@@ -295,6 +324,7 @@ class SignalingClient {
 
 function describe(e: unknown): { code: ErrorCode; message: string } {
   if (e instanceof SignalingError) return { code: e.code, message: e.message };
+  if (e instanceof AuthError) return { code: 'unauthorized', message: e.message };
   const err = e as Error;
   if (err?.name === 'UnsupportedError') return { code: 'unsupported', message: err.message };
   if (err instanceof TypeError) return { code: 'bad_request', message: err.message };

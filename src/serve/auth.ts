@@ -1,0 +1,115 @@
+import { errors, jwtVerify, SignJWT } from 'jose';
+
+/**
+ * Room tokens: HS256 JWTs scoped to one room and one identity, carrying grants.
+ * A token travels only inside a WebSocket message (the join request, or the first
+ * message on /events), never in a URL that a proxy or access log keeps.
+ */
+export const GRANTS = ['join', 'publish', 'subscribe', 'analyse', 'kiosk'] as const;
+export type Grant = (typeof GRANTS)[number];
+
+export interface RoomClaims {
+  room: string;
+  identity: string;
+  grants: Grant[];
+  /** Seconds since the epoch. */
+  exp: number;
+}
+
+/** WebSocket close codes that say why a connection was refused. */
+export const CLOSE = {
+  /** No token, or one that is not ours (bad signature, malformed). */
+  unauthenticated: 4401,
+  expired: 4402,
+  missingGrant: 4403,
+  wrongRoom: 4404,
+  /** The Origin header is not in auth.origins. */
+  badOrigin: 4405,
+} as const;
+export type RefusalReason = keyof typeof CLOSE;
+
+export class AuthError extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super(message);
+  }
+  get code(): number {
+    return CLOSE[this.reason];
+  }
+}
+
+const ISSUER = 'arpgnet-edge';
+
+export class Authenticator {
+  private readonly key: Uint8Array | null;
+  /** Refusals per reason, for /metrics. */
+  readonly refusals: Record<RefusalReason, number> = { unauthenticated: 0, expired: 0, missingGrant: 0, wrongRoom: 0, badOrigin: 0 };
+
+  constructor(
+    secret: string | undefined,
+    readonly required: boolean,
+  ) {
+    if (required && !secret)
+      throw new Error('auth is required (a non-loopback listen address) but no secret is set: set ARPGNET_AUTH_SECRET or auth.secret');
+    if (secret !== undefined && secret.length < 32) throw new Error('auth.secret must be at least 32 characters');
+    this.key = secret ? new TextEncoder().encode(secret) : null;
+  }
+
+  async sign(c: { room: string; identity: string; grants: readonly Grant[]; ttlSeconds: number }): Promise<string> {
+    if (!this.key) throw new Error('no auth secret set: set ARPGNET_AUTH_SECRET or auth.secret');
+    return new SignJWT({ room: c.room, grants: [...c.grants] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(ISSUER)
+      .setSubject(c.identity)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + c.ttlSeconds)
+      .sign(this.key);
+  }
+
+  /** The token's claims if it admits `grant` in `room`; null when auth is off; AuthError otherwise. */
+  async check(token: unknown, room: string | null, grant: Grant): Promise<RoomClaims | null> {
+    if (!this.required) return null;
+    try {
+      return await this.verify(token, room, grant);
+    } catch (e) {
+      if (e instanceof AuthError) this.refusals[e.reason]++;
+      throw e;
+    }
+  }
+
+  private async verify(token: unknown, room: string | null, grant: Grant): Promise<RoomClaims> {
+    if (typeof token !== 'string' || !token) throw new AuthError('unauthenticated', 'a room token is required');
+    if (!this.key) throw new AuthError('unauthenticated', 'no secret to check tokens with');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
+    } catch (e) {
+      if (e instanceof errors.JWTExpired) throw new AuthError('expired', 'the room token has expired');
+      throw new AuthError('unauthenticated', 'the room token is not valid');
+    }
+    const grants = Array.isArray(payload['grants']) ? payload['grants'].filter((g): g is Grant => GRANTS.includes(g as Grant)) : [];
+    const claims: RoomClaims = { room: String(payload['room'] ?? ''), identity: payload.sub ?? '', grants, exp: payload.exp ?? 0 };
+    if (room !== null && claims.room !== room) throw new AuthError('wrongRoom', `the token is for room ${claims.room}, not ${room}`);
+    if (!claims.grants.includes(grant)) throw new AuthError('missingGrant', `the token does not grant '${grant}'`);
+    return claims;
+  }
+
+  /** Whether a WebSocket upgrade's Origin may connect: no Origin (not a browser), the page's own origin, or a listed one. */
+  originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
+    if (!origin) return true;
+    if (allowed.includes(origin) || allowed.includes('*')) return true;
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Auth is on unless the server only listens on loopback (and nobody asked for it). */
+export function authRequired(mode: 'auto' | 'on' | 'off', host: string): boolean {
+  if (mode !== 'auto') return mode === 'on';
+  return !['127.0.0.1', '::1', 'localhost'].includes(host);
+}
