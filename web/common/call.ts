@@ -16,12 +16,20 @@ export interface Joined<P> {
 }
 
 /** Join a room and load the device with the router's capabilities. */
+/**
+ * The page's room token, from the URL fragment (#token=...): a fragment never reaches the
+ * server, so the token stays out of access logs; it travels only inside WebSocket messages.
+ */
+export const pageToken = (): string | undefined => new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+
 export async function joinRoom<P>(room: string, name: string, consent: boolean): Promise<Joined<P>> {
   const sig = await Signaling.open(wsUrl('/signaling'));
+  const token = pageToken();
   const j = await sig.request<{ peerId: string; routerRtpCapabilities: types.RtpCapabilities; producers: P[] }>('join', {
     room,
     name,
     consent,
+    ...(token ? { token } : {}),
   });
   const device = new Device();
   await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });

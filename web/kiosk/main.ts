@@ -1,6 +1,7 @@
 import { FaceLayer, type EmotionEvent } from '../common/faces.js';
 import { UNCERTAIN } from '../../src/pipeline/labeller.js';
-import { createTransport, joinRoom, sendCamera } from '../common/call.js';
+import { EventsClient } from '../../src/client/index.js';
+import { createTransport, joinRoom, pageToken, sendCamera } from '../common/call.js';
 import { wsUrl } from '../common/signaling.js';
 
 /**
@@ -51,20 +52,19 @@ async function start(): Promise<void> {
   const send = await createTransport(sig, device, 'send', () => status('media connection failed', 'failed'));
   const producer = await sendCamera(send, camera.getVideoTracks()[0]!);
   body['producer'] = producer.id;
-  const events = new WebSocket(wsUrl(`/events?stream=${encodeURIComponent(producer.id)}`));
+  const events = new EventsClient({ url: wsUrl('/events'), room, stream: producer.id, token: pageToken() });
   const widest = new Map<string, EmotionEvent>();
-  events.addEventListener('message', (m) => {
-    const e = JSON.parse(String(m.data)) as { type: string; track?: string; source?: { width: number; height: number } };
-    if (e.type === 'stream_start' && e.source) layer.frame = { width: e.source.width, height: e.source.height };
+  events.on((e) => {
+    if (e.type === 'stream_start') layer.frame = { width: e.source.width, height: e.source.height };
     if (e.type === 'emotion') {
-      const ev = e as EmotionEvent;
+      const ev = e;
       layer.show(ev);
       widest.set(ev.track, ev);
       // the big label follows the nearest person: the widest face seen recently
       const best = [...widest.values()].sort((a, b) => b.box.w - a.box.w)[0]!;
       showBiggest(best.track === ev.track ? ev : best);
     }
-    if (e.type === 'face_leave' && e.track) {
+    if (e.type === 'face_leave') {
       layer.remove(e.track);
       widest.delete(e.track);
     }

@@ -1,6 +1,7 @@
 import type { Device, types } from 'mediasoup-client';
-import { createTransport, joinRoom, sendCamera } from '../common/call.js';
-import { FaceLayer, type EmotionEvent } from '../common/faces.js';
+import { createTransport, joinRoom, pageToken, sendCamera } from '../common/call.js';
+import { EventsClient } from '../../src/client/index.js';
+import { FaceLayer } from '../common/faces.js';
 import { wsUrl, type Notification, type Signaling } from '../common/signaling.js';
 
 /**
@@ -28,7 +29,7 @@ consentBox.checked = q.get('consent') === '1';
 
 const tiles = new Map<string, { el: HTMLElement; layer: FaceLayer }>();
 let sig: Signaling | null = null;
-let events: WebSocket | null = null;
+let events: EventsClient | null = null;
 let device: Device | null = null;
 let recv: types.Transport | null = null;
 let send: types.Transport | null = null;
@@ -88,14 +89,15 @@ function onNotification(n: Notification): void {
 }
 
 function listen(room: string): void {
-  events = new WebSocket(wsUrl(`/events?room=${encodeURIComponent(room)}`));
-  events.addEventListener('message', (ev) => {
-    const e = JSON.parse(String(ev.data)) as { type: string; stream: string; track?: string; source?: { width: number; height: number } };
+  // the same client integrators use: token from the page's fragment, reconnect and resume by seq
+  events = new EventsClient({ url: wsUrl('/events'), room, token: pageToken() });
+  events.on((e) => {
+    if (e.type === 'gap') return;
     const t = tiles.get(e.stream);
     if (!t) return;
-    if (e.type === 'stream_start' && e.source) t.layer.frame = { width: e.source.width, height: e.source.height };
-    else if (e.type === 'emotion') t.layer.show(e as EmotionEvent);
-    else if (e.type === 'face_leave' && e.track) t.layer.remove(e.track);
+    if (e.type === 'stream_start') t.layer.frame = { width: e.source.width, height: e.source.height };
+    else if (e.type === 'emotion') t.layer.show(e);
+    else if (e.type === 'face_leave') t.layer.remove(e.track);
     else if (e.type === 'stream_end') t.layer.clear();
   });
 }
