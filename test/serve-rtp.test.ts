@@ -9,6 +9,20 @@ import { assertSchema, processes, serveTestConfig } from './helpers.js';
 
 const decoders = (): number[] => processes('arpgnet-rtp-');
 
+/** Scrapes /metrics and parses the Prometheus text format: every sample line must be `name{labels} value`. */
+async function metrics(base: string): Promise<Map<string, number>> {
+  const res = await fetch(`${base}/metrics`);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
 async function sendInto(peer: TestPeer, ssrc: number): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
   const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
   const sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
@@ -54,6 +68,22 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     };
     const st = health.streams.find((x) => x.producerId === producerId);
     assert.ok(st && st.decoded > 0 && st.firstFrameMs > 0);
+
+    // /metrics is Prometheus text, and its counters move while the stream is analysed
+    const m1 = await metrics(s.url);
+    await until(() => sub.got.filter((e) => mine(e) && e.type === 'emotion').length > 6, 30_000, 'more events');
+    const m2 = await metrics(s.url);
+    for (const k of [
+      'arpgnet_frames_total{state="analysed"}',
+      'arpgnet_frames_total{state="decoded"}',
+      'arpgnet_events_published_total{type="emotion"}',
+      'arpgnet_stage_ms_count{stage="encoder"}',
+      'arpgnet_frame_to_event_ms_count',
+    ]) {
+      assert.ok((m2.get(k) ?? 0) > (m1.get(k) ?? 0), `${k} moved: ${m1.get(k)} -> ${m2.get(k)}`);
+    }
+    assert.equal(m2.get('arpgnet_streams_active'), 1);
+    assert.ok((m2.get('arpgnet_process_resident_memory_bytes') ?? 0) > 0, 'process metrics');
 
     // a dying decoder is restarted with a key-frame request, and events go on
     const pids = decoders();

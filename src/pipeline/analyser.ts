@@ -28,6 +28,8 @@ export interface AnalyserOptions {
   /** A face unseen for longer than this restarts its window (the model expects evenly spaced frames). */
   maxGapMs: number;
   trackMissMs: number;
+  /** Told the time of each stage of each analysed frame (metrics). */
+  observe?: ((stage: 'landmarks' | 'align' | 'encoder' | 'head', ms: number) => void) | undefined;
   /** Overrides the landmark alignment, e.g. for images that are already face crops. */
   align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
 }
@@ -75,6 +77,17 @@ export class StreamAnalyser {
     this.headValid = new Float32Array(o.maxFaces * m.window);
   }
 
+  /** Face tracks alive now. */
+  get tracks(): number {
+    return this.states.size;
+  }
+
+  private time(stage: 'landmarks' | 'align' | 'encoder' | 'head', since: number): void {
+    const ms = performance.now() - since;
+    this.times[stage] += ms;
+    this.o.observe?.(stage, ms);
+  }
+
   private base(ts: number): { v: 1; stream: string; room?: string; ts: number; wallTime: string } {
     return { v: 1, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
   }
@@ -90,7 +103,7 @@ export class StreamAnalyser {
       this.facesOverLimit += faces.length - this.o.maxFaces;
       faces = [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, this.o.maxFaces);
     }
-    this.times.landmarks += performance.now() - t;
+    this.time('landmarks', t);
     const upd = this.tracker.update(faces, ts);
     for (const tr of upd.left) {
       this.states.delete(tr.id);
@@ -114,11 +127,11 @@ export class StreamAnalyser {
       const sim = this.o.align ? this.o.align(tr.face, frame) : templateToFrame(tr.face.points, model.preprocess.template);
       warpToTensor(frame, sim, model.preprocess, this.faceBatch, i * per);
     });
-    this.times.align += performance.now() - t;
+    this.time('align', t);
 
     t = performance.now();
     const emb = await model.encode(this.faceBatch, upd.seen.length);
-    this.times.encoder += performance.now() - t;
+    this.time('encoder', t);
     this.times.faceFrames += upd.seen.length;
 
     const due: Array<{ track: Track; state: TrackState }> = [];
@@ -141,7 +154,7 @@ export class StreamAnalyser {
     const frames = due.map(({ state }) => ({ frames: state.window.frames, spanMs: state.window.spanMs }));
     due.forEach(({ state }, slot) => state.window.writeTo(this.headApp, this.headRel, this.headValid, slot));
     const probs = await model.classify(this.headApp, this.headRel, this.headValid, due.length);
-    this.times.head += performance.now() - t;
+    this.time('head', t);
     this.times.windows += due.length;
 
     const c = model.labels.length;

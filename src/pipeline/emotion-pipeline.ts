@@ -20,6 +20,7 @@ export interface AnalyseOptions {
   align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
   /** Analysis rate for this stream (defaults to the configured one). */
   fps?: number | undefined;
+  observe?: AnalyserOptions['observe'];
 }
 
 export interface RunningStream {
@@ -84,7 +85,7 @@ export class EmotionPipeline {
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
     const lm = o.faces ? null : await this.landmarker();
-    const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align });
+    const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align, observe: o.observe });
     const events$ = analyseStream(source, analyser, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
       room: o.room,

@@ -8,6 +8,7 @@ import type { StreamAnalyser } from '../pipeline/analyser.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
+import type { Metrics } from './metrics.js';
 import type { AnalysisControl } from '../sfu/signaling.js';
 
 interface Running {
@@ -41,7 +42,22 @@ export class LiveAnalysis implements AnalysisControl {
     private readonly publish: (e: PipelineEvent) => void,
     private readonly cfg: Config,
     private readonly log: Logger,
+    private readonly metrics?: Metrics | undefined,
   ) {}
+
+  /** Face tracks alive in the analysed streams. */
+  faces(): number {
+    let n = 0;
+    for (const r of this.running.values()) n += r.analyser?.tracks ?? 0;
+    return n;
+  }
+
+  /** Decoder restarts, of ended and of running streams. */
+  restarts(): number {
+    let n = this.counters.decoderRestarts;
+    for (const r of this.running.values()) n += r.source?.restarts ?? 0;
+    return n;
+  }
 
   isAnalysed(producerId: string): boolean {
     return this.running.has(producerId);
@@ -111,7 +127,27 @@ export class LiveAnalysis implements AnalysisControl {
       });
       r.source = source;
       if (r.stopped) return source.stop();
-      const stream = await this.pipeline.analyse(source, { room: room.id });
+      const m = this.metrics;
+      let decoded = 0;
+      let dropped = 0;
+      const stream = await this.pipeline.analyse(source, {
+        room: room.id,
+        observe:
+          m &&
+          ((stage, ms) => {
+            m.observe(stage, ms);
+            if (stage === 'landmarks') m.frame('analysed'); // every analysed frame is landmarked once
+          }),
+        onProgress:
+          m &&
+          ((n) => {
+            m.frame('decoded', n - decoded);
+            decoded = n;
+            const d = source.stats().dropped;
+            m.frame('dropped', d - dropped);
+            dropped = d;
+          }),
+      });
       r.analyser = stream.analyser;
       if (r.stopped) return source.stop();
       let first = true;
