@@ -28,6 +28,10 @@ export const Config = z
       margin: z.number().min(0).max(1),
       /** Labels never shown (contempt by default: see the model card). */
       hiddenLabels: z.array(z.string()),
+      /** Emotion events for every window, or only on a change of the shown label plus a heartbeat. */
+      emit: z.object({ mode: z.enum(['window', 'change']), heartbeatMs: z.number().int().min(100) }),
+      /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
+      actions: z.boolean(),
       maxGapMs: z.number().positive(),
       trackMissMs: z.number().nonnegative(),
     }),
@@ -107,6 +111,8 @@ export function defaults(): Config {
       hold: 5,
       margin: 0.25,
       hiddenLabels: ['contempt'],
+      emit: { mode: 'window', heartbeatMs: 1000 },
+      actions: false,
       maxGapMs: 1000,
       trackMissMs: 500,
     },

@@ -102,6 +102,9 @@ describe('room tokens on /signaling and /events', () => {
     const ok = await q.request<{ id: string; analysed: boolean }>('produce', { transportId: t2.id, ...h264Producer(4343) });
     assert.equal(ok.analysed, false, 'no analyse grant, no consent: nothing is decoded');
     q.close();
+    const k = await TestPeer.open(s.url);
+    await k.request('join', { room: 'a', name: 'kiosk', consent: true, token: await token('a', ['kiosk']) });
+    k.close();
   });
 
   it('/events: missing, expired, wrong-room and missing-grant tokens are refused; a bad origin too', async () => {

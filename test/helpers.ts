@@ -48,12 +48,18 @@ export function processes(pattern: string): number[] {
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 (addFormats as unknown as (a: Ajv2020) => void)(ajv);
-const schema = JSON.parse(readFileSync(join(ROOT, 'src/publish/events.v1.schema.json'), 'utf8')) as object;
-const validate = ajv.compile(schema);
+const schema = (v: 1 | 2): object => JSON.parse(readFileSync(join(ROOT, `src/publish/events.v${v}.schema.json`), 'utf8')) as object;
+const validate2 = ajv.compile(schema(2));
+const validate1 = ajv.compile(schema(1));
 
-/** Throws with ajv's reasons when an event breaks schema v1. */
+/** Throws with ajv's reasons when an event breaks schema v2 (what the pipeline and /events produce). */
 export function assertSchema(e: unknown): asserts e is PipelineEvent {
-  if (!validate(e)) throw new Error(`event breaks schema v1: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(e)}`);
+  if (!validate2(e)) throw new Error(`event breaks schema v2: ${ajv.errorsText(validate2.errors)}\n${JSON.stringify(e)}`);
+}
+
+/** The same for schema v1, served to subscribers that ask for it (?v=1). */
+export function assertSchemaV1(e: unknown): void {
+  if (!validate1(e)) throw new Error(`event breaks schema v1: ${ajv.errorsText(validate1.errors)}\n${JSON.stringify(e)}`);
 }
 
 export interface CliResult {

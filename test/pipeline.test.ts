@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -33,8 +33,35 @@ describe('run on real clips (ffmpeg, MediaPipe, the shipped ONNX model)', () => 
       }
       const end = events.at(-1)!;
       assert.ok(end.type === 'stream_end' && end.reason === 'eof' && end.stats.analysed > 0 && end.stats.emotions === emotions.length);
+      // schema v2: how good a view each reading came from
+      for (const e of emotions) {
+        assert.ok(e.quality.faceSizePx > 20, `face of ${e.quality.faceSizePx} px`);
+        assert.ok(e.quality.yaw !== null && Math.abs(e.quality.yaw) < 60, `yaw ${e.quality.yaw}`);
+        assert.equal(e.actions, undefined, 'facial actions only when asked for');
+      }
     });
   }
+
+  it('emit on change: an event when the shown label changes, else one per heartbeat', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arpgnet-emit-'));
+    const cfg = join(dir, 'change.json');
+    writeFileSync(cfg, JSON.stringify({ analysis: { emit: { mode: 'change', heartbeatMs: 1500 }, actions: true } }));
+    const every = parseJsonl((await runCli(['run', '--input', join(VIDEOS, 'd19.mp4'), '--events', '-'])).stdout);
+    const r = await runCli(['run', '--config', cfg, '--input', join(VIDEOS, 'd19.mp4'), '--events', '-']);
+    assert.equal(r.code, 0, r.stderr);
+    const all = every.filter((e): e is EmotionEvent => e.type === 'emotion');
+    const changes = parseJsonl(r.stdout).filter((e): e is EmotionEvent => e.type === 'emotion');
+    assert.ok(changes.length > 0 && changes.length < all.length / 2, `${changes.length} of ${all.length} windows`);
+    for (let i = 1; i < changes.length; i++) {
+      const [a, b] = [changes[i - 1]!, changes[i]!];
+      assert.ok(a.label !== b.label || b.ts - a.ts >= 1500 - 1, `events ${i - 1},${i}: ${a.label}@${a.ts} ${b.label}@${b.ts}`);
+    }
+    // the shown labels in change mode are exactly the changes of the every-window stream
+    const shown = (xs: EmotionEvent[]): string[] => xs.map((e) => e.label).filter((l, i, a) => i === 0 || l !== a[i - 1]);
+    assert.deepEqual(shown(changes), shown(all));
+    // actions asked for by the config: blendshape coefficients beside the label
+    assert.ok(changes.every((e) => e.actions && Object.keys(e.actions).length >= 50 && (e.actions['jawOpen'] ?? -1) >= 0));
+  });
 
   it("--report draws each face's emotion timeline as self-contained HTML", async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'arpgnet-report-')), 'report.html');

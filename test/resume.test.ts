@@ -10,10 +10,10 @@ import { EventHub } from '../src/publish/ws-hub.js';
 import { Authenticator } from '../src/serve/auth.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { until } from './call.js';
-import { serveTestConfig } from './helpers.js';
+import { assertSchemaV1, serveTestConfig } from './helpers.js';
 
 const event = (room: string, i: number): PipelineEvent => ({
-  v: 1,
+  v: 2,
   type: 'error',
   stream: `s-${room}`,
   room,
@@ -78,6 +78,15 @@ describe('resume by seq on /events', () => {
         [3, 4, 5, 6, 7, 8, 9, 10],
       );
       c.ws.close();
+
+      // a v1 reader gets the same events in schema v1
+      const old = await listen(`${url}?room=r&resume=8&v=1`);
+      await until(() => old.got.length >= 2, 5000, 'v1 events');
+      for (const e of old.got) {
+        assert.equal(e.v, 1);
+        assertSchemaV1(e);
+      }
+      old.ws.close();
 
       const bad = new WebSocket(`${url}?resume=3`);
       const code = await new Promise<number>((r) => bad.once('close', (c2) => r(c2)));

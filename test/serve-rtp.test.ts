@@ -5,7 +5,9 @@ import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
-import { assertSchema, processes, serveTestConfig } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assertSchema, processes, ROOT, serveTestConfig } from './helpers.js';
 
 const decoders = (): number[] => processes('arpgnet-rtp-');
 
@@ -83,7 +85,23 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
       assert.ok((m2.get(k) ?? 0) > (m1.get(k) ?? 0), `${k} moved: ${m1.get(k)} -> ${m2.get(k)}`);
     }
     assert.equal(m2.get('arpgnet_streams_active'), 1);
+
+    // a subscriber that asks for facial actions turns them on for the running stream
+    const withActions = await subscribeEvents(s.url, '?room=rtp&actions=1');
+    await until(
+      () => withActions.got.some((e) => mine(e) && e.type === 'emotion' && !!e.actions && Object.keys(e.actions).length >= 50),
+      20_000,
+      'emotion events with facial actions',
+    );
+    withActions.ws.close();
     assert.ok((m2.get('arpgnet_process_resident_memory_bytes') ?? 0) > 0, 'process metrics');
+    // every series the example Grafana dashboard plots exists
+    const dashboard = readFileSync(join(ROOT, 'deploy', 'grafana', 'arpgnet-edge.dashboard.json'), 'utf8');
+    const names = new Set([...m2.keys()].map((k) => k.replace(/\{.*$/, '')));
+    for (const used of new Set(dashboard.match(/arpgnet_[a-z0-9_]+/g) ?? [])) {
+      if (used === 'arpgnet_edge') continue; // the dashboard's uid
+      assert.ok(names.has(used), `the dashboard plots ${used}, which /metrics does not have`);
+    }
 
     // a dying decoder is restarted with a key-frame request, and events go on
     const pids = decoders();

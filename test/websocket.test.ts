@@ -61,7 +61,7 @@ describe('events over WebSocket (/events)', () => {
 
   it('a client that stops reading loses its oldest events (counted); the others lose none', async () => {
     const server = createServer();
-    const hub = new EventHub(server, silentLogger, { maxQueue: 16, highWaterBytes: 64 * 1024 });
+    const hub = new EventHub(server, silentLogger, { maxQueue: 16, highWaterBytes: 64 * 1024, ringSize: 64, ringMaxAgeMs: 60_000 });
     const port = await listen(server);
     const fast = await subscribe(port);
     const slow = await subscribe(port);
@@ -71,7 +71,7 @@ describe('events over WebSocket (/events)', () => {
     const n = 4000;
     for (let i = 0; i < n; i++) {
       hub.publish({
-        v: 1,
+        v: 2,
         type: 'error',
         stream: 's',
         ts: i,
@@ -86,6 +86,31 @@ describe('events over WebSocket (/events)', () => {
     assert.equal(fast.got.length, n, 'the reading client got every event');
     assert.ok(hub.droppedTotal > 0, 'the stalled client dropped events');
     assert.ok(hub.droppedTotal < n);
+    // reading again, the slow client is told what it lost: a gap covering exactly the dropped events
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    hub.publish({
+      v: 2,
+      type: 'error',
+      stream: 's',
+      ts: n,
+      wallTime: new Date().toISOString(),
+      code: 'test',
+      message: 'after',
+      fatal: false,
+    });
+    await settle(1000);
+    const gaps = slow.got.filter((e) => (e as { type: string }).type === 'gap') as unknown as Array<{
+      from: number;
+      to: number;
+      reason: string;
+    }>;
+    assert.ok(gaps.length >= 1, 'a gap event');
+    assert.ok(gaps.every((g) => g.reason === 'dropped'));
+    assert.equal(
+      gaps.reduce((a, g) => a + g.to - g.from + 1, 0),
+      hub.droppedTotal,
+      'the gaps name every dropped event',
+    );
     fast.ws.close();
     slow.ws.terminate();
     await hub.close();

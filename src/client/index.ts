@@ -39,6 +39,10 @@ export interface ClientOptions {
   token?: string | (() => string | Promise<string>) | undefined;
   /** Defaults to the global WebSocket (browsers); in Node 20 pass `WebSocket` from `ws`. */
   WebSocket?: SocketFactory | undefined;
+  /** Event schema to read: 2 (default) or 1. */
+  schema?: 1 | 2 | undefined;
+  /** Ask for facial actions in emotion events (the server computes them only while someone asks). */
+  actions?: boolean | undefined;
   /** Reconnect delays: exponential from `initialMs` to `maxMs`, each with up to 50 % jitter. */
   backoff?: { initialMs: number; maxMs: number } | undefined;
 }
@@ -87,6 +91,8 @@ export class EventsClient {
     if (this.o.room) u.searchParams.set('room', this.o.room);
     if (this.o.stream) u.searchParams.set('stream', this.o.stream);
     if (this.o.room && this.lastSeq !== null) u.searchParams.set('resume', String(this.lastSeq));
+    if (this.o.schema === 1) u.searchParams.set('v', '1');
+    if (this.o.actions) u.searchParams.set('actions', '1');
     return u.toString();
   }
 

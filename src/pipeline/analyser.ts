@@ -25,6 +25,8 @@ export interface AnalyserOptions {
   minFrames: number;
   /** Smoothing, hidden labels, the uncertain threshold and hysteresis (see labeller.ts). */
   policy: LabelPolicy;
+  /** Emotion events for every window, or only when the label changes plus a heartbeat. */
+  emit?: { mode: 'window' | 'change'; heartbeatMs: number } | undefined;
   /** A face unseen for longer than this restarts its window (the model expects evenly spaced frames). */
   maxGapMs: number;
   trackMissMs: number;
@@ -37,6 +39,8 @@ export interface AnalyserOptions {
 interface TrackState {
   window: EmbeddingWindow;
   labeller: Labeller;
+  lastLabel: string | null;
+  lastEmitTs: number;
 }
 
 /** Milliseconds spent per stage, summed over the stream. */
@@ -88,8 +92,8 @@ export class StreamAnalyser {
     this.o.observe?.(stage, ms);
   }
 
-  private base(ts: number): { v: 1; stream: string; room?: string; ts: number; wallTime: string } {
-    return { v: 1, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
+  private base(ts: number): { v: 2; stream: string; room?: string; ts: number; wallTime: string } {
+    return { v: 2, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
   }
 
   async process(frame: Frame): Promise<PipelineEvent[]> {
@@ -113,6 +117,8 @@ export class StreamAnalyser {
       this.states.set(tr.id, {
         window: new EmbeddingWindow(model.window, model.appDim, model.relDim),
         labeller: new Labeller(model.labels, this.o.policy),
+        lastLabel: null,
+        lastEmitTs: -Infinity,
       });
       events.push({ ...this.base(ts), type: 'face_enter', track: tr.id, box: tr.face.box });
     }
@@ -160,12 +166,21 @@ export class StreamAnalyser {
     const c = model.labels.length;
     due.forEach(({ track, state }, slot) => {
       const reading = state.labeller.update(probs.subarray(slot * c, (slot + 1) * c));
-      events.push(this.emotion(track, reading, frames[slot]!, ts, frame.arrivedAt));
+      if (this.shouldEmit(state, reading.label, ts)) events.push(this.emotion(track, reading, frames[slot]!, ts, frame));
     });
     return events;
   }
 
-  private emotion(track: Track, r: Reading, window: { frames: number; spanMs: number }, ts: number, arrivedAt: number): EmotionEvent {
+  /** Every window, or (emit 'change') when the shown label changes and at least every heartbeat. */
+  private shouldEmit(st: TrackState, label: string, ts: number): boolean {
+    if (this.o.emit?.mode !== 'change') return true;
+    if (label === st.lastLabel && ts - st.lastEmitTs < this.o.emit.heartbeatMs) return false;
+    st.lastLabel = label;
+    st.lastEmitTs = ts;
+    return true;
+  }
+
+  private emotion(track: Track, r: Reading, window: { frames: number; spanMs: number }, ts: number, frame: Frame): EmotionEvent {
     const { model } = this.o;
     // hidden labels are not offered as scores either: what is not shown is not suggested
     const scores: Record<string, number> = {};
@@ -183,7 +198,14 @@ export class StreamAnalyser {
       scores,
       box: track.face.box,
       model: { name: model.name, version: model.version },
-      latencyMs: Math.round((performance.now() - arrivedAt) * 100) / 100,
+      latencyMs: Math.round((performance.now() - frame.arrivedAt) * 100) / 100,
+      quality: {
+        faceSizePx: Math.round(track.face.box.h * frame.height),
+        yaw: track.face.pose?.yaw ?? null,
+        pitch: track.face.pose?.pitch ?? null,
+        roll: track.face.pose?.roll ?? null,
+      },
+      ...(track.face.actions ? { actions: track.face.actions } : {}),
     };
   }
 

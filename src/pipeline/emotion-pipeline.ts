@@ -21,11 +21,15 @@ export interface AnalyseOptions {
   /** Analysis rate for this stream (defaults to the configured one). */
   fps?: number | undefined;
   observe?: AnalyserOptions['observe'];
+  /** Compute facial actions from the start (a subscriber asked for them). */
+  actions?: boolean | undefined;
 }
 
 export interface RunningStream {
   events$: Observable<PipelineEvent>;
   analyser: StreamAnalyser;
+  /** The stream's landmarker (null when faces come from elsewhere), e.g. to turn facial actions on. */
+  landmarks: FaceLandmarks | null;
 }
 
 /** The model loaded once, and a fresh face tracker + analyser for each stream fed to it. */
@@ -53,10 +57,11 @@ export class EmotionPipeline {
     return new EmotionPipeline(model, cfg, log);
   }
 
-  async landmarker(): Promise<FaceLandmarks> {
+  async landmarker(actions = this.cfg.analysis.actions): Promise<FaceLandmarks> {
     return FaceLandmarks.create({
       modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
       maxFaces: this.cfg.analysis.maxFaces,
+      actions,
     });
   }
 
@@ -78,13 +83,14 @@ export class EmotionPipeline {
         smoothing: a.smoothing,
       },
       maxGapMs: a.maxGapMs,
+      emit: a.emit,
       trackMissMs: a.trackMissMs,
       ...over,
     });
   }
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
-    const lm = o.faces ? null : await this.landmarker();
+    const lm = o.faces ? null : await this.landmarker(this.cfg.analysis.actions || (o.actions ?? false));
     const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align, observe: o.observe });
     const events$ = analyseStream(source, analyser, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
@@ -92,7 +98,7 @@ export class EmotionPipeline {
       onProgress: o.onProgress,
     });
     // the landmarker holds wasm memory: free it however the stream ends
-    return { analyser, events$: events$.pipe(finalize(() => lm?.close())) };
+    return { analyser, landmarks: lm, events$: events$.pipe(finalize(() => lm?.close())) };
   }
 
   async close(): Promise<void> {

@@ -13,10 +13,20 @@ export interface FaceBox {
   h: number;
 }
 
+/** Head rotation in degrees from the landmarker's facial transformation matrix. */
+export interface Pose {
+  yaw: number;
+  pitch: number;
+  roll: number;
+}
+
 export interface DetectedFace {
   /** Normalised to the frame (0..1). */
   box: FaceBox;
   points: FivePoints;
+  pose?: Pose | undefined;
+  /** MediaPipe's 52 blendshape coefficients (visible facial actions), when asked for. */
+  actions?: Record<string, number> | undefined;
 }
 
 /**
@@ -32,6 +42,8 @@ export interface LandmarkerOptions {
   minTrackingConfidence?: number;
   /** VIDEO tracks faces between frames (the live default); IMAGE detects afresh every call. */
   mode?: 'VIDEO' | 'IMAGE';
+  /** Compute blendshapes (facial actions); off unless a subscriber or the config asks. */
+  actions?: boolean;
 }
 
 /** MediaPipe FaceLandmarker in VIDEO mode: tracks between frames, so timestamps must increase. */
@@ -56,9 +68,15 @@ export class FaceLandmarks {
       numFaces: opts.maxFaces,
       minFaceDetectionConfidence: opts.minDetectionConfidence ?? 0.5,
       minTrackingConfidence: opts.minTrackingConfidence ?? 0.5,
-      outputFaceBlendshapes: false,
+      outputFaceBlendshapes: opts.actions ?? false,
+      outputFacialTransformationMatrixes: true,
     });
     return new FaceLandmarks(mp, opts.mode ?? 'VIDEO');
+  }
+
+  /** Turns the blendshape model on or off for the next frames. */
+  async setActions(on: boolean): Promise<void> {
+    await this.mp.setOptions({ outputFaceBlendshapes: on });
   }
 
   detect(frame: RgbaFrame, tsMs: number): DetectedFace[] {
@@ -67,12 +85,36 @@ export class FaceLandmarks {
     this.lastTs = ts;
     const image = { data: frame.data, width: frame.width, height: frame.height } as unknown as ImageData;
     const res = this.mode === 'VIDEO' ? this.mp.detectForVideo(image, ts) : this.mp.detect(image);
-    return res.faceLandmarks.map((lm) => toFace(lm, frame.width, frame.height));
+    return res.faceLandmarks.map((lm, i) => {
+      const face = toFace(lm, frame.width, frame.height);
+      const m = res.facialTransformationMatrixes?.[i];
+      if (m && m.data.length === 16) face.pose = poseOf(m.data);
+      const b = res.faceBlendshapes?.[i];
+      if (b)
+        face.actions = Object.fromEntries(
+          b.categories.filter((c) => c.categoryName !== '_neutral').map((c) => [c.categoryName, Math.round(c.score * 1e3) / 1e3]),
+        );
+      return face;
+    });
   }
 
   close(): void {
     this.mp.close();
   }
+}
+
+/**
+ * Yaw (turn, positive to the image's right), pitch (nod) and roll (tilt) in degrees from
+ * the 4x4 pose matrix, which MediaPipe stores column-major; R = Rz(roll) Ry(yaw) Rx(pitch).
+ */
+export function poseOf(d: readonly number[]): Pose {
+  const r = (row: number, col: number): number => d[col * 4 + row]!;
+  const deg = (v: number): number => Math.round(((v * 180) / Math.PI) * 10) / 10;
+  return {
+    yaw: deg(Math.asin(Math.max(-1, Math.min(1, -r(2, 0))))),
+    pitch: deg(Math.atan2(r(2, 1), r(2, 2))),
+    roll: deg(Math.atan2(r(1, 0), r(0, 0))),
+  };
 }
 
 function toFace(lm: ReadonlyArray<{ x: number; y: number }>, w: number, h: number): DetectedFace {

@@ -21,7 +21,7 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
   return new Observable<PipelineEvent>((sub) => {
     let stopped = false;
     const base = (ts: number) => ({
-      v: 1 as const,
+      v: 2 as const,
       stream: source.id,
       ...(o.room ? { room: o.room } : {}),
       ts: Math.max(0, ts),

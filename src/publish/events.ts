@@ -1,4 +1,8 @@
-/** Emotion events, schema v1 (src/publish/events.v1.schema.json is the published contract). */
+/**
+ * Emotion events, schema v2 (src/publish/events.v2.schema.json is the published contract).
+ * v2 adds to v1 a face's quality (size, head pose) and, when asked for, its visible facial
+ * actions; `toV1` gives subscribers that ask for v1 (`/events?v=1`) the old shape.
+ */
 
 export interface Box {
   x: number;
@@ -8,7 +12,7 @@ export interface Box {
 }
 
 interface Base {
-  v: 1;
+  v: 2;
   /** Set by the event hub: contiguous per room (a subscriber resumes from it). */
   seq?: number;
   stream: string;
@@ -33,6 +37,13 @@ export interface EmotionEvent extends Base {
   model: { name: string; version: string };
   /** From the newest frame's arrival out of the decoder to publication. */
   latencyMs: number;
+  /** How good a view of the face this was: its height in analysed pixels and the head's rotation. */
+  quality: { faceSizePx: number; yaw: number | null; pitch: number | null; roll: number | null };
+  /**
+   * Visible facial actions (MediaPipe blendshape coefficients, 0..1), kept apart from the
+   * inferred label: what the face does, not what it is taken to mean. Only when asked for.
+   */
+  actions?: Record<string, number>;
 }
 
 export interface FaceEnterEvent extends Base {
@@ -79,7 +90,7 @@ export interface ErrorEvent extends Base {
 /** From the hub, not the pipeline: events `from`..`to` of `room` will not arrive (dropped for a slow
  *  client, or no longer held when it resumed). */
 export interface GapEvent {
-  v: 1;
+  v: 1 | 2;
   type: 'gap';
   room: string;
   from: number;
@@ -94,3 +105,13 @@ export const wallTime = (): string => new Date().toISOString();
 
 /** Everything a subscriber of /events receives. */
 export type HubEvent = PipelineEvent | GapEvent;
+
+/** The same event in schema v1: no quality or actions, v = 1. */
+export function toV1(e: HubEvent): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...e, v: 1 };
+  if (e.type === 'emotion') {
+    delete out['quality'];
+    delete out['actions'];
+  }
+  return out;
+}

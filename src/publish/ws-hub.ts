@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { AuthError, type Authenticator } from '../serve/auth.js';
-import type { GapEvent, PipelineEvent } from './events.js';
+import { toV1, type GapEvent, type HubEvent, type PipelineEvent } from './events.js';
 
 export interface HubOptions {
   /** Events held per client while its socket is backed up; the oldest go first. */
@@ -21,7 +21,10 @@ interface Entry {
   seq: number;
   room: string;
   stream: string;
+  event: HubEvent;
   json: string;
+  /** The same in schema v1, made the first time a v1 client needs it. */
+  json1?: string;
   at: number;
 }
 
@@ -33,6 +36,10 @@ interface Client {
   dropped: number;
   /** Ranges of this client's events dropped from its queue, per room, sent as a gap before the next event. */
   gaps: Map<string, { from: number; to: number }>;
+  /** Schema version it reads (`?v=1` for the old shape). */
+  v: 1 | 2;
+  /** It asked for facial actions (`?actions=1`). */
+  actions: boolean;
 }
 
 const AUTH_TIMEOUT_MS = 5000;
@@ -41,19 +48,22 @@ const AUTH_TIMEOUT_MS = 5000;
  * The /events WebSocket endpoint. Every event gets a `seq`, contiguous per room; the
  * hub keeps a bounded ring of each room's recent events, so a client that reconnects
  * with `?room=R&resume=<last seq it saw>` gets what it missed, or a `gap` event naming
- * what it can no longer have. A slow client never slows the pipeline or the others:
+ * what it can no longer have. `?v=1` gets schema v1, `?actions=1` asks for facial
+ * actions (computed only while someone asks). A slow client never slows the pipeline or the others:
  * its bounded queue drops the oldest events, counts them and tells the client (a gap).
  */
 export class EventHub {
   private readonly wss: WebSocketServer;
   private readonly clients = new Set<Client>();
   /** The stream_start of every live stream, replayed to late subscribers so they know each frame size. */
-  private readonly live = new Map<string, { json: string; room: string | null }>();
+  private readonly live = new Map<string, { entry: Entry; room: string | null }>();
   private readonly rings = new Map<string, Entry[]>();
   private readonly nextSeq = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   droppedTotal = 0;
   published = 0;
+  /** Told when the first subscriber asks for facial actions and when the last one leaves. */
+  onActionsDemand: ((wanted: boolean) => void) | null = null;
   /** Counts for /metrics: events published per type, dropped per reason. */
   readonly counts = { byType: new Map<string, number>(), dropped: { slow_client: 0, expired_from_ring: 0 } };
 
@@ -92,7 +102,14 @@ export class EventHub {
       queue: [],
       dropped: 0,
       gaps: new Map(),
+      v: url.searchParams.get('v') === '1' ? 1 : 2,
+      actions: url.searchParams.get('actions') === '1',
     };
+    const v = url.searchParams.get('v');
+    if (v !== null && v !== '1' && v !== '2') {
+      ws.close(4400, `schema v${v} is not served (1 or 2)`);
+      return;
+    }
     const resumeSeq = resume === null ? null : Number(resume);
     if (resumeSeq !== null && (!Number.isInteger(resumeSeq) || resumeSeq < 0 || c.room === null)) {
       ws.close(4400, 'resume takes a whole number and needs ?room=');
@@ -127,16 +144,23 @@ export class EventHub {
     });
   }
 
+  /** Subscribers that asked for facial actions. */
+  get actionsWanted(): number {
+    let n = 0;
+    for (const c of this.clients) if (c.actions) n++;
+    return n;
+  }
+
   private start(c: Client, resume: number | null): void {
     if (c.ws.readyState !== WebSocket.OPEN) return;
     this.clients.add(c);
+    if (c.actions && this.actionsWanted === 1) this.onActionsDemand?.(true);
     if (resume !== null && c.room !== null) this.replay(c, c.room, resume);
-    else
-      for (const [stream, s] of this.live)
-        if (this.wants(c, stream, s.room)) c.queue.push({ seq: 0, room: s.room ?? '', stream, json: s.json, at: 0 });
+    else for (const [stream, s] of this.live) if (this.wants(c, stream, s.room)) c.queue.push(s.entry);
     this.drain(c);
     c.ws.on('close', () => {
       this.clients.delete(c);
+      if (c.actions && this.actionsWanted === 0) this.onActionsDemand?.(false);
       if (c.dropped) this.log.warn({ dropped: c.dropped }, 'events client closed after dropping events');
     });
     // subscribers only listen; anything they send later is ignored
@@ -172,13 +196,13 @@ export class EventHub {
     const seq = this.nextSeq.get(room) ?? 1;
     this.nextSeq.set(room, seq + 1);
     const stamped = { ...e, seq };
-    const entry: Entry = { seq, room, stream: e.stream, json: JSON.stringify(stamped), at: Date.now() };
+    const entry: Entry = { seq, room, stream: e.stream, event: stamped, json: JSON.stringify(stamped), at: Date.now() };
     this.published++;
     this.counts.byType.set(e.type, (this.counts.byType.get(e.type) ?? 0) + 1);
     if (!this.rings.has(room)) this.rings.set(room, []);
     this.rings.get(room)!.push(entry);
     this.trim(room);
-    if (e.type === 'stream_start') this.live.set(e.stream, { json: entry.json, room: e.room ?? null });
+    if (e.type === 'stream_start') this.live.set(e.stream, { entry, room: e.room ?? null });
     if (e.type === 'stream_end') this.live.delete(e.stream);
     for (const c of this.clients) {
       if (!this.wants(c, e.stream, e.room)) continue;
@@ -196,7 +220,12 @@ export class EventHub {
   }
 
   private sendGap(c: Client, gap: GapEvent): void {
-    c.ws.send(JSON.stringify(gap));
+    c.ws.send(JSON.stringify({ ...gap, v: c.v }));
+  }
+
+  private jsonFor(c: Client, e: Entry): string {
+    if (c.v === 2) return e.json;
+    return (e.json1 ??= JSON.stringify(toV1(e.event)));
   }
 
   private drain(c: Client): void {
@@ -207,7 +236,7 @@ export class EventHub {
         c.gaps.delete(e.room);
         this.sendGap(c, { v: 1, type: 'gap', room: e.room, from: g.from, to: g.to, reason: 'dropped', wallTime: new Date().toISOString() });
       }
-      c.ws.send(e.json);
+      c.ws.send(this.jsonFor(c, e));
     }
   }
 

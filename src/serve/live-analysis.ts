@@ -6,12 +6,14 @@ import { openRtpSource, type RtpSource } from '../ingest/rtp-source.js';
 import type { Logger } from '../log.js';
 import type { StreamAnalyser } from '../pipeline/analyser.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
+import type { FaceLandmarks } from '../pipeline/landmarker.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
 import type { Metrics } from './metrics.js';
 import type { AnalysisControl } from '../sfu/signaling.js';
 
 interface Running {
+  landmarks: FaceLandmarks | null;
   producerId: string;
   room: Room;
   source: RtpSource | null;
@@ -44,6 +46,18 @@ export class LiveAnalysis implements AnalysisControl {
     private readonly log: Logger,
     private readonly metrics?: Metrics | undefined,
   ) {}
+
+  private actions = false;
+
+  /** Facial actions (blendshapes) are computed only while some subscriber asks for them. */
+  setActions(on: boolean): void {
+    this.actions = on;
+    for (const r of this.running.values())
+      r.landmarks
+        ?.setActions(on || this.cfg.analysis.actions)
+        .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'could not switch facial actions'));
+    this.log.info({ on }, 'facial actions for subscribers');
+  }
 
   /** Face tracks alive in the analysed streams. */
   faces(): number {
@@ -108,7 +122,7 @@ export class LiveAnalysis implements AnalysisControl {
       this.log.warn({ producer: producer.id, limit: this.cfg.serve.maxStreams }, 'analysis refused: stream limit reached');
       return;
     }
-    const r: Running = { producerId: producer.id, room, source: null, analyser: null, sub: null, stopped: false };
+    const r: Running = { landmarks: null, producerId: producer.id, room, source: null, analyser: null, sub: null, stopped: false };
     this.running.set(producer.id, r);
     this.counters.started++;
     room.broadcast({ method: 'analysis', data: { producerId: producer.id, analysed: true } });
@@ -132,6 +146,7 @@ export class LiveAnalysis implements AnalysisControl {
       let dropped = 0;
       const stream = await this.pipeline.analyse(source, {
         room: room.id,
+        actions: this.actions,
         observe:
           m &&
           ((stage, ms) => {
@@ -149,6 +164,7 @@ export class LiveAnalysis implements AnalysisControl {
           }),
       });
       r.analyser = stream.analyser;
+      r.landmarks = stream.landmarks;
       if (r.stopped) return source.stop();
       let first = true;
       r.sub = stream.events$.subscribe({

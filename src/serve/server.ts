@@ -92,6 +92,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     metrics,
   );
   metrics.watch({ hub, live, pool, auth });
+  hub.onActionsDemand = (on) => live?.setActions(on);
   const signaling = new SignalingServer(server, {
     rooms,
     analysis: live,
