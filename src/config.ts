@@ -30,6 +30,8 @@ export const Config = z
       hiddenLabels: z.array(z.string()),
       /** Emotion events for every window, or only on a change of the shown label plus a heartbeat. */
       emit: z.object({ mode: z.enum(['window', 'change']), heartbeatMs: z.number().int().min(100) }),
+      /** Worker threads that run MediaPipe (0 = on the main thread). */
+      landmarkWorkers: z.number().int().min(0).max(32),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
       actions: z.boolean(),
       maxGapMs: z.number().positive(),
@@ -113,6 +115,9 @@ export function defaults(): Config {
       hiddenLabels: ['contempt'],
       emit: { mode: 'window', heartbeatMs: 1000 },
       actions: false,
+      // off by default: measured on 2 cores, a worker thread freed the main thread only for the
+      // decoders to take it (README, bench:serve); it pays once calls are decoded smaller
+      landmarkWorkers: 0,
       maxGapMs: 1000,
       trackMissMs: 500,
     },

@@ -100,27 +100,27 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
         pred: -1,
         record: { path: s.path, truth: m.labels[s.label]!, prediction: null, probabilities: null },
       }));
-      chunk.forEach((s, i) => {
+      for (const [i, s] of chunk.entries()) {
         let img: RgbaFrame;
         try {
           img = decodeImage(s.path);
         } catch (e) {
           outcomes[i]!.record.error = (e as Error).message;
           log.warn({ sample: s.path }, (e as Error).message);
-          return;
+          continue;
         }
         let sim;
         if (finder) {
           const frame: Frame = { ...img, ts: start + i, index: 0, arrivedAt: 0 };
-          const face = finder.detect(frame, start + i)[0];
-          if (!face) return; // no face: counted wrong, reported as such
+          const face = (await finder.detect(frame, start + i))[0];
+          if (!face) continue; // no face: counted wrong, reported as such
           sim = templateToFrame(face.points, m.preprocess.template);
         } else {
           sim = cropToInput(img.width, img.height, width, height);
         }
         warpToTensor(img, sim, m.preprocess, faces, slots.length * per);
         slots.push(i);
-      });
+      }
       if (slots.length) {
         const emb = await m.encode(faces, slots.length);
         // a still image is one frame held for the whole window, as training evaluates stills

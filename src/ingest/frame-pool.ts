@@ -21,7 +21,8 @@ export class FramePool {
     private readonly policy: QueuePolicy,
     private readonly capacity = policy === 'block' ? 3 : 1,
   ) {
-    for (let i = 0; i < capacity + 2; i++) this.free.push(Buffer.allocUnsafe(frameBytes));
+    // shared memory: a landmark worker thread reads the frame where the decoder wrote it
+    for (let i = 0; i < capacity + 2; i++) this.free.push(Buffer.from(new SharedArrayBuffer(frameBytes)));
   }
 
   /** A buffer to decode into, or null when the producer must wait (block policy). */

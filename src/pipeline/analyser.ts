@@ -10,7 +10,7 @@ import { EmbeddingWindow } from './window.js';
 
 /** Anything that finds faces in a frame: MediaPipe live, or a fixed crop for aligned images. */
 export interface FaceFinder {
-  detect(frame: Frame, ts: number): DetectedFace[];
+  detect(frame: Frame, ts: number): DetectedFace[] | Promise<DetectedFace[]>;
 }
 
 export interface AnalyserOptions {
@@ -102,7 +102,7 @@ export class StreamAnalyser {
     const ts = frame.ts;
     this.analysed++;
     let t = performance.now();
-    let faces = this.o.faces.detect(frame, ts);
+    let faces = await this.o.faces.detect(frame, ts);
     if (faces.length > this.o.maxFaces) {
       this.facesOverLimit += faces.length - this.o.maxFaces;
       faces = [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, this.o.maxFaces);

@@ -9,6 +9,7 @@ import type { PipelineEvent } from '../publish/events.js';
 import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyser.js';
 import type { Similarity } from './align.js';
 import { FaceLandmarks, type DetectedFace } from './landmarker.js';
+import { LandmarkPool, type Landmarker } from './landmark-pool.js';
 import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
 
@@ -29,7 +30,7 @@ export interface RunningStream {
   events$: Observable<PipelineEvent>;
   analyser: StreamAnalyser;
   /** The stream's landmarker (null when faces come from elsewhere), e.g. to turn facial actions on. */
-  landmarks: FaceLandmarks | null;
+  landmarks: Landmarker | null;
 }
 
 /** The model loaded once, and a fresh face tracker + analyser for each stream fed to it. */
@@ -38,6 +39,8 @@ export class EmotionPipeline {
     readonly model: Arpgnet,
     private readonly cfg: Config,
     private readonly log: Logger,
+    /** Landmarking on worker threads (analysis.landmarkWorkers > 0), else on this thread. */
+    readonly landmarkPool: LandmarkPool | null,
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
@@ -54,15 +57,17 @@ export class EmotionPipeline {
       },
       'model ready',
     );
-    return new EmotionPipeline(model, cfg, log);
+    const workers = cfg.analysis.landmarkWorkers;
+    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null);
   }
 
-  async landmarker(actions = this.cfg.analysis.actions): Promise<FaceLandmarks> {
-    return FaceLandmarks.create({
+  async landmarker(actions = this.cfg.analysis.actions): Promise<Landmarker> {
+    const opts = {
       modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
       maxFaces: this.cfg.analysis.maxFaces,
       actions,
-    });
+    };
+    return this.landmarkPool ? this.landmarkPool.open(opts) : FaceLandmarks.create(opts);
   }
 
   /** A fresh analyser on the shared model, configured from the config with any overrides. */
@@ -102,6 +107,7 @@ export class EmotionPipeline {
   }
 
   async close(): Promise<void> {
+    await this.landmarkPool?.close();
     await this.model.release();
     this.log.debug('pipeline closed');
   }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { FaceLandmarker as MpFaceLandmarker } from '@mediapipe/tasks-vision';
 import { installMediaPipeGlobals, mediapipeWasmDir } from './mediapipe-node.js';
 import type { RgbaFrame } from '../ingest/frame.js';
+import type { Landmarker } from './landmark-pool.js';
 
 /** Five alignment points in frame pixels, in the contract's order. */
 export type FivePoints = [[number, number], [number, number], [number, number], [number, number], [number, number]];
@@ -47,7 +48,7 @@ export interface LandmarkerOptions {
 }
 
 /** MediaPipe FaceLandmarker in VIDEO mode: tracks between frames, so timestamps must increase. */
-export class FaceLandmarks {
+export class FaceLandmarks implements Landmarker {
   private lastTs = -1;
 
   private constructor(

@@ -19,25 +19,25 @@ export class StillFaces implements FaceFinder {
     private readonly minSide = 256,
   ) {}
 
-  detect(frame: Frame, ts: number): DetectedFace[] {
+  async detect(frame: Frame, ts: number): Promise<DetectedFace[]> {
     if (frame.data === this.last) return this.faces;
     this.last = frame.data;
-    this.faces = this.inner.detect(frame, ts);
+    this.faces = await this.inner.detect(frame, ts);
     if (!this.faces.length) {
       this.retried++;
-      this.faces = this.padded(frame, ts);
+      this.faces = await this.padded(frame, ts);
     }
     return this.faces;
   }
 
-  private padded(frame: Frame, ts: number): DetectedFace[] {
+  private async padded(frame: Frame, ts: number): Promise<DetectedFace[]> {
     const { width: w, height: h } = frame;
     const pad = Math.round(Math.max(w, h) / 2);
     const s = Math.max(1, this.minSide / (Math.max(w, h) + 2 * pad));
     const W = Math.round((w + 2 * pad) * s);
     const H = Math.round((h + 2 * pad) * s);
     const canvas = scaleOnto(frame, W, H, pad, s);
-    const found = this.inner.detect({ ...frame, ...canvas }, ts + 0.5);
+    const found = await this.inner.detect({ ...frame, ...canvas }, ts + 0.5);
     const back = (v: number): number => (v + 0.5) / s - 0.5 - pad;
     const clamp = (v: number): number => Math.min(1, Math.max(0, v));
     return found.map((f) => {

@@ -6,14 +6,14 @@ import { openRtpSource, type RtpSource } from '../ingest/rtp-source.js';
 import type { Logger } from '../log.js';
 import type { StreamAnalyser } from '../pipeline/analyser.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
-import type { FaceLandmarks } from '../pipeline/landmarker.js';
+import type { Landmarker } from '../pipeline/landmark-pool.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
 import type { Metrics } from './metrics.js';
 import type { AnalysisControl } from '../sfu/signaling.js';
 
 interface Running {
-  landmarks: FaceLandmarks | null;
+  landmarks: Landmarker | null;
   producerId: string;
   room: Room;
   source: RtpSource | null;

@@ -1,0 +1,172 @@
+import { Worker } from 'node:worker_threads';
+import type { RgbaFrame } from '../ingest/frame.js';
+import type { Logger } from '../log.js';
+import type { DetectedFace, LandmarkerOptions } from './landmarker.js';
+import type { WorkerReply, WorkerRequest } from './landmark-worker.js';
+
+/** What a stream needs of a landmarker, wherever it runs. */
+export interface Landmarker {
+  detect(frame: RgbaFrame, tsMs: number): DetectedFace[] | Promise<DetectedFace[]>;
+  setActions(on: boolean): Promise<void>;
+  close(): void;
+}
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './landmark-worker.ts' : './landmark-worker.js', import.meta.url);
+
+/** In a source checkout (run through tsx) the worker registers tsx itself: Node 20 does not hand loaders to workers. */
+function startWorker(): Worker {
+  if (!FROM_SOURCE) return new Worker(WORKER_URL);
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+  return new Worker(boot, { eval: true });
+}
+
+type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
+
+class Slot {
+  worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  streams = 0;
+  deaths = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly onDeath: () => void,
+  ) {
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
+    const w = startWorker();
+    w.on('message', (r: WorkerReply) => {
+      const p = this.pending.get(r.req);
+      this.pending.delete(r.req);
+      p?.resolve(r);
+    });
+    w.on('error', (e) => this.log.error({ err: e.message }, 'landmark worker failed'));
+    w.on('exit', (code) => {
+      if (this.worker !== w || this.closing) return;
+      // its streams lose their landmarkers (re-opened on their next frame); the others go on
+      this.deaths++;
+      this.onDeath();
+      this.log.error({ code }, 'landmark worker died; starting another');
+      for (const p of this.pending.values()) p.reject(new Error('the landmark worker died'));
+      this.pending.clear();
+      this.generation++;
+      this.worker = this.spawn();
+    });
+    return w;
+  }
+
+  closing = false;
+  generation = 0;
+}
+
+let nextReq = 1;
+let nextId = 1;
+
+/**
+ * Landmarking on worker threads: each stream's landmarker lives in one worker (its VIDEO
+ * tracking state is per stream), streams are spread over the workers by count, and a
+ * worker that dies is replaced while its streams re-open their landmarkers.
+ */
+export class LandmarkPool {
+  private readonly slots: Slot[];
+  deaths = 0;
+
+  constructor(
+    size: number,
+    private readonly log: Logger,
+  ) {
+    this.slots = Array.from({ length: size }, () => new Slot(log, () => this.deaths++));
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  async open(opts: LandmarkerOptions): Promise<Landmarker> {
+    const slot = this.slots.reduce((a, b) => (b.streams < a.streams ? b : a));
+    slot.streams++;
+    const remote = new RemoteLandmarks(slot, nextId++, opts);
+    await remote.ready();
+    return remote;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.slots.map((s) => {
+        s.closing = true;
+        return s.worker.terminate();
+      }),
+    );
+  }
+}
+
+class RemoteLandmarks implements Landmarker {
+  private opened: Promise<void> | null = null;
+  private generation = -1;
+  private scratch: SharedArrayBuffer | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly slot: Slot,
+    private readonly id: number,
+    private opts: LandmarkerOptions,
+  ) {}
+
+  private call(m: WorkerRequest): Promise<WorkerReply> {
+    return new Promise((resolve, reject) => {
+      this.slot.pending.set(m.req, { resolve, reject });
+      this.slot.worker.postMessage(m);
+    });
+  }
+
+  /** Opens the landmarker in the worker; again after the worker was replaced. */
+  ready(): Promise<void> {
+    if (this.opened && this.generation === this.slot.generation) return this.opened;
+    this.generation = this.slot.generation;
+    this.opened = this.call({ type: 'open', req: nextReq++, id: this.id, opts: this.opts }).then((r) => {
+      if (!r.ok) throw new Error(r.error);
+    });
+    return this.opened;
+  }
+
+  async detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
+    await this.ready();
+    let buffer = frame.data.buffer;
+    let offset = frame.data.byteOffset;
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      // a frame not decoded into shared memory crosses by one copy into this stream's scratch
+      if (!this.scratch || this.scratch.byteLength < frame.data.length) this.scratch = new SharedArrayBuffer(frame.data.length);
+      new Uint8Array(this.scratch, 0, frame.data.length).set(frame.data);
+      buffer = this.scratch;
+      offset = 0;
+    }
+    const r = await this.call({
+      type: 'detect',
+      req: nextReq++,
+      id: this.id,
+      buffer,
+      offset,
+      width: frame.width,
+      height: frame.height,
+      ts,
+    });
+    if (!r.ok) throw new Error(r.error);
+    return r.faces ?? [];
+  }
+
+  async setActions(on: boolean): Promise<void> {
+    this.opts = { ...this.opts, actions: on };
+    const r = await this.call({ type: 'actions', req: nextReq++, id: this.id, on });
+    if (!r.ok) throw new Error(r.error);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.slot.streams--;
+    this.call({ type: 'close', req: nextReq++, id: this.id }).catch(() => undefined);
+  }
+}
