@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../src/log.js';
+import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
+import { FaceLandmarks } from '../src/pipeline/landmarker.js';
+import { SHARED, VIDEOS } from './helpers.js';
+
+const MODEL = join(SHARED, 'models', 'mediapipe', 'face_landmarker.task');
+
+/** Frames of a real clip in shared memory, as the frame pool hands them out. */
+function frames(n: number): Array<{ data: Uint8Array; width: number; height: number }> {
+  const raw = execFileSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-i',
+      join(VIDEOS, 'd18.mp4'),
+      '-frames:v',
+      String(n),
+      '-vf',
+      'scale=480:480',
+      '-pix_fmt',
+      'rgba',
+      '-f',
+      'rawvideo',
+      'pipe:1',
+    ],
+    {
+      maxBuffer: 64 << 20,
+    },
+  );
+  const size = 480 * 480 * 4;
+  return Array.from({ length: n }, (_, i) => {
+    const data = new Uint8Array(new SharedArrayBuffer(size));
+    data.set(raw.subarray(i * size, (i + 1) * size));
+    return { data, width: 480, height: 480 };
+  });
+}
+
+describe('landmarking on worker threads', () => {
+  it('finds the same faces as on the main thread, and survives its worker dying', async () => {
+    const fs = frames(6);
+    const local = await FaceLandmarks.create({ modelPath: MODEL, maxFaces: 1 });
+    const pool = new LandmarkPool(1, silentLogger);
+    try {
+      const remote = await pool.open({ modelPath: MODEL, maxFaces: 1 });
+      for (const [i, f] of fs.entries()) {
+        const a = local.detect(f, i * 33);
+        const b = await remote.detect(f, i * 33);
+        assert.equal(b.length, 1);
+        assert.deepEqual(b[0]!.points, a[0]!.points, `frame ${i}: the same landmarks`);
+      }
+      // a frame outside shared memory crosses by a copy
+      const plain = { ...fs[0]!, data: Uint8Array.from(fs[0]!.data) };
+      assert.equal((await remote.detect(plain, 1000)).length, 1);
+
+      // the worker dies: requests in flight fail, the next frame reopens a landmarker in its replacement
+      const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!;
+      await slot.worker.terminate();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(pool.deaths, 1);
+      assert.equal((await remote.detect(fs[1]!, 2000)).length, 1, 'landmarks again after the worker was replaced');
+      remote.close();
+    } finally {
+      local.close();
+      await pool.close();
+    }
+  });
+});
