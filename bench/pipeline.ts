@@ -3,11 +3,13 @@
  *
  *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads 2]
  *
- * Every frame is analysed (fps = the clip's rate by default). The "naive" run
+ * Every frame is analysed (fps = the clip's rate by default). CPU seconds per face-frame
+ * count this process's threads and its decoder (a child, counted once it has exited). The "naive" run
  * re-encodes all T frames of a window each time the head runs, instead of reusing
  * the per-frame embeddings: the cost a non-streaming model split would pay.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastValueFrom, tap } from 'rxjs';
 import { openSource } from '../src/ingest/source.js';
@@ -28,6 +30,14 @@ const pct = (v: number[], p: number): number => {
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 };
 const r2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** CPU seconds of this process and of its children that have exited (getrusage). */
+function cpuSeconds(): number {
+  const self = process.resourceUsage();
+  const children = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  // fields 16 and 17 of /proc/<pid>/stat (cutime, cstime), in clock ticks of 1/100 s
+  return (self.userCPUTime + self.systemCPUTime) / 1e6 + (Number(children[13]) + Number(children[14])) / 100;
+}
 
 function decodeMsPerFrame(): number {
   const t = performance.now();
@@ -59,7 +69,9 @@ async function once(naive: boolean): Promise<Record<string, unknown>> {
   const run = await pipeline.analyse(source, { fps });
   const latencies: number[] = [];
   const t0 = performance.now();
+  const cpu0 = cpuSeconds();
   await lastValueFrom(run.events$.pipe(tap((e) => e.type === 'emotion' && latencies.push((e as EmotionEvent).latencyMs))));
+  const cpu = cpuSeconds() - cpu0;
   const wall = performance.now() - t0;
   clearInterval(timer);
   const a = run.analyser;
@@ -67,6 +79,8 @@ async function once(naive: boolean): Promise<Record<string, unknown>> {
   await pipeline.close();
   return {
     faceFramesPerSecond: r2((t.faceFrames * 1000) / wall),
+    // this process (all its threads) and its finished children (the decoder), so per-core comparisons are exact
+    cpuSecondsPerFaceFrame: +(cpu / t.faceFrames).toFixed(4),
     msPerStage: {
       landmarks: r2(t.landmarks / a.analysed),
       align: r2(t.align / t.faceFrames),
