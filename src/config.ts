@@ -10,8 +10,10 @@ export const Config = z
     models: z.object({
       encoder: z.string(),
       head: z.string(),
-      /** Folder holding mediapipe/face_landmarker.task. */
+      /** Folder holding mediapipe/face_landmarker.task (and yunet/ for small faces). */
       mediapipeDir: z.string(),
+      /** YuNet face detector for faces too small for MediaPipe; relative paths are under mediapipeDir. */
+      smallFaces: z.string(),
     }),
     analysis: z.object({
       fps: z.number().positive().max(120),
@@ -30,6 +32,8 @@ export const Config = z
       hiddenLabels: z.array(z.string()),
       /** Emotion events for every window, or only on a change of the shown label plus a heartbeat. */
       emit: z.object({ mode: z.enum(['window', 'change']), heartbeatMs: z.number().int().min(100) }),
+      /** Where MediaPipe finds no face, look for small ones with YuNet (kiosk distance). */
+      smallFaces: z.boolean(),
       /** Worker threads that run MediaPipe (0 = on the main thread). */
       landmarkWorkers: z.number().int().min(0).max(32),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
@@ -101,6 +105,7 @@ export function defaults(): Config {
       encoder: resolve(ROOT, 'models/arpgnet-edge.encoder.onnx'),
       head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
       mediapipeDir: mediapipeModelsDir(),
+      smallFaces: 'yunet/yunet_s_640_640.onnx',
     },
     analysis: {
       fps: 10,
@@ -118,6 +123,7 @@ export function defaults(): Config {
       // off by default: measured on 2 cores, a worker thread freed the main thread only for the
       // decoders to take it (README, bench:serve); it pays once calls are decoded smaller
       landmarkWorkers: 0,
+      smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,
     },

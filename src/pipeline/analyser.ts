@@ -204,6 +204,7 @@ export class StreamAnalyser {
         yaw: track.face.pose?.yaw ?? null,
         pitch: track.face.pose?.pitch ?? null,
         roll: track.face.pose?.roll ?? null,
+        detection: track.face.score ?? null,
       },
       ...(track.face.actions ? { actions: track.face.actions } : {}),
     };

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { finalize, type Observable } from 'rxjs';
 import { sessionOptions, type Config } from '../config.js';
 import type { Frame } from '../ingest/frame.js';
@@ -10,6 +11,7 @@ import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyse
 import type { Similarity } from './align.js';
 import { FaceLandmarks, type DetectedFace } from './landmarker.js';
 import { LandmarkPool, type Landmarker } from './landmark-pool.js';
+import { withSmallFaces, YuNetFaces } from './small-faces.js';
 import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
 
@@ -41,6 +43,8 @@ export class EmotionPipeline {
     private readonly log: Logger,
     /** Landmarking on worker threads (analysis.landmarkWorkers > 0), else on this thread. */
     readonly landmarkPool: LandmarkPool | null,
+    /** YuNet for faces MediaPipe cannot see (null: off, or its model is missing). */
+    readonly smallFaces: YuNetFaces | null,
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
@@ -58,7 +62,13 @@ export class EmotionPipeline {
       'model ready',
     );
     const workers = cfg.analysis.landmarkWorkers;
-    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null);
+    let small: YuNetFaces | null = null;
+    if (cfg.analysis.smallFaces) {
+      const path = resolve(cfg.models.mediapipeDir, cfg.models.smallFaces);
+      if (existsSync(path)) small = await YuNetFaces.create(path, { scoreThreshold: 0.6, nmsIou: 0.3, maxFaces: cfg.analysis.maxFaces });
+      else log.warn({ path }, 'no small-face detector model: faces too small for MediaPipe will not be found');
+    }
+    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null, small);
   }
 
   async landmarker(actions = this.cfg.analysis.actions): Promise<Landmarker> {
@@ -96,7 +106,8 @@ export class EmotionPipeline {
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
     const lm = o.faces ? null : await this.landmarker(this.cfg.analysis.actions || (o.actions ?? false));
-    const analyser = this.createAnalyser(source.id, o.faces ?? lm!, { room: o.room, align: o.align, observe: o.observe });
+    const faces = o.faces ?? (this.smallFaces ? withSmallFaces(lm!, this.smallFaces) : lm!);
+    const analyser = this.createAnalyser(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
     const events$ = analyseStream(source, analyser, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
       room: o.room,
@@ -108,6 +119,7 @@ export class EmotionPipeline {
 
   async close(): Promise<void> {
     await this.landmarkPool?.close();
+    await this.smallFaces?.close();
     await this.model.release();
     this.log.debug('pipeline closed');
   }

@@ -26,6 +26,8 @@ export interface DetectedFace {
   box: FaceBox;
   points: FivePoints;
   pose?: Pose | undefined;
+  /** Detection confidence, where the detector gives one (YuNet does; MediaPipe's landmarker does not). */
+  score?: number | undefined;
   /** MediaPipe's 52 blendshape coefficients (visible facial actions), when asked for. */
   actions?: Record<string, number> | undefined;
 }

@@ -38,7 +38,7 @@ export interface EmotionEvent extends Base {
   /** From the newest frame's arrival out of the decoder to publication. */
   latencyMs: number;
   /** How good a view of the face this was: its height in analysed pixels and the head's rotation. */
-  quality: { faceSizePx: number; yaw: number | null; pitch: number | null; roll: number | null };
+  quality: { faceSizePx: number; yaw: number | null; pitch: number | null; roll: number | null; detection: number | null };
   /**
    * Visible facial actions (MediaPipe blendshape coefficients, 0..1), kept apart from the
    * inferred label: what the face does, not what it is taken to mean. Only when asked for.
