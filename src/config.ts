@@ -69,6 +69,9 @@ export const Config = z
       mode: z.enum(['auto', 'on', 'off']),
       /** HS256 secret for room tokens (ARPGNET_AUTH_SECRET); at least 32 characters. */
       secret: z.string().min(32).optional(),
+      /** Or EdDSA: an Ed25519 public key (PEM file) checks tokens minted elsewhere; the private one lets `token` sign. */
+      publicKeyFile: z.string().optional(),
+      privateKeyFile: z.string().optional(),
       /** Browser origins allowed besides the page's own ('*' = any). */
       origins: z.array(z.string()),
     }),
@@ -174,6 +177,8 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
     auth: {
       mode: env['ARPGNET_AUTH'],
       secret: env['ARPGNET_AUTH_SECRET'],
+      publicKeyFile: env['ARPGNET_AUTH_PUBLIC_KEY_FILE'],
+      privateKeyFile: env['ARPGNET_AUTH_PRIVATE_KEY_FILE'],
       origins: env['ARPGNET_ORIGINS']?.split(',').map((s) => s.trim()),
     },
     serve: { port: num('ARPGNET_PORT'), maxStreams: num('ARPGNET_MAX_STREAMS') },

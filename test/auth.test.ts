@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
@@ -8,7 +12,7 @@ import { Authenticator, CLOSE, type Grant } from '../src/serve/auth.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { h264Producer, TestPeer, until } from './call.js';
-import { serveTestConfig } from './helpers.js';
+import { runCli, serveTestConfig } from './helpers.js';
 
 const SECRET = 'test-secret-of-at-least-thirty-two-characters';
 const auth = new Authenticator(SECRET, true);
@@ -153,5 +157,40 @@ describe('room isolation with a real browser call and tokens', () => {
     for (const x of [a, b, w]) x.ws.close();
     assert.equal(b.got.length, 0, 'room B subscriber got nothing');
     assert.equal(w.got.length, 0, 'an unfiltered room-B subscriber got nothing');
+  });
+});
+
+describe('EdDSA room tokens: the server holds only the public key', () => {
+  let s: Serving;
+  const dir = mkdtempSync(join(tmpdir(), 'arpgnet-keys-'));
+  const pub = join(dir, 'public.pem');
+  const priv = join(dir, 'private.pem');
+  before(async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const c = serveTestConfig();
+    s = await startServer({ ...c, auth: { mode: 'on', publicKeyFile: pub, origins: [] } }, silentLogger);
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('`arpgnet-edge token` signs with the private key; the server accepts it and refuses HS256 tokens', async () => {
+    const r = await runCli(['token', '--room', 'ed', '--identity', 'kiosk-1', '--grant', 'subscribe', '--ttl', '10m'], {
+      ARPGNET_AUTH_PRIVATE_KEY_FILE: priv,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const tok = r.stdout.trim();
+    assert.equal(JSON.parse(Buffer.from(tok.split('.')[0]!, 'base64url').toString()).alg, 'EdDSA');
+    assert.equal(await refusal(s.url, '?room=ed', tok), null, 'an EdDSA token from the key pair is accepted');
+    assert.equal(
+      await refusal(s.url, '?room=ed', await token('ed', ['subscribe'])),
+      CLOSE.unauthenticated,
+      'no secret here: HS256 is refused',
+    );
+    const bad = await runCli(['token', '--room', 'ed', '--identity', 'x', '--grant', 'watch'], { ARPGNET_AUTH_PRIVATE_KEY_FILE: priv });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--grant: watch/);
   });
 });

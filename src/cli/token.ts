@@ -22,7 +22,7 @@ export async function tokenCommand(cfg: Config, f: TokenFlags): Promise<number> 
   const grants = f.grant.flatMap((g) => g.split(',')).map((g) => g.trim());
   const bad = grants.filter((g) => !GRANTS.includes(g as Grant));
   if (bad.length || !grants.length) throw new Error(`--grant: ${bad.join(', ') || 'none given'} (grants: ${GRANTS.join(', ')})`);
-  const auth = new Authenticator(cfg.auth.secret, false);
+  const auth = new Authenticator(cfg.auth, false);
   process.stdout.write(
     `${await auth.sign({ room: f.room, identity: f.identity, grants: grants as Grant[], ttlSeconds: parseTtl(f.ttl) })}\n`,
   );

@@ -1,7 +1,11 @@
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { errors, jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
 
 /**
- * Room tokens: HS256 JWTs scoped to one room and one identity, carrying grants.
+ * Room tokens: JWTs scoped to one room and one identity, carrying grants; HS256 with a
+ * shared secret, or EdDSA (Ed25519) where the server holds only the public key and
+ * tokens are minted elsewhere.
  * A token travels only inside a WebSocket message (the join request, or the first
  * message on /events), never in a URL that a proxy or access log keeps.
  */
@@ -44,30 +48,61 @@ export class AuthError extends Error {
 
 const ISSUER = 'arpgnet-edge';
 
+export interface AuthKeys {
+  secret?: string | undefined;
+  /** PEM files of an Ed25519 key pair: the public one checks tokens, the private one signs them. */
+  publicKeyFile?: string | undefined;
+  privateKeyFile?: string | undefined;
+}
+
+const pem = (file: string, what: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`auth.${what}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+};
+
 export class Authenticator {
   private readonly key: Uint8Array | null;
+  private readonly publicKey: KeyObject | null;
+  private readonly privateKey: KeyObject | null;
   /** Refusals per reason, for /metrics. */
   readonly refusals: Record<RefusalReason, number> = { unauthenticated: 0, expired: 0, missingGrant: 0, wrongRoom: 0, badOrigin: 0 };
 
   constructor(
-    secret: string | undefined,
+    keys: string | AuthKeys | undefined,
     readonly required: boolean,
   ) {
-    if (required && !secret)
-      throw new Error('auth is required (a non-loopback listen address) but no secret is set: set ARPGNET_AUTH_SECRET or auth.secret');
+    const k: AuthKeys = typeof keys === 'string' ? { secret: keys } : (keys ?? {});
+    const secret = k.secret;
     if (secret !== undefined && secret.length < 32) throw new Error('auth.secret must be at least 32 characters');
     this.key = secret ? new TextEncoder().encode(secret) : null;
+    this.publicKey = k.publicKeyFile ? createPublicKey(pem(k.publicKeyFile, 'publicKeyFile')) : null;
+    this.privateKey = k.privateKeyFile ? createPrivateKey(pem(k.privateKeyFile, 'privateKeyFile')) : null;
+    for (const [key, what] of [
+      [this.publicKey, 'publicKeyFile'],
+      [this.privateKey, 'privateKeyFile'],
+    ] as const) {
+      if (key && key.asymmetricKeyType !== 'ed25519')
+        throw new Error(`auth.${what}: an Ed25519 key is needed, not ${key.asymmetricKeyType}`);
+    }
+    if (required && !this.key && !this.publicKey)
+      throw new Error(
+        'auth is required (a non-loopback listen address) but no key is set: set ARPGNET_AUTH_SECRET, auth.secret or auth.publicKeyFile',
+      );
   }
 
   async sign(c: { room: string; identity: string; grants: readonly Grant[]; ttlSeconds: number }): Promise<string> {
-    if (!this.key) throw new Error('no auth secret set: set ARPGNET_AUTH_SECRET or auth.secret');
+    const eddsa = this.privateKey !== null;
+    if (!eddsa && !this.key) throw new Error('no signing key: set ARPGNET_AUTH_SECRET, auth.secret or auth.privateKeyFile');
     return new SignJWT({ room: c.room, grants: [...c.grants] })
-      .setProtectedHeader({ alg: 'HS256' })
+      .setProtectedHeader({ alg: eddsa ? 'EdDSA' : 'HS256' })
       .setIssuer(ISSUER)
       .setSubject(c.identity)
       .setIssuedAt()
       .setExpirationTime(Math.floor(Date.now() / 1000) + c.ttlSeconds)
-      .sign(this.key);
+      .sign(this.privateKey ?? this.key!);
   }
 
   /** The token's claims if it admits `grant` in `room`; null when auth is off; AuthError otherwise. */
@@ -83,11 +118,17 @@ export class Authenticator {
 
   private async verify(token: unknown, room: string | null, grant: Grant): Promise<RoomClaims> {
     if (typeof token !== 'string' || !token) throw new AuthError('unauthenticated', 'a room token is required');
-    if (!this.key) throw new AuthError('unauthenticated', 'no secret to check tokens with');
+    // the token's algorithm picks the key; an algorithm we hold no key for is refused
+    const keyFor = (h: JWTHeaderParameters): Uint8Array | KeyObject => {
+      if (h.alg === 'HS256' && this.key) return this.key;
+      if (h.alg === 'EdDSA' && this.publicKey) return this.publicKey;
+      throw new AuthError('unauthenticated', `tokens signed with ${h.alg} are not accepted here`);
+    };
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, keyFor, { issuer: ISSUER, algorithms: ['HS256', 'EdDSA'] }));
     } catch (e) {
+      if (e instanceof AuthError) throw e;
       if (e instanceof errors.JWTExpired) throw new AuthError('expired', 'the room token has expired');
       throw new AuthError('unauthenticated', 'the room token is not valid');
     }

@@ -34,7 +34,7 @@ export const WEB_DIR = join(ROOT, 'dist', 'web');
  */
 export async function startServer(cfg: Config, log: Logger, o: { webDir?: string } = {}): Promise<Serving> {
   const serveStatic = staticFiles(o.webDir ?? WEB_DIR);
-  const auth = new Authenticator(cfg.auth.secret, authRequired(cfg.auth.mode, cfg.serve.host));
+  const auth = new Authenticator(cfg.auth, authRequired(cfg.auth.mode, cfg.serve.host));
   if (auth.required) log.info('room tokens are required on /signaling and /events');
   else log.warn({ host: cfg.serve.host }, 'room tokens are NOT required: anyone who reaches this address can join, publish and subscribe');
   const metrics = new Metrics();
