@@ -63,6 +63,15 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
       assert.equal(sub.got.filter((e) => e.stream === bobProducer).length, 0);
       assert.equal(await alice.locator(`.tile[data-producer="${bobProducer}"]`).getAttribute('data-analysed'), 'false');
       assert.equal(await alice.locator(`.tile[data-producer="${bobProducer}"] .face`).count(), 0);
+      // the pages live within their Content-Security-Policy: no script, style or connection refused
+      assert.deepEqual(
+        logs.filter((l) => /Content Security Policy/i.test(l)),
+        [],
+      );
+      const res = await fetch(`${s.url}/`);
+      assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(res.headers.get('x-frame-options'), 'DENY');
     } catch (e) {
       process.stderr.write(`browser console:\n${logs.slice(-20).join('\n')}\n`);
       throw e;

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
+import { securityHeaders } from '../src/serve/headers.js';
 import { startServer, type Serving } from '../src/serve/server.js';
+import { staticFiles } from '../src/serve/static.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -102,5 +109,56 @@ describe('serve: bad signaling input gets a clear error reply and disturbs nothi
     const r = await other.request<{ id: string }>('createWebRtcTransport', { direction: 'recv' });
     assert.ok(r.id);
     other.close();
+  });
+});
+
+describe('static files cannot escape their folder', () => {
+  it('answers 404 to .., encoded and absolute paths, and serves its own files with the security headers', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'arpgnet-web-'));
+    const web = join(root, 'web');
+    mkdirSync(web);
+    writeFileSync(join(web, 'overlay.html'), '<p>page</p>');
+    writeFileSync(join(web, '..', 'secret.txt'), 'secret');
+    const serve = staticFiles(web);
+    const server = createServer((req, res) => {
+      securityHeaders(res);
+      if (!serve(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    // raw request lines: fetch would normalise the dots away before sending
+    const get = (path: string): Promise<{ status: number; body: string; csp: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body, csp: res.headers['content-security-policy'] as string | undefined }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const ok = await get('/');
+      assert.equal(ok.status, 200);
+      assert.equal(ok.body, '<p>page</p>');
+      assert.match(ok.csp ?? '', /default-src 'self'/);
+      for (const p of [
+        '/../secret.txt',
+        '/%2e%2e/secret.txt',
+        '/%2E%2E%2Fsecret.txt',
+        '/..%2fsecret.txt',
+        `/${join(web, '..', 'secret.txt')}`,
+        '//etc/passwd',
+        '/overlay.html/../../secret.txt',
+      ]) {
+        const r = await get(p);
+        assert.equal(r.status, 404, p);
+        assert.ok(!r.body.includes('secret'), p);
+      }
+    } finally {
+      server.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { ROOT } from '../paths.js';
 import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import { EventHub } from '../publish/ws-hub.js';
 import { Authenticator, authRequired } from './auth.js';
+import { securityHeaders } from './headers.js';
 import { Metrics } from './metrics.js';
 import { Rooms } from '../sfu/rooms.js';
 import { SignalingServer } from '../sfu/signaling.js';
@@ -49,6 +50,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
   const rooms = new Rooms(pool, log);
   let live: LiveAnalysis | null = null;
   const server: Server = createServer((req, res) => {
+    securityHeaders(res);
     if (req.url === '/healthz') {
       const body = JSON.stringify({
         ok: true,

@@ -49,11 +49,22 @@ export class FaceLayer {
     f.el.querySelector('.label')!.textContent = labelText(e);
     if (this.o.bars) {
       const bars = f.el.querySelector('.bars')!;
-      bars.innerHTML = Object.entries(e.scores)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 4)
-        .map(([k, v]) => `<div class="bar"><span>${k}</span><i style="width:${Math.round(v * 100)}%"></i></div>`)
-        .join('');
+      // built as elements with CSSOM widths: the pages' Content-Security-Policy allows no inline style attributes
+      bars.replaceChildren(
+        ...Object.entries(e.scores)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 4)
+          .map(([k, v]) => {
+            const row = document.createElement('div');
+            row.className = 'bar';
+            const name = document.createElement('span');
+            name.textContent = k;
+            const fill = document.createElement('i');
+            fill.style.width = `${Math.round(v * 100)}%`;
+            row.append(name, fill);
+            return row;
+          }),
+      );
     }
     this.place(f.el, e.box);
   }
