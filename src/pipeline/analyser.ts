@@ -96,18 +96,33 @@ export class StreamAnalyser {
     return { v: 2, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
   }
 
+  /** Detect, then analyse: one frame start to end. */
   async process(frame: Frame): Promise<PipelineEvent[]> {
-    const { model } = this.o;
-    const events: PipelineEvent[] = [];
-    const ts = frame.ts;
-    this.analysed++;
-    let t = performance.now();
-    let faces = await this.o.faces.detect(frame, ts);
+    return this.analyse(frame, await this.detect(frame));
+  }
+
+  /**
+   * The first stage alone (faces and landmarks). Split from `analyse` so a stream can
+   * detect its next frame, on a landmark worker, while this thread analyses the last one.
+   */
+  async detect(frame: Frame): Promise<DetectedFace[]> {
+    const t = performance.now();
+    let faces = await this.o.faces.detect(frame, frame.ts);
     if (faces.length > this.o.maxFaces) {
       this.facesOverLimit += faces.length - this.o.maxFaces;
       faces = [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, this.o.maxFaces);
     }
     this.time('landmarks', t);
+    return faces;
+  }
+
+  /** Everything after detection: track, align, encode, window, classify, label, events. Frames in order. */
+  async analyse(frame: Frame, faces: DetectedFace[]): Promise<PipelineEvent[]> {
+    const { model } = this.o;
+    const events: PipelineEvent[] = [];
+    const ts = frame.ts;
+    this.analysed++;
+    let t: number;
     const upd = this.tracker.update(faces, ts);
     for (const tr of upd.left) {
       this.states.delete(tr.id);

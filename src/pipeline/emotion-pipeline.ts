@@ -110,6 +110,7 @@ export class EmotionPipeline {
     const analyser = this.createAnalyser(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
     const events$ = analyseStream(source, analyser, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
+      lookahead: this.landmarkPool !== null && !o.faces,
       room: o.room,
       onProgress: o.onProgress,
     });

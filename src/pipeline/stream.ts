@@ -3,10 +3,33 @@ import type { Source } from '../ingest/source.js';
 import type { Arpgnet } from '../model/arpgnet.js';
 import { wallTime, type PipelineEvent, type StreamStats } from '../publish/events.js';
 import type { StreamAnalyser } from './analyser.js';
+import type { Frame } from '../ingest/frame.js';
+import type { DetectedFace } from './landmarker.js';
 import { RateSampler } from './sampler.js';
+
+/** A small ring of frame copies in shared memory, reused in turn (at most `size` frames in flight). */
+class FrameCopies {
+  private readonly bufs: Uint8Array[] = [];
+  private k = 0;
+
+  constructor(private readonly size: number) {}
+
+  hold(f: Frame): Frame {
+    const i = this.k++ % this.size;
+    let b = this.bufs[i];
+    if (!b || b.length !== f.data.length) this.bufs[i] = b = new Uint8Array(new SharedArrayBuffer(f.data.length));
+    b.set(f.data);
+    return { ...f, data: b };
+  }
+}
 
 export interface StreamOptions {
   fps: number;
+  /**
+   * Detect the next frame while the last one is analysed (worth it when landmarks run on
+   * a worker thread: then both cores work on one stream).
+   */
+  lookahead?: boolean | undefined;
   room?: string | undefined;
   onProgress?: ((decoded: number) => void) | undefined;
 }
@@ -31,6 +54,22 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
     let sampledOut = 0;
     let lastTs = 0;
     let analysisErrors = 0;
+    const copies = new FrameCopies(3);
+    let pending: { frame: Frame; faces: Promise<DetectedFace[]> } | null = null;
+    const analyse = async (frame: Frame, faces: Promise<DetectedFace[]>): Promise<void> => {
+      try {
+        for (const e of await analyser.analyse(frame, await faces)) sub.next(e);
+      } catch (e) {
+        analysisErrors++;
+        sub.next({
+          ...base(frame.ts),
+          type: 'error',
+          code: 'frame_failed',
+          message: `frame ${frame.index}: ${(e as Error).message}`,
+          fatal: false,
+        });
+      }
+    };
     const run = async (): Promise<void> => {
       sub.next({
         ...base(0),
@@ -51,19 +90,18 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
             sampledOut++;
             continue;
           }
-          try {
-            for (const e of await analyser.process(frame)) sub.next(e);
-          } catch (e) {
-            analysisErrors++;
-            sub.next({
-              ...base(frame.ts),
-              type: 'error',
-              code: 'frame_failed',
-              message: `frame ${frame.index}: ${(e as Error).message}`,
-              fatal: false,
-            });
+          if (!o.lookahead) {
+            await analyse(frame, analyser.detect(frame));
+            continue;
           }
+          // the decoder reuses its buffer once we ask for the next frame: keep a copy in shared memory
+          const copy = copies.hold(frame);
+          const next = { frame: copy, faces: analyser.detect(copy) };
+          next.faces.catch(() => undefined); // awaited (and reported) in its turn
+          if (pending) await analyse(pending.frame, pending.faces);
+          pending = next;
         }
+        if (pending) await analyse(pending.frame, pending.faces);
       } catch (e) {
         reason = 'error';
         sub.next({
