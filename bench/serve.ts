@@ -2,7 +2,7 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--workers 0,1] [--streams 4,6,8]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--workers 0,1] [--streams 4,6,8] [--sender-side 320]
  *
  * --workers: landmark worker threads per run, each measured in turn (0 = MediaPipe on
  * the main thread, as before 1.2.0); --streams: the stream counts to try (default 1..max,
@@ -31,6 +31,8 @@ const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
 const max = Number(arg('--max', '6'));
 const threads = Number(arg('--threads', '2'));
+/** Longest side of what the senders send (default: the clips' own): a small one stands for a low simulcast layer. */
+const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 const pct = (v: number[], p: number): number => {
   const s = [...v].sort((a, b) => a - b);
@@ -69,7 +71,7 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
       await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
       const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
       const ssrc = 1000 + i;
-      senders.push(rtpSender(h264Clip(CLIPS[i % CLIPS.length]), t.ip, t.port, t.rtcpPort, ssrc));
+      senders.push(rtpSender(h264Clip(CLIPS[i % CLIPS.length], senderSide), t.ip, t.port, t.rtcpPort, ssrc));
       const p = await peer.request<{ id: string }>('produce', {
         transportId: t.id,
         ...h264Producer(ssrc),
@@ -114,6 +116,7 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
       latencyP95: Math.round(pct(lat, 95)),
       decodedFpsPerStream: +decodedFps.toFixed(1),
       analysedFpsPerStream: +analysedFps.toFixed(1),
+      senderSide: senderSide ?? 0,
       eventsDropped: s.hub.droppedTotal,
       decoderRestarts: streams.reduce((a, x) => a + x.restarts, 0),
       ok: pct(lat, 95) <= 150 && analysedFps >= 0.9 * fps,

@@ -91,10 +91,12 @@ export const h264Producer = (ssrc: number) => ({
  * second and parameter sets in every key frame: an RTP sender that ignores PLI must
  * still let a decoder start within a second.
  */
-export function h264Clip(name = 'd18'): string {
+export function h264Clip(name = 'd18', maxSide?: number): string {
+  // a smaller copy stands for a simulcast layer: what the SFU forwards when asked for the low one
+  const scale = maxSide ? ['-vf', `scale='if(gt(iw,ih),${maxSide},-2)':'if(gt(iw,ih),-2,${maxSide})'`] : [];
   // prettier-ignore
-  return cachedClip(`${name}-baseline.mkv`, [
-    '-i', join(VIDEOS, `${name}.mp4`), '-an', '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast',
+  return cachedClip(`${name}${maxSide ? `-${maxSide}` : ''}-baseline.mkv`, [
+    '-i', join(VIDEOS, `${name}.mp4`), '-an', ...scale, '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast',
     '-g', '25', '-bf', '0', '-x264-params', 'repeat-headers=1', '-pix_fmt', 'yuv420p', '-f', 'matroska',
   ]);
 }
