@@ -25,13 +25,14 @@ interface Common {
   fps?: number;
   threads?: number;
   maxFaces?: number;
+  landmarkWorkers?: number;
   providers?: string;
   decoder?: string;
 }
 
 function config(o: Common): Config {
   return loadConfig(o.config, {
-    analysis: { fps: o.fps, maxFaces: o.maxFaces },
+    analysis: { fps: o.fps, maxFaces: o.maxFaces, landmarkWorkers: o.landmarkWorkers },
     runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
     ingest: { decoder: o.decoder },
     serve: { host: o.host, port: o.port },
@@ -44,6 +45,7 @@ const common = (c: Command): Command =>
     .option('--fps <n>', 'analysis rate in frames per second', positive)
     .option('--threads <n>', 'onnxruntime intra-op threads', int)
     .option('--max-faces <n>', 'faces analysed per frame', int)
+    .option('--landmark-workers <n>', 'threads running MediaPipe (0 = the main thread; default one per core)', int)
     .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu')
     .option('--decoder <name>', 'ffmpeg (default) or gstreamer');
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { mediapipeModelsDir, ROOT } from './paths.js';
@@ -123,9 +124,8 @@ export function defaults(): Config {
       hiddenLabels: ['contempt'],
       emit: { mode: 'window', heartbeatMs: 1000 },
       actions: false,
-      // off by default: measured on 2 cores, a worker thread freed the main thread only for the
-      // decoders to take it (README, bench:serve); it pays once calls are decoded smaller
-      landmarkWorkers: 0,
+      // landmarking is the largest cost per frame: one worker per core (README, bench:serve)
+      landmarkWorkers: availableParallelism(),
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,

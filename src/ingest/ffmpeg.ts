@@ -84,7 +84,16 @@ export function analysisSize(w: number, h: number, maxSide: number): { width: nu
 }
 
 /** ffmpeg arguments that decode `inputArgs` to raw RGBA frames of width x height on stdout. */
-export function ffmpegDecodeArgs(inputArgs: string[], width: number, height: number): string[] {
+/**
+ * maxFps: hand over at most this many frames a second (by media time): every frame must
+ * still be decoded, but one that would only be sampled out later is never scaled,
+ * converted to RGBA or piped. For live sources, whose frames are timed on arrival.
+ */
+export function ffmpegDecodeArgs(inputArgs: string[], width: number, height: number, maxFps?: number): string[] {
+  // the first frame of each 1/maxFps slot of media time, as RateSampler keeps them (a 25 fps
+  // source still gives 10 a second); the small offset absorbs rounding at slot edges
+  const slot = (v: string): string => `floor(${v}*${maxFps}+0.01)`;
+  const select = maxFps ? `select='isnan(prev_selected_t)+gt(${slot('t')},${slot('prev_selected_t')})',` : '';
   return [
     '-hide_banner',
     '-nostdin',
@@ -94,7 +103,7 @@ export function ffmpegDecodeArgs(inputArgs: string[], width: number, height: num
     '-an',
     '-sn',
     '-vf',
-    `scale=${width}:${height}:flags=bilinear`,
+    `${select}scale=${width}:${height}:flags=bilinear`,
     '-fps_mode',
     'passthrough',
     '-pix_fmt',

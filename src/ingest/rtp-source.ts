@@ -22,6 +22,8 @@ export interface RtpSourceOptions {
   /** How long the decoder gets to bind its ports before media flows. */
   bindDelayMs?: number;
   keyFrameRetryMs?: number;
+  /** The analysis rate: the decoder hands over no more frames than that (see ffmpegDecodeArgs). */
+  maxFps?: number | undefined;
 }
 
 export interface RtpSource extends Source {
@@ -81,6 +83,7 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
           ['-protocol_whitelist', 'file,udp,rtp', '-probesize', '32', '-analyzeduration', '0', '-i', sdp],
           o.width,
           o.height,
+          o.maxFps,
         ),
         width: o.width,
         height: o.height,

@@ -55,7 +55,8 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
     let lastTs = 0;
     let analysisErrors = 0;
     const copies = new FrameCopies(3);
-    let pending: { frame: Frame; faces: Promise<DetectedFace[]> } | null = null;
+    let chain: Promise<void> = Promise.resolve();
+    const inflight: Array<Promise<void>> = [];
     const analyse = async (frame: Frame, faces: Promise<DetectedFace[]>): Promise<void> => {
       try {
         for (const e of await analyser.analyse(frame, await faces)) sub.next(e);
@@ -96,12 +97,15 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
           }
           // the decoder reuses its buffer once we ask for the next frame: keep a copy in shared memory
           const copy = copies.hold(frame);
-          const next = { frame: copy, faces: analyser.detect(copy) };
-          next.faces.catch(() => undefined); // awaited (and reported) in its turn
-          if (pending) await analyse(pending.frame, pending.faces);
-          pending = next;
+          const faces = analyser.detect(copy);
+          faces.catch(() => undefined); // awaited (and reported) in its turn
+          // analysed as soon as its faces are in and the frame before it is done, in order;
+          // at most two frames in flight, so a file is still read only as fast as it is analysed
+          chain = chain.then(() => analyse(copy, faces));
+          inflight.push(chain);
+          while (inflight.length >= 2) await inflight.shift();
         }
-        if (pending) await analyse(pending.frame, pending.faces);
+        await chain;
       } catch (e) {
         reason = 'error';
         sub.next({

@@ -138,6 +138,7 @@ export class LiveAnalysis implements AnalysisControl {
         ...size,
         maxRestarts: this.cfg.serve.decoderRestarts,
         log: this.log,
+        maxFps: this.cfg.analysis.fps,
       });
       r.source = source;
       if (r.stopped) return source.stop();
