@@ -2,7 +2,7 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--workers 0,1] [--streams 4,6,8] [--sender-side 320]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--workers 0,1] [--streams 4,6,8] [--sender-side 320] [--max-side 320]
  *
  * --workers: landmark worker threads per run, each measured in turn (0 = MediaPipe on
  * the main thread, as before 1.2.0); --streams: the stream counts to try (default 1..max,
@@ -31,6 +31,8 @@ const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
 const max = Number(arg('--max', '6'));
 const threads = Number(arg('--threads', '2'));
+/** Longest side of the analysed picture (analysis.maxSide; default 640). */
+const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefined;
 /** Longest side of what the senders send (default: the clips' own): a small one stands for a low simulcast layer. */
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
@@ -53,7 +55,7 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
   const s = await startServer(
     {
       ...cfg,
-      analysis: { ...cfg.analysis, fps, landmarkWorkers },
+      analysis: { ...cfg.analysis, fps, landmarkWorkers, ...(maxSide ? { maxSide } : {}) },
       runtime: { ...cfg.runtime, providers: ['cpu'], threads },
       serve: { ...cfg.serve, port: 0, maxStreams: n },
       sfu: { ...cfg.sfu, workers: 1 },
@@ -117,6 +119,7 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
       decodedFpsPerStream: +decodedFps.toFixed(1),
       analysedFpsPerStream: +analysedFps.toFixed(1),
       senderSide: senderSide ?? 0,
+      maxSide: maxSide ?? cfg.analysis.maxSide,
       eventsDropped: s.hub.droppedTotal,
       decoderRestarts: streams.reduce((a, x) => a + x.restarts, 0),
       ok: pct(lat, 95) <= 150 && analysedFps >= 0.9 * fps,
