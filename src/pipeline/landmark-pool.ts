@@ -41,6 +41,7 @@ class Slot {
     w.on('message', (r: WorkerReply) => {
       const p = this.pending.get(r.req);
       this.pending.delete(r.req);
+      if (!this.pending.size) w.unref();
       p?.resolve(r);
     });
     w.on('error', (e) => this.log.error({ err: e.message }, 'landmark worker failed'));
@@ -55,7 +56,16 @@ class Slot {
       this.generation++;
       this.worker = this.spawn();
     });
+    // an idle worker must not keep the process alive (a command that failed early exits);
+    // one with a request in flight must, or a process with nothing else to wait on would end
+    w.unref();
     return w;
+  }
+
+  send(m: WorkerRequest, pending: Pending): void {
+    this.pending.set(m.req, pending);
+    this.worker.ref();
+    this.worker.postMessage(m);
   }
 
   closing = false;
@@ -116,10 +126,7 @@ class RemoteLandmarks implements Landmarker {
   ) {}
 
   private call(m: WorkerRequest): Promise<WorkerReply> {
-    return new Promise((resolve, reject) => {
-      this.slot.pending.set(m.req, { resolve, reject });
-      this.slot.worker.postMessage(m);
-    });
+    return new Promise((resolve, reject) => this.slot.send(m, { resolve, reject }));
   }
 
   /** Opens the landmarker in the worker; again after the worker was replaced. */
