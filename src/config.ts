@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { mediapipeModelsDir, ROOT } from './paths.js';
+import { EXEMPTIONS, PURPOSES } from './serve/privacy.js';
 
 const provider = z.enum(['tensorrt', 'cuda', 'cpu']);
 
@@ -64,6 +65,13 @@ export const Config = z
       /** Events kept per room for subscribers that reconnect with their last seq. */
       ringSize: z.number().int().min(1).max(1_000_000),
       ringMaxAgeMs: z.number().int().min(1000),
+    }),
+    privacy: z.object({
+      /** What expressions are analysed for (PRIVACY.md); workplace and education are refused without an exemption. */
+      purpose: z.enum(PURPOSES),
+      exemption: z.enum(EXEMPTIONS).optional(),
+      /** Append-only log of consent given and withdrawn (no images, no emotions); off when unset. */
+      auditLog: z.string().optional(),
     }),
     auth: z.object({
       /** auto: required unless serve.host is loopback. */
@@ -133,6 +141,7 @@ export function defaults(): Config {
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
+    privacy: { purpose: 'personal' },
     auth: { mode: 'auto', origins: [] },
     serve: { host: '127.0.0.1', port: 8080, maxStreams: 4, decoderRestarts: 3 },
     sfu: {
@@ -174,6 +183,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
     },
     runtime: { threads: num('ARPGNET_THREADS'), providers: env['ARPGNET_PROVIDERS']?.split(',').map((s) => s.trim()) },
     ingest: { decoder: env['ARPGNET_DECODER'] },
+    privacy: { purpose: env['ARPGNET_PURPOSE'], auditLog: env['ARPGNET_AUDIT_LOG'] },
     auth: {
       mode: env['ARPGNET_AUTH'],
       secret: env['ARPGNET_AUTH_SECRET'],

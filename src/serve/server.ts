@@ -7,6 +7,7 @@ import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import { EventHub } from '../publish/ws-hub.js';
 import { Authenticator, authRequired } from './auth.js';
 import { securityHeaders } from './headers.js';
+import { checkPurpose, ConsentAudit } from './privacy.js';
 import { Metrics } from './metrics.js';
 import { Rooms } from '../sfu/rooms.js';
 import { SignalingServer } from '../sfu/signaling.js';
@@ -34,6 +35,12 @@ export const WEB_DIR = join(ROOT, 'dist', 'web');
  * in front of mediasoup workers and the emotion pipeline.
  */
 export async function startServer(cfg: Config, log: Logger, o: { webDir?: string } = {}): Promise<Serving> {
+  checkPurpose(cfg.privacy.purpose, cfg.privacy.exemption);
+  log.info(
+    { purpose: cfg.privacy.purpose, exemption: cfg.privacy.exemption, auditLog: cfg.privacy.auditLog ?? null },
+    'deployment purpose',
+  );
+  const audit = new ConsentAudit(cfg.privacy.auditLog);
   const serveStatic = staticFiles(o.webDir ?? WEB_DIR);
   const auth = new Authenticator(cfg.auth, authRequired(cfg.auth.mode, cfg.serve.host));
   if (auth.required) log.info('room tokens are required on /signaling and /events');
@@ -100,6 +107,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     analysis: live,
     log,
     auth,
+    audit,
     origins: cfg.auth.origins,
     transport: {
       listenIp: cfg.sfu.listenIp,

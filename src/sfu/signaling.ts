@@ -4,6 +4,7 @@ import type { types } from 'mediasoup';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
 import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../serve/auth.js';
+import type { ConsentAudit } from '../serve/privacy.js';
 import { Envelope, MAX_MESSAGE_BYTES, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
@@ -33,6 +34,8 @@ interface Deps {
   log: Logger;
   auth?: Authenticator | undefined;
   origins?: readonly string[] | undefined;
+  /** Where consent given and withdrawn is written down. */
+  audit?: ConsentAudit | undefined;
 }
 
 export class SignalingServer {
@@ -143,6 +146,17 @@ class SignalingClient {
       throw new SignalingError('forbidden', `your token does not grant '${grant}'`);
   }
 
+  private audit(room: Room, peer: Peer, reason: 'join' | 'changed' | 'left'): void {
+    this.deps.audit?.record({
+      room: room.id,
+      identity: this.claims?.identity || peer.name,
+      peer: peer.id,
+      streams: [...peer.producers.values()].filter((p) => p.kind === 'video').map((p) => p.id),
+      consent: reason === 'left' ? false : peer.consent,
+      reason,
+    });
+  }
+
   private joined(): { room: Room; peer: Peer } {
     if (!this.room || !this.peer) throw new SignalingError('not_joined', 'join a room first');
     return { room: this.room, peer: this.peer };
@@ -180,6 +194,7 @@ class SignalingClient {
         this.peer = peer;
         room.broadcast({ method: 'peerJoined', data: { peerId: peer.id, name: peer.name } }, peer);
         this.deps.log.info({ room: room.id, peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
+        if (peer.consent) this.audit(room, peer, 'join');
         return {
           peerId: peer.id,
           routerRtpCapabilities: room.router.rtpCapabilities,
@@ -190,7 +205,9 @@ class SignalingClient {
       case 'setConsent': {
         const { room, peer } = this.joined();
         if (req.data.consent) this.need('analyse');
+        const changed = peer.consent !== req.data.consent;
         peer.consent = req.data.consent;
+        if (changed) this.audit(room, peer, 'changed');
         analysis.sync(room, peer);
         this.deps.log.info({ room: room.id, peer: peer.id, consent: peer.consent }, 'consent changed');
         return { consent: peer.consent };
@@ -313,6 +330,7 @@ class SignalingClient {
     if (!room || !peer) return;
     this.room = null;
     this.peer = null;
+    if (peer.consent) this.audit(room, peer, 'left'); // leaving ends the consent
     room.peers.delete(peer.id);
     peer.close();
     this.deps.analysis.sync(room, peer);
