@@ -37,6 +37,13 @@ export function cachedClip(name: string, ffmpegArgs: string[]): string {
   return out;
 }
 
+/** RGBA frames of a real clip, straight from ffmpeg (`args` between input and output: filters, frame counts). */
+export function rgbaFrames(clip: string, args: string[]): Buffer {
+  return execFileSync('ffmpeg', ['-v', 'error', '-i', join(VIDEOS, clip), ...args, '-pix_fmt', 'rgba', '-f', 'rawvideo', 'pipe:1'], {
+    maxBuffer: 1 << 28,
+  });
+}
+
 /** Pids of processes whose command line contains `pattern` (decoders: 'arpgnet-rtp-'). */
 export function processes(pattern: string): number[] {
   try {

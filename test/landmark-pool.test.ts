@@ -1,37 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
 import { FaceLandmarks } from '../src/pipeline/landmarker.js';
-import { SHARED, VIDEOS } from './helpers.js';
+import { rgbaFrames, SHARED } from './helpers.js';
 
 const MODEL = join(SHARED, 'models', 'mediapipe', 'face_landmarker.task');
 
 /** Frames of a real clip in shared memory, as the frame pool hands them out. */
 function frames(n: number): Array<{ data: Uint8Array; width: number; height: number }> {
-  const raw = execFileSync(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-i',
-      join(VIDEOS, 'd18.mp4'),
-      '-frames:v',
-      String(n),
-      '-vf',
-      'scale=480:480',
-      '-pix_fmt',
-      'rgba',
-      '-f',
-      'rawvideo',
-      'pipe:1',
-    ],
-    {
-      maxBuffer: 64 << 20,
-    },
-  );
+  const raw = rgbaFrames('d18.mp4', ['-frames:v', String(n), '-vf', 'scale=480:480']);
   const size = 480 * 480 * 4;
   return Array.from({ length: n }, (_, i) => {
     const data = new Uint8Array(new SharedArrayBuffer(size));

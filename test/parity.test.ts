@@ -8,7 +8,7 @@ import { silentLogger } from '../src/log.js';
 import { Arpgnet } from '../src/model/arpgnet.js';
 import { templateToFrame, warpToTensor } from '../src/pipeline/align.js';
 import { FaceLandmarks } from '../src/pipeline/landmarker.js';
-import { ROOT, SHARED, VIDEOS } from './helpers.js';
+import { rgbaFrames, ROOT, SHARED } from './helpers.js';
 
 const PY = '/usr/bin/python3';
 const py = (args: string[]): string =>
@@ -43,25 +43,7 @@ describe('PyTorch <-> onnxruntime-node parity', () => {
   it('TypeScript and Python preprocessing of a real face agree within 1/255', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'arpgnet-warp-'));
     const [w, h] = [480, 480];
-    const raw = execFileSync(
-      'ffmpeg',
-      [
-        '-v',
-        'error',
-        '-i',
-        join(VIDEOS, 'd18.mp4'),
-        '-vf',
-        'select=eq(n\\,40)',
-        '-frames:v',
-        '1',
-        '-f',
-        'rawvideo',
-        '-pix_fmt',
-        'rgba',
-        'pipe:1',
-      ],
-      { maxBuffer: 1 << 24 },
-    );
+    const raw = rgbaFrames('d18.mp4', ['-vf', 'select=eq(n\\,40)', '-frames:v', '1']);
     const rgba = new Uint8Array(raw);
     writeFileSync(join(dir, 'frame.rgba'), rgba);
     const lm = await FaceLandmarks.create({ modelPath: join(SHARED, 'models/mediapipe/face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
