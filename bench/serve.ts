@@ -20,8 +20,8 @@ import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from '../test/call.js';
-import { processes } from '../test/helpers.js';
+import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './lib/call.js';
+import { processes } from './lib/clips.js';
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name);

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
@@ -9,7 +9,8 @@ import type { PipelineEvent } from '../src/publish/events.js';
 
 export { ROOT };
 export const SHARED = sharedDir();
-export const VIDEOS = join(SHARED, 'data', 'videos');
+import { VIDEOS } from '../bench/lib/clips.js';
+export { cachedClip, processes, VIDEOS } from '../bench/lib/clips.js';
 export const CLI = resolve(ROOT, 'bin', 'arpgnet-edge.js');
 
 export function testConfig(over: Partial<Config['analysis']> = {}): Config {
@@ -23,34 +24,11 @@ export function serveTestConfig(over: Partial<Config['serve']> = {}): Config {
   return { ...c, serve: { ...c.serve, port: 0, ...over }, sfu: { ...c.sfu, workers: 1 } };
 }
 
-/**
- * A clip made once by ffmpeg (the arguments between input and output) and kept in
- * .cache/clips; written under a temporary name first so a killed run leaves no half file.
- */
-export function cachedClip(name: string, ffmpegArgs: string[]): string {
-  const dir = join(ROOT, '.cache', 'clips');
-  const out = join(dir, name);
-  if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', ...ffmpegArgs, `${out}.tmp`]);
-  renameSync(`${out}.tmp`, out);
-  return out;
-}
-
 /** RGBA frames of a real clip, straight from ffmpeg (`args` between input and output: filters, frame counts). */
 export function rgbaFrames(clip: string, args: string[]): Buffer {
   return execFileSync('ffmpeg', ['-v', 'error', '-i', join(VIDEOS, clip), ...args, '-pix_fmt', 'rgba', '-f', 'rawvideo', 'pipe:1'], {
     maxBuffer: 1 << 28,
   });
-}
-
-/** Pids of processes whose command line contains `pattern` (decoders: 'arpgnet-rtp-'). */
-export function processes(pattern: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });

@@ -1,0 +1,150 @@
+/** Load generators for calls: a signaling client, RTP senders of real clips, an events subscriber. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import type { PipelineEvent } from '../../src/publish/events.js';
+import { cachedClip, VIDEOS } from './clips.js';
+
+/** A signaling client as a test peer: requests with replies, notifications kept in order. */
+export class TestPeer {
+  private nextId = 1;
+  private readonly pending = new Map<number, (m: Reply) => void>();
+  readonly notifications: Array<{ method: string; data: Record<string, unknown> }> = [];
+  readonly stray: Reply[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as Reply & { notification?: boolean; method?: string };
+      if (m.notification) this.notifications.push({ method: m.method!, data: m.data as Record<string, unknown> });
+      else if (typeof m.id === 'number' && this.pending.has(m.id)) {
+        this.pending.get(m.id)!(m);
+        this.pending.delete(m.id);
+      } else this.stray.push(m);
+    });
+  }
+
+  static open(base: string): Promise<TestPeer> {
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/signaling`);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(new TestPeer(ws)));
+      ws.once('error', reject);
+    });
+  }
+
+  /** The whole reply, ok or not. */
+  call(method: string, data: unknown = {}): Promise<Reply> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ws.send(JSON.stringify({ id, method, data }));
+    });
+  }
+
+  /** The reply's data; throws on an error reply. */
+  async request<T = Record<string, unknown>>(method: string, data: unknown = {}): Promise<T> {
+    const r = await this.call(method, data);
+    if (!r.ok) throw new Error(`${method}: ${r.error?.code}: ${r.error?.message}`);
+    return r.data as T;
+  }
+
+  /** Next message that is not a reply to a pending request (an error reply to a message without an id). */
+  async nextStray(timeoutMs = 3000): Promise<Reply> {
+    const t0 = Date.now();
+    while (!this.stray.length && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 20));
+    const m = this.stray.shift();
+    if (!m) throw new Error('no reply');
+    return m;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export interface Reply {
+  id: number | null;
+  ok: boolean;
+  data?: unknown;
+  error?: { code: string; message: string };
+}
+
+export const H264_PT = 102;
+
+/** The producer parameters matching what rtpSender() sends. */
+export const h264Producer = (ssrc: number) => ({
+  kind: 'video',
+  rtpParameters: {
+    codecs: [
+      {
+        mimeType: 'video/H264',
+        payloadType: H264_PT,
+        clockRate: 90000,
+        parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
+        rtcpFeedback: [],
+      },
+    ],
+    encodings: [{ ssrc }],
+  },
+});
+
+/**
+ * A real face clip re-encoded once as H264 constrained baseline with a key frame every
+ * second and parameter sets in every key frame: an RTP sender that ignores PLI must
+ * still let a decoder start within a second.
+ */
+export function h264Clip(name = 'd18', maxSide?: number): string {
+  // a smaller copy stands for a simulcast layer: what the SFU forwards when asked for the low one
+  const scale = maxSide ? ['-vf', `scale='if(gt(iw,ih),${maxSide},-2)':'if(gt(iw,ih),-2,${maxSide})'`] : [];
+  // prettier-ignore
+  return cachedClip(`${name}${maxSide ? `-${maxSide}` : ''}-baseline.mkv`, [
+    '-i', join(VIDEOS, `${name}.mp4`), '-an', ...scale, '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast',
+    '-g', '25', '-bf', '0', '-x264-params', 'repeat-headers=1', '-pix_fmt', 'yuv420p', '-f', 'matroska',
+  ]);
+}
+
+/** ffmpeg sending a clip in a loop as RTP at its own pace (no re-encoding). */
+export function rtpSender(clip: string, ip: string, port: number, rtcpPort: number, ssrc: number): ChildProcess {
+  return spawn(
+    'ffmpeg',
+    [
+      '-loglevel',
+      'error',
+      '-re',
+      '-stream_loop',
+      '-1',
+      '-i',
+      clip,
+      '-map',
+      '0:v',
+      '-c:v',
+      'copy',
+      '-f',
+      'rtp',
+      '-payload_type',
+      String(H264_PT),
+      '-ssrc',
+      String(ssrc),
+      `rtp://${ip}:${port}?rtcpport=${rtcpPort}&pkt_size=1200`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+}
+
+/** A subscriber on /events collecting everything. */
+export function subscribeEvents(base: string, query = ''): Promise<{ ws: WebSocket; got: PipelineEvent[] }> {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/events${query}`);
+  const got: PipelineEvent[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d)) as PipelineEvent));
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ ws, got }));
+    ws.once('error', reject);
+  });
+}
+
+export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
