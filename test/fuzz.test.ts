@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../src/log.js';
 import { startServer, type Serving } from '../src/serve/server.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { analysedSender, h264Producer, until } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
 /** Cases per property: a few hundred in CI; FUZZ_RUNS=10000 for the long form. */
@@ -98,14 +98,10 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
   });
 
   it(`${RUNS} sessions: every message answered to its sender alone; a healthy stream keeps flowing; nothing leaks`, async () => {
-    const sub = await subscribeEvents(s.url, '?room=fz');
-    const good = await TestPeer.open(s.url);
-    await good.request('join', { room: 'fz', name: 'good', consent: true });
-    const t = await good.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-    sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, 5151);
-    const { id: goodProducer } = await good.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(5151) });
+    const healthy = await analysedSender(s.url, 'fz', 5151);
+    const { sub, producerId: goodProducer, peer: good } = healthy;
+    sender = healthy.sender;
     const emotions = (): number => sub.got.filter((e) => e.stream === goodProducer && e.type === 'emotion').length;
-    await until(() => emotions() > 0, 60_000, 'the healthy stream');
     const rooms0 = s.rooms.size;
     const before = emotions();
     const rss0 = process.memoryUsage().rss;

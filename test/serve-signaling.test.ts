@@ -10,7 +10,7 @@ import { silentLogger } from '../src/log.js';
 import { securityHeaders } from '../src/serve/headers.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { staticFiles } from '../src/serve/static.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { analysedSender, h264Producer, TestPeer, until } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
 describe('serve: bad signaling input gets a clear error reply and disturbs nothing else', () => {
@@ -26,13 +26,9 @@ describe('serve: bad signaling input gets a clear error reply and disturbs nothi
 
   it('malformed, oversized, unknown, out-of-order and unsupported requests while another stream is analysed', async () => {
     // a healthy analysed stream in the same room, watched throughout
-    const sub = await subscribeEvents(s.url, '?room=r1');
-    const good = await TestPeer.open(s.url);
-    await good.request('join', { room: 'r1', name: 'good', consent: true });
-    const t = await good.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-    sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, 4242);
-    const { id: goodProducer } = await good.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(4242) });
-    await until(() => sub.got.some((e) => e.stream === goodProducer && e.type === 'emotion'), 60_000, 'the healthy stream');
+    const healthy = await analysedSender(s.url, 'r1', 4242);
+    const { sub, producerId: goodProducer, peer: good } = healthy;
+    sender = healthy.sender;
 
     const bad = await TestPeer.open(s.url);
     bad.ws.send('{not json');

@@ -148,3 +148,22 @@ export async function until(cond: () => boolean, timeoutMs: number, what: string
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * A consenting participant sending a real face clip over RTP, watched until its first
+ * emotion event: the healthy stream that tests and benchmarks disturb everything else around.
+ */
+export async function analysedSender(
+  base: string,
+  room: string,
+  ssrc: number,
+): Promise<{ peer: TestPeer; producerId: string; sender: ChildProcess; sub: { ws: WebSocket; got: PipelineEvent[] } }> {
+  const sub = await subscribeEvents(base, `?room=${room}`);
+  const peer = await TestPeer.open(base);
+  await peer.request('join', { room, name: 'good', consent: true });
+  const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+  const sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
+  const { id: producerId } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
+  await until(() => sub.got.some((e) => e.stream === producerId && e.type === 'emotion'), 60_000, 'the healthy stream');
+  return { peer, producerId, sender, sub };
+}

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { cropToInput, templateToFrame, warpToTensor } from '../pipeline/align.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import { FaceLandmarks } from '../pipeline/landmarker.js';
+import { bestShown } from '../pipeline/labeller.js';
 import { RateSampler } from '../pipeline/sampler.js';
 import { StillFaces } from '../pipeline/still-faces.js';
 import type { EmotionEvent, PipelineEvent } from '../publish/events.js';
@@ -69,13 +70,6 @@ export interface EvalReport extends EvalResult {
 interface Outcome {
   pred: number;
   record: SampleRecord;
-}
-
-/** Index of the best label that may be shown. */
-function bestShown(p: ArrayLike<number>, shown: readonly boolean[]): number {
-  let best = -1;
-  for (let k = 0; k < p.length; k++) if (shown[k] && (best < 0 || p[k]! > p[best]!)) best = k;
-  return best;
 }
 
 async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: EvalOptions, log: Logger): Promise<Outcome[]> {

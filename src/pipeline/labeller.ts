@@ -64,8 +64,7 @@ export class Labeller {
     if (!this.smoothed) this.smoothed = Float32Array.from(p);
     else for (let k = 0; k < p.length; k++) this.smoothed[k] = s * p[k]! + (1 - s) * this.smoothed[k]!;
     const q = this.smoothed;
-    let best = -1;
-    for (let k = 0; k < q.length; k++) if (this.policy.shown[k] && (best < 0 || q[k]! > q[best]!)) best = k;
+    const best = bestShown(q, this.policy.shown);
     const top = this.labels[best]!;
     const confidence = q[best]!;
     const wanted = confidence >= this.policy.minConfidence ? top : UNCERTAIN;
@@ -88,6 +87,13 @@ export class Labeller {
     }
     return { label: this.current, confidence, top, probs: q };
   }
+}
+
+/** Index of the most probable label that may be shown. */
+export function bestShown(p: ArrayLike<number>, shown: readonly boolean[]): number {
+  let best = -1;
+  for (let k = 0; k < p.length; k++) if (shown[k] && (best < 0 || p[k]! > p[best]!)) best = k;
+  return best;
 }
 
 const EMOTIONS = ['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral', 'contempt'];

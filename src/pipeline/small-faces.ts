@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import type { RgbaFrame } from '../ingest/frame.js';
-import type { DetectedFace, FivePoints } from './landmarker.js';
+import type { DetectedFace, FaceBox, FivePoints } from './landmarker.js';
+import { iou } from './tracker.js';
 
 /**
  * Faces too small for MediaPipe's short-range detector (a kiosk user 1-3 m away is
@@ -124,18 +125,12 @@ export function withSmallFaces(
   };
 }
 
+/** Highest score first; a box overlapping a kept one by more than `iouMax` is dropped. */
 function nms<T extends { score: number; x0: number; y0: number; x1: number; y1: number }>(items: T[], iouMax: number): T[] {
+  const box = (a: T): FaceBox => ({ x: a.x0, y: a.y0, w: a.x1 - a.x0, h: a.y1 - a.y0 });
   const kept: T[] = [];
   for (const a of [...items].sort((p, q) => q.score - p.score)) {
-    if (kept.every((b) => iou(a, b) <= iouMax)) kept.push(a);
+    if (kept.every((b) => iou(box(a), box(b)) <= iouMax)) kept.push(a);
   }
   return kept;
-}
-
-function iou(a: { x0: number; y0: number; x1: number; y1: number }, b: { x0: number; y0: number; x1: number; y1: number }): number {
-  const ix = Math.max(0, Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0));
-  const iy = Math.max(0, Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0));
-  const inter = ix * iy;
-  const union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter;
-  return union > 0 ? inter / union : 0;
 }

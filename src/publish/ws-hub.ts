@@ -64,8 +64,8 @@ export class EventHub {
   published = 0;
   /** Told when the first subscriber asks for facial actions and when the last one leaves. */
   onActionsDemand: ((wanted: boolean) => void) | null = null;
-  /** Counts for /metrics: events published per type, dropped per reason. */
-  readonly counts = { byType: new Map<string, number>(), dropped: { slow_client: 0, expired_from_ring: 0 } };
+  /** Events dropped per reason, for /metrics (published ones are counted there as they pass). */
+  readonly counts = { dropped: { slow_client: 0, expired_from_ring: 0 } };
 
   constructor(
     server: Server,
@@ -198,7 +198,6 @@ export class EventHub {
     const stamped = { ...e, seq };
     const entry: Entry = { seq, room, stream: e.stream, event: stamped, json: JSON.stringify(stamped), at: Date.now() };
     this.published++;
-    this.counts.byType.set(e.type, (this.counts.byType.get(e.type) ?? 0) + 1);
     if (!this.rings.has(room)) this.rings.set(room, []);
     this.rings.get(room)!.push(entry);
     this.trim(room);
