@@ -63,6 +63,12 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
         reject(new Error(`cannot listen on ${cfg.publish.host}:${flags.ws} (${e.code ?? e.message})`, { cause: e })),
       );
       srv.listen(flags.ws, cfg.publish.host, resolve);
+    }).catch(async (e: unknown) => {
+      // the pipeline's landmark workers would keep the process alive: close what was opened
+      source.stop();
+      await hub?.close();
+      await pipeline.close();
+      throw e;
     });
     // only /events upgrades: anything else is closed rather than left hanging
     srv.on('upgrade', (req, socket) => {

@@ -41,7 +41,6 @@ class Slot {
     w.on('message', (r: WorkerReply) => {
       const p = this.pending.get(r.req);
       this.pending.delete(r.req);
-      if (!this.pending.size) w.unref();
       p?.resolve(r);
     });
     w.on('error', (e) => this.log.error({ err: e.message }, 'landmark worker failed'));
@@ -56,15 +55,13 @@ class Slot {
       this.generation++;
       this.worker = this.spawn();
     });
-    // an idle worker must not keep the process alive (a command that failed early exits);
-    // one with a request in flight must, or a process with nothing else to wait on would end
-    w.unref();
+    // referenced for its whole life: a stream awaiting it must keep the process alive;
+    // whoever creates the pool closes it (EmotionPipeline.close), also on failure
     return w;
   }
 
   send(m: WorkerRequest, pending: Pending): void {
     this.pending.set(m.req, pending);
-    this.worker.ref();
     this.worker.postMessage(m);
   }
 
