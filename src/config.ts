@@ -42,6 +42,8 @@ export const Config = z
       actions: z.boolean(),
       maxGapMs: z.number().positive(),
       trackMissMs: z.number().nonnegative(),
+      /** Frames in a row that may fail analysis before the stream ends with a fatal error. */
+      maxFailedFrames: z.number().int().min(1),
     }),
     runtime: z.object({
       providers: z.array(provider).min(1),
@@ -137,6 +139,7 @@ export function defaults(): Config {
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,
+      maxFailedFrames: 30,
     },
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },

@@ -4,7 +4,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { parseJsonl, ROOT, runCli, VIDEOS } from './helpers.js';
+import { lastValueFrom, toArray } from 'rxjs';
+import { openSource } from '../src/ingest/source.js';
+import { silentLogger } from '../src/log.js';
+import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
+import { parseJsonl, ROOT, runCli, testConfig, VIDEOS } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arpgnet-bad-'));
 const ff = (...args: string[]): void => void execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
@@ -89,4 +93,29 @@ describe('bad input gets a clear error, never a crash', () => {
     fails(['run', '--input', join(VIDEOS, 'd11.mp4')], /face landmarker model not readable at .*nowhere/, {
       ARPGNET_MODELS_DIR: join(dir, 'nowhere'),
     }));
+
+  it('a face stage that keeps failing: each frame an error event, then the stream gives up with a fatal one', async () => {
+    const cfg = testConfig({ maxFailedFrames: 5 });
+    const pipeline = await EmotionPipeline.create(cfg, silentLogger);
+    try {
+      const source = await openSource(join(VIDEOS, 'd12.mp4'), { maxSide: 640, sequenceFps: 30, realtime: false }, 'cam-broken');
+      const broken = {
+        detect: (): never => {
+          throw new Error('landmarker crashed');
+        },
+      };
+      const run = await pipeline.analyse(source, { faces: broken });
+      const events = await lastValueFrom(run.events$.pipe(toArray()));
+      const errors = events.filter((e) => e.type === 'error');
+      assert.equal(errors.filter((e) => e.type === 'error' && !e.fatal).length, 5, 'one non-fatal error per failed frame');
+      const fatal = errors.at(-1)!;
+      assert.ok(fatal.type === 'error' && fatal.fatal && fatal.code === 'analysis_failed', JSON.stringify(fatal));
+      assert.match(fatal.type === 'error' ? fatal.message : '', /5 frames in a row .*landmarker crashed/);
+      const end = events.at(-1)!;
+      assert.ok(end.type === 'stream_end' && end.reason === 'error', JSON.stringify(end));
+      assert.ok(source.stopped || end.stats.decoded < 100, 'the decoder was stopped, not read to the end');
+    } finally {
+      await pipeline.close();
+    }
+  });
 });

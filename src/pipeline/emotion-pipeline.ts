@@ -112,6 +112,7 @@ export class EmotionPipeline {
       fps: o.fps ?? this.cfg.analysis.fps,
       lookahead: this.landmarkPool !== null && !o.faces,
       room: o.room,
+      maxFailedFrames: this.cfg.analysis.maxFailedFrames,
       onProgress: o.onProgress,
     });
     // the landmarker holds wasm memory: free it however the stream ends

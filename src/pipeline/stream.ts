@@ -31,6 +31,11 @@ export interface StreamOptions {
    */
   lookahead?: boolean | undefined;
   room?: string | undefined;
+  /**
+   * Frames in a row that may fail analysis (landmarker, encoder) before the stream gives
+   * up with a fatal error: one bad frame is noise, a stage that keeps failing is broken.
+   */
+  maxFailedFrames?: number | undefined;
   onProgress?: ((decoded: number) => void) | undefined;
 }
 
@@ -54,14 +59,20 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
     let sampledOut = 0;
     let lastTs = 0;
     let analysisErrors = 0;
+    let failedInRow = 0;
+    let lastFailure = '';
+    const maxFailed = o.maxFailedFrames ?? Infinity;
     const copies = new FrameCopies(3);
     let chain: Promise<void> = Promise.resolve();
     const inflight: Array<Promise<void>> = [];
     const analyse = async (frame: Frame, faces: Promise<DetectedFace[]>): Promise<void> => {
       try {
         for (const e of await analyser.analyse(frame, await faces)) sub.next(e);
+        failedInRow = 0;
       } catch (e) {
         analysisErrors++;
+        failedInRow++;
+        lastFailure = (e as Error).message;
         sub.next({
           ...base(frame.ts),
           type: 'error',
@@ -70,6 +81,12 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
           fatal: false,
         });
       }
+    };
+    const giveUpIfBroken = (): void => {
+      if (failedInRow < maxFailed) return;
+      throw Object.assign(new Error(`${failedInRow} frames in a row failed analysis (last: ${lastFailure}); giving up on this stream`), {
+        code: 'analysis_failed',
+      });
     };
     const run = async (): Promise<void> => {
       sub.next({
@@ -93,6 +110,7 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
           }
           if (!o.lookahead) {
             await analyse(frame, analyser.detect(frame));
+            giveUpIfBroken();
             continue;
           }
           // the decoder reuses its buffer once we ask for the next frame: keep a copy in shared memory
@@ -104,6 +122,7 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
           chain = chain.then(() => analyse(copy, faces));
           inflight.push(chain);
           while (inflight.length >= 2) await inflight.shift();
+          giveUpIfBroken();
         }
         await chain;
       } catch (e) {

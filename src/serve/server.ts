@@ -62,8 +62,10 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
       const body = JSON.stringify({
         ok: true,
         workers: pool.size,
+        workerPids: pool.pids(),
         workerDeaths: pool.deaths,
         rooms: rooms.size,
+        roomsRebuilt: rooms.rebuilt,
         subscribers: hub.size,
         eventsDropped: hub.droppedTotal,
         analysis: live?.counters,

@@ -68,7 +68,8 @@ export type Notification =
   | { method: 'producerPaused' | 'producerResumed'; data: { producerId: string } }
   | { method: 'consumerClosed'; data: { consumerId: string; producerId: string } }
   | { method: 'analysis'; data: { producerId: string; analysed: boolean } }
-  | { method: 'roomClosed'; data: { reason: string } };
+  /** rejoin: the room is gone but the server is not (its media worker died); join again to get a new one. */
+  | { method: 'roomClosed'; data: { reason: string; rejoin: boolean } };
 
 export class SignalingError extends Error {
   constructor(

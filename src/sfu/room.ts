@@ -37,11 +37,23 @@ export class Peer {
 /** A call: one mediasoup Router and its peers. */
 export class Room {
   readonly peers = new Map<string, Peer>();
+  private readonly onClosed = new Set<() => void>();
 
   constructor(
     readonly id: string,
     readonly router: types.Router,
   ) {}
+
+  /** Called once if the room dies under its peers (its router closed without them leaving). */
+  whenClosed(f: () => void): () => void {
+    this.onClosed.add(f);
+    return () => this.onClosed.delete(f);
+  }
+
+  closed(): void {
+    for (const f of [...this.onClosed]) f();
+    this.onClosed.clear();
+  }
 
   broadcast(n: Notification, except?: Peer): void {
     for (const p of this.peers.values()) if (p !== except) p.notify(n);

@@ -21,6 +21,10 @@ export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
 /** Rooms by id, each on a router of the next worker; a room closes with its last peer. */
 export class Rooms {
   private readonly rooms = new Map<string, Promise<Room>>();
+  /** The room now open under each id; a room that died may still be released by its last peers. */
+  private readonly open = new Map<string, Room>();
+  /** Rooms rebuilt after their media worker died. */
+  rebuilt = 0;
 
   constructor(
     private readonly pool: WorkerPool,
@@ -38,12 +42,16 @@ export class Rooms {
   }
 
   private async create(id: string): Promise<Room> {
-    const router = await this.pool.pick().createRouter({ mediaCodecs: MEDIA_CODECS });
+    const router = await (await this.pool.pick()).createRouter({ mediaCodecs: MEDIA_CODECS });
     const room = new Room(id, router);
+    this.open.set(id, room);
     // the router goes with its worker if that dies: forget the room so the next join makes a new one
+    // on a live worker, and tell its peers to rejoin (their signaling clients drop the dead room)
     router.observer.once('close', () => {
-      this.rooms.delete(id);
-      room.broadcast({ method: 'roomClosed', data: { reason: 'the media worker of this room stopped' } });
+      if (!this.forget(room)) return;
+      this.rebuilt++;
+      room.broadcast({ method: 'roomClosed', data: { reason: 'the media worker of this room stopped', rejoin: true } });
+      room.closed();
     });
     this.log.info({ room: id }, 'room opened');
     return room;
@@ -52,17 +60,24 @@ export class Rooms {
   /** Drop the room once nobody is left in it. */
   release(room: Room): void {
     if (room.peers.size > 0) return;
-    this.rooms.delete(room.id);
+    if (this.forget(room)) this.log.info({ room: room.id }, 'room closed');
     room.router.close();
-    this.log.info({ room: room.id }, 'room closed');
+  }
+
+  /** Only the room still open under its id is forgotten: a dead room's last peers must not drop its successor. */
+  private forget(room: Room): boolean {
+    if (this.open.get(room.id) !== room) return false;
+    this.open.delete(room.id);
+    this.rooms.delete(room.id);
+    return true;
   }
 
   async closeAll(): Promise<void> {
-    for (const r of this.rooms.values()) {
-      const room = await r.catch(() => null);
-      room?.router.close();
-    }
+    const all = [...this.rooms.values()];
+    // forgotten first: a shutdown is not a worker death, nobody is asked to rejoin
     this.rooms.clear();
+    this.open.clear();
+    for (const r of all) (await r.catch(() => null))?.router.close();
   }
 
   get size(): number {

@@ -84,6 +84,7 @@ class SignalingClient {
   private room: Room | null = null;
   private peer: Peer | null = null;
   private claims: RoomClaims | null = null;
+  private unwatch: (() => void) | null = null;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -192,6 +193,7 @@ class SignalingClient {
         room.peers.set(peer.id, peer);
         this.room = room;
         this.peer = peer;
+        this.unwatch = room.whenClosed(() => this.leave('room closed under the peer'));
         room.broadcast({ method: 'peerJoined', data: { peerId: peer.id, name: peer.name } }, peer);
         this.deps.log.info({ room: room.id, peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
         if (peer.consent) this.audit(room, peer, 'join');
@@ -330,6 +332,8 @@ class SignalingClient {
     if (!room || !peer) return;
     this.room = null;
     this.peer = null;
+    this.unwatch?.();
+    this.unwatch = null;
     if (peer.consent) this.audit(room, peer, 'left'); // leaving ends the consent
     room.peers.delete(peer.id);
     peer.close();

@@ -13,11 +13,12 @@ export interface WorkerSettings {
 /**
  * mediasoup Workers (one C++ process each), handed out round robin to new rooms.
  * A worker that dies takes its routers with it: those rooms close (their peers are
- * told), the worker is replaced, and the other rooms never notice.
+ * told to rejoin), the worker is replaced, and the other rooms never notice.
  */
 export class WorkerPool {
   private readonly workers: types.Worker[] = [];
   private next = 0;
+  private readonly replacing = new Set<Promise<void>>();
   private closing = false;
   deaths = 0;
 
@@ -47,20 +48,36 @@ export class WorkerPool {
     worker.on('died', (err) => {
       this.deaths++;
       const i = this.workers.indexOf(worker);
-      this.log.error({ pid: worker.pid, err: err.message }, 'mediasoup worker died; its rooms are closed');
+      this.log.error({ pid: worker.pid, err: err.message }, 'mediasoup worker died; its rooms are rebuilt on a new one');
       if (this.closing || i < 0) return;
-      this.spawn().then(
-        (w) => (this.workers[i] = w),
+      const replacing = this.spawn().then(
+        (w) => {
+          this.workers[i] = w;
+          this.log.info({ pid: w.pid, replaced: worker.pid }, 'mediasoup worker replaced');
+        },
         (e: unknown) => this.log.error({ err: (e as Error).message }, 'cannot replace the mediasoup worker'),
       );
+      this.replacing.add(replacing);
+      void replacing.finally(() => this.replacing.delete(replacing));
     });
     return worker;
   }
 
-  pick(): types.Worker {
-    const w = this.workers[this.next++ % this.workers.length];
-    if (!w || w.closed) throw new Error('no mediasoup worker available');
-    return w;
+  /** The next live worker; while every worker is dead, waits for a replacement. */
+  async pick(): Promise<types.Worker> {
+    for (let tries = 0; tries < 2; tries++) {
+      for (let k = 0; k < this.workers.length; k++) {
+        const w = this.workers[this.next++ % this.workers.length];
+        if (w && !w.closed) return w;
+      }
+      await Promise.all(this.replacing);
+    }
+    throw new Error('no mediasoup worker available');
+  }
+
+  /** Process ids of the live workers (for operators and tests). */
+  pids(): number[] {
+    return this.workers.filter((w) => !w.closed).map((w) => w.pid);
   }
 
   get size(): number {

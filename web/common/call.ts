@@ -15,13 +15,13 @@ export interface Joined<P> {
   producers: P[];
 }
 
-/** Join a room and load the device with the router's capabilities. */
 /**
  * The page's room token, from the URL fragment (#token=...): a fragment never reaches the
  * server, so the token stays out of access logs; it travels only inside WebSocket messages.
  */
 export const pageToken = (): string | undefined => new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 
+/** Join a room and load the device with the router's capabilities. */
 export async function joinRoom<P>(room: string, name: string, consent: boolean): Promise<Joined<P>> {
   const sig = await Signaling.open(wsUrl('/signaling'));
   const token = pageToken();
@@ -70,6 +70,48 @@ export async function sendCamera(send: types.Transport, track: MediaStreamTrack)
     track,
     encodings: [{ maxBitrate: 1_000_000 }],
     codecOptions: { videoGoogleStartBitrate: 1000 },
+    // the page owns the camera: a rejoin closes the transport but must not end the track
+    stopTracks: false,
     appData: { width: s.width ?? 640, height: s.height ?? 480 },
   });
+}
+
+/** Delay before rejoin attempt n: doubling from 0.5 s to 10 s, jittered so a room's pages do not return at once. */
+export const backoffMs = (attempt: number): number => Math.min(10_000, 500 * 2 ** attempt) * (0.5 + Math.random() * 0.5);
+
+/**
+ * Keeps a page in its call: when the call is lost (the signaling socket closed, or the
+ * server says the room died with its media worker), the page tears its side down and
+ * connects again with backoff, without anyone touching it. stop() is the user leaving.
+ */
+export class Rejoiner {
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly connect: () => Promise<void>,
+    private readonly teardown: () => void,
+    private readonly onRetry: (inMs: number, why: string) => void,
+  ) {}
+
+  lost(why: string): void {
+    if (this.stopped || this.timer) return;
+    this.teardown();
+    const ms = backoffMs(this.attempt++);
+    this.onRetry(ms, why);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      this.connect().then(
+        () => (this.attempt = 0),
+        (e: Error) => this.lost(e.message),
+      );
+    }, ms);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
 }

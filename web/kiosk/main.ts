@@ -1,8 +1,8 @@
 import { FaceLayer, type EmotionEvent } from '../common/faces.js';
 import { UNCERTAIN } from '../../src/pipeline/labeller.js';
 import { EventsClient } from '../../src/client/index.js';
-import { createTransport, joinRoom, pageToken, sendCamera } from '../common/call.js';
-import { wsUrl } from '../common/signaling.js';
+import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../common/call.js';
+import { wsUrl, type Signaling } from '../common/signaling.js';
 
 /**
  * The kiosk screen: the camera full screen (mirrored), the expression of the person
@@ -41,18 +41,23 @@ setInterval(() => {
   }
 }, 250);
 
-async function start(): Promise<void> {
-  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
-  video.srcObject = camera;
-  const { sig, device } = await joinRoom(room, 'kiosk', true);
-  sig.onClose = () => {
-    status('server connection lost; reconnecting', 'closed');
-    setTimeout(() => location.reload(), 3000);
+let sig: Signaling | null = null;
+let events: EventsClient | null = null;
+let send: { close(): void } | null = null;
+
+/** Joins, publishes the camera and follows its events; run again whenever the call is lost. */
+async function connect(camera: MediaStream, rejoiner: Rejoiner): Promise<void> {
+  const j = await joinRoom(room, 'kiosk', analysing);
+  sig = j.sig;
+  sig.onClose = () => rejoiner.lost('server connection lost');
+  sig.onNotification = (n) => {
+    if (n.method === 'roomClosed' && n.data['rejoin'] === true) rejoiner.lost(`room closed: ${String(n.data['reason'])}`);
   };
-  const send = await createTransport(sig, device, 'send', () => status('media connection failed', 'failed'));
-  const producer = await sendCamera(send, camera.getVideoTracks()[0]!);
+  const t = await createTransport(sig, j.device, 'send', () => rejoiner.lost('media connection failed'));
+  send = t;
+  const producer = await sendCamera(t, camera.getVideoTracks()[0]!);
   body['producer'] = producer.id;
-  const events = new EventsClient({ url: wsUrl('/events'), room, stream: producer.id, token: pageToken() });
+  events = new EventsClient({ url: wsUrl('/events'), room, stream: producer.id, token: pageToken() });
   const widest = new Map<string, EmotionEvent>();
   events.on((e) => {
     if (e.type === 'stream_start') layer.frame = { width: e.source.width, height: e.source.height };
@@ -69,19 +74,40 @@ async function start(): Promise<void> {
       widest.delete(e.track);
     }
   });
+  body['analysis'] = analysing ? 'on' : 'off';
+  status(`room ${room}`, 'running');
+}
+
+function teardown(): void {
+  if (sig) sig.onClose = () => {};
+  sig?.close();
+  send?.close();
+  events?.close();
+  sig = send = events = null;
+  layer.clear();
+}
+
+async function start(): Promise<void> {
+  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+  video.srcObject = camera;
+  const rejoiner: Rejoiner = new Rejoiner(
+    () => connect(camera, rejoiner),
+    teardown,
+    (ms, why) => status(`${why}; reconnecting in ${(ms / 1000).toFixed(1)} s`, 'closed'),
+  );
   const off = $('off') as HTMLButtonElement;
   off.onclick = async () => {
     analysing = !analysing;
-    await sig.request('setConsent', { consent: analysing });
+    await sig?.request('setConsent', { consent: analysing });
     body['analysis'] = analysing ? 'on' : 'off';
     off.textContent = analysing ? 'Turn off' : 'Turn on';
     if (!analysing) layer.clear();
   };
-  body['analysis'] = 'on';
-  status(`room ${room}`, 'running');
+  await connect(camera, rejoiner).catch((e: Error) => rejoiner.lost(e.message));
 }
 
 start().catch((e: Error) => {
+  // no camera (or it was refused): nothing to rejoin with, so start over
   status(`error: ${e.message}; retrying`, 'failed');
   setTimeout(() => location.reload(), 5000);
 });

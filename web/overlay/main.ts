@@ -1,5 +1,5 @@
 import type { Device, types } from 'mediasoup-client';
-import { createTransport, joinRoom, pageToken, sendCamera } from '../common/call.js';
+import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../common/call.js';
 import { EventsClient } from '../../src/client/index.js';
 import { FaceLayer } from '../common/faces.js';
 import { wsUrl, type Notification, type Signaling } from '../common/signaling.js';
@@ -34,6 +34,7 @@ let device: Device | null = null;
 let recv: types.Transport | null = null;
 let send: types.Transport | null = null;
 let camera: MediaStream | null = null;
+let rejoiner: Rejoiner | null = null;
 
 function status(text: string, state?: string): void {
   statusEl.textContent = text;
@@ -85,7 +86,10 @@ function onNotification(n: Notification): void {
   if (n.method === 'newProducer') void consume(d as unknown as ProducerInfo).catch((e: Error) => status(e.message));
   else if (n.method === 'producerClosed') dropTile(String(d['producerId']));
   else if (n.method === 'analysis') setAnalysed(String(d['producerId']), d['analysed'] === true);
-  else if (n.method === 'roomClosed') status(`room closed: ${String(d['reason'])}`, 'closed');
+  else if (n.method === 'roomClosed') {
+    if (d['rejoin'] === true) rejoiner?.lost(`room closed: ${String(d['reason'])}`);
+    else status(`room closed: ${String(d['reason'])}`, 'closed');
+  }
 }
 
 function listen(room: string): void {
@@ -102,40 +106,68 @@ function listen(room: string): void {
   });
 }
 
+/** The call itself, run again by the rejoiner whenever it is lost; the camera stays open across. */
+async function connect(room: string, name: string): Promise<void> {
+  const j = await joinRoom<ProducerInfo>(room, name, consentBox.checked);
+  sig = j.sig;
+  device = j.device;
+  sig.onNotification = onNotification;
+  sig.onClose = () => rejoiner?.lost('signaling connection closed');
+  document.body.dataset['peer'] = j.peerId;
+  const lost = (d: string) => () => rejoiner?.lost(`${d} connection failed`);
+  recv = await createTransport(sig, device, 'recv', lost('receive'));
+  for (const p of j.producers) await consume(p);
+  const track = camera!.getVideoTracks()[0]!;
+  send = await createTransport(sig, device, 'send', lost('send'));
+  const producer = await sendCamera(send, track);
+  document.body.dataset['producer'] = producer.id;
+  tile(producer.id, name, new MediaStream([track]), true);
+  setAnalysed(producer.id, consentBox.checked);
+  status(`in room ${room}`, 'joined');
+}
+
+/** This page's side of the call, closed without closing the camera. */
+function teardown(): void {
+  if (sig) sig.onClose = () => {};
+  sig?.close();
+  send?.close();
+  recv?.close();
+  sig = null;
+  send = recv = null;
+  for (const id of [...tiles.keys()]) dropTile(id);
+}
+
 async function join(): Promise<void> {
   joinButton.disabled = true;
   status('joining…');
   const room = roomInput.value.trim();
-  const j = await joinRoom<ProducerInfo>(room, nameInput.value.trim() || 'guest', consentBox.checked);
-  sig = j.sig;
-  device = j.device;
-  sig.onNotification = onNotification;
-  sig.onClose = () => status('disconnected', 'closed');
-  document.body.dataset['peer'] = j.peerId;
-  listen(room);
-  const lost = (d: string) => () => status(`${d} connection failed`, 'failed');
-  recv = await createTransport(sig, device, 'recv', lost('receive'));
-  for (const p of j.producers) await consume(p);
+  const name = nameInput.value.trim() || 'guest';
   camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
-  const track = camera.getVideoTracks()[0]!;
-  send = await createTransport(sig, device, 'send', lost('send'));
-  const producer = await sendCamera(send, track);
-  document.body.dataset['producer'] = producer.id;
-  tile(producer.id, nameInput.value.trim(), new MediaStream([track]), true);
-  setAnalysed(producer.id, consentBox.checked);
-  status(`in room ${room}`, 'joined');
+  // the events client reconnects and resumes on its own; only the call needs rejoining
+  listen(room);
+  rejoiner = new Rejoiner(
+    () => connect(room, name),
+    teardown,
+    (ms, why) => status(`${why}; rejoining in ${(ms / 1000).toFixed(1)} s`, 'rejoining'),
+  );
+  try {
+    await connect(room, name);
+  } catch (e) {
+    rejoiner.stop();
+    teardown();
+    events?.close();
+    throw e;
+  }
   joinButton.textContent = 'Leave';
   joinButton.disabled = false;
   joinButton.onclick = () => leave();
 }
 
 function leave(): void {
-  sig?.close();
+  rejoiner?.stop();
+  teardown();
   events?.close();
-  send?.close();
-  recv?.close();
   camera?.getTracks().forEach((t) => t.stop());
-  for (const id of [...tiles.keys()]) dropTile(id);
   status('left', 'left');
   joinButton.textContent = 'Join';
   joinButton.onclick = () => void join().catch(failed);
