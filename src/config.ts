@@ -86,6 +86,23 @@ export const Config = z
       /** Browser origins allowed besides the page's own ('*' = any). */
       origins: z.array(z.string()),
     }),
+    /** What one client or the whole server may ask for; every refusal is counted (/metrics). */
+    limits: z.object({
+      /** Signaling requests per second per connection, and the burst allowed at once. */
+      requestsPerSecond: z.number().positive(),
+      requestBurst: z.number().int().min(1),
+      /** Largest signaling message answered (larger ones get an error; four times this closes the socket). */
+      messageBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1 << 22),
+      peersPerRoom: z.number().int().min(1),
+      producersPerRoom: z.number().int().min(1),
+      rooms: z.number().int().min(1),
+      /** WebSocket connections at once, /signaling and /events together. */
+      connections: z.number().int().min(1),
+    }),
     serve: z.object({
       host: z.string(),
       port: z.number().int().min(0).max(65535),
@@ -146,6 +163,15 @@ export function defaults(): Config {
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
     privacy: { purpose: 'personal' },
     auth: { mode: 'auto', origins: [] },
+    limits: {
+      requestsPerSecond: 20,
+      requestBurst: 60,
+      messageBytes: 64 * 1024,
+      peersPerRoom: 16,
+      producersPerRoom: 32,
+      rooms: 200,
+      connections: 2000,
+    },
     serve: { host: '127.0.0.1', port: 8080, maxStreams: 4, decoderRestarts: 3 },
     sfu: {
       workers: 0,

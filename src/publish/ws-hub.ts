@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Logger } from '../log.js';
+import type { Limits } from '../serve/limits.js';
 import { AuthError, type Authenticator } from '../serve/auth.js';
 import { toV1, type GapEvent, type HubEvent, type PipelineEvent } from './events.js';
 
@@ -15,6 +16,8 @@ export interface HubOptions {
   /** Room tokens: when required, a client's first message must be {"type":"auth","token":...}. */
   auth?: Authenticator | undefined;
   origins?: readonly string[] | undefined;
+  /** Connections at once, shared with /signaling. */
+  limits?: Limits | undefined;
 }
 
 interface Entry {
@@ -77,7 +80,15 @@ export class EventHub {
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== path) return; // another endpoint's upgrade
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.add(ws, url, req));
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const limits = this.o.limits;
+        if (limits && !limits.connect()) {
+          ws.close(1013, 'the server is at its connection limit; try again later');
+          return;
+        }
+        if (limits) ws.once('close', () => limits.closed());
+        this.add(ws, url, req);
+      });
     });
     this.timer = setInterval(() => this.clients.forEach((c) => this.drain(c)), 50);
     this.timer.unref();

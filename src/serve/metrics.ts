@@ -4,6 +4,7 @@ import type { EventHub } from '../publish/ws-hub.js';
 import type { WorkerPool } from '../sfu/workers.js';
 import type { Authenticator } from './auth.js';
 import type { LiveAnalysis } from './live-analysis.js';
+import type { Limits } from './limits.js';
 
 /** Stages timed per analysed frame (decode happens inside ffmpeg: its frames are counted, not timed). */
 export type Stage = 'landmarks' | 'align' | 'encoder' | 'head';
@@ -61,7 +62,7 @@ export class Metrics {
   }
 
   /** Gauges and counters read from their owners when Prometheus scrapes. */
-  watch(o: { hub: EventHub; live: LiveAnalysis; pool: WorkerPool; auth: Authenticator }): void {
+  watch(o: { hub: EventHub; live: LiveAnalysis; pool: WorkerPool; auth: Authenticator; limits: Limits }): void {
     const r = [this.registry];
     new Gauge({
       name: 'arpgnet_streams_active',
@@ -112,6 +113,24 @@ export class Metrics {
     total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => o.live.restarts());
     total('arpgnet_worker_deaths_total', 'mediasoup worker processes that died', () => o.pool.deaths);
     total('arpgnet_analysis_refused_total', 'Producers not analysed because serve.maxStreams was reached', () => o.live.counters.refused);
+    new Counter({
+      name: 'arpgnet_limit_refusals_total',
+      help: 'Requests or connections refused by a configured limit (limits.*), by limit',
+      labelNames: ['limit'] as const,
+      registers: r,
+      collect: function () {
+        this.reset();
+        for (const [limit, n] of Object.entries(o.limits.refusals)) this.inc({ limit }, n);
+      },
+    });
+    new Gauge({
+      name: 'arpgnet_connections',
+      help: 'WebSocket connections open on /signaling and /events',
+      registers: r,
+      collect: function () {
+        this.set(o.limits.connections);
+      },
+    });
     new Counter({
       name: 'arpgnet_auth_refusals_total',
       help: 'Connections or requests refused for their token or origin, by reason',

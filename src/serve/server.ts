@@ -9,6 +9,7 @@ import { Authenticator, authRequired } from './auth.js';
 import { securityHeaders } from './headers.js';
 import { checkPurpose, ConsentAudit } from './privacy.js';
 import { Metrics } from './metrics.js';
+import { Limits } from './limits.js';
 import { Rooms } from '../sfu/rooms.js';
 import { SignalingServer } from '../sfu/signaling.js';
 import { WorkerPool } from '../sfu/workers.js';
@@ -24,6 +25,7 @@ export interface Serving {
   auth: Authenticator;
   metrics: Metrics;
   rooms: Rooms;
+  limits: Limits;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
   if (auth.required) log.info('room tokens are required on /signaling and /events');
   else log.warn({ host: cfg.serve.host }, 'room tokens are NOT required: anyone who reaches this address can join, publish and subscribe');
   const metrics = new Metrics();
+  const limits = new Limits(cfg.limits);
   const pipeline = await EmotionPipeline.create(cfg, log);
   let pool: WorkerPool;
   try {
@@ -66,6 +69,8 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
         workerDeaths: pool.deaths,
         rooms: rooms.size,
         roomsRebuilt: rooms.rebuilt,
+        connections: limits.connections,
+        limitRefusals: limits.refusals,
         subscribers: hub.size,
         eventsDropped: hub.droppedTotal,
         analysis: live?.counters,
@@ -91,6 +96,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     ringMaxAgeMs: cfg.publish.ringMaxAgeMs,
     auth,
     origins: cfg.auth.origins,
+    limits,
   });
   live = new LiveAnalysis(
     pipeline,
@@ -102,7 +108,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     log,
     metrics,
   );
-  metrics.watch({ hub, live, pool, auth });
+  metrics.watch({ hub, live, pool, auth, limits });
   hub.onActionsDemand = (on) => live?.setActions(on);
   const signaling = new SignalingServer(server, {
     rooms,
@@ -110,6 +116,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     log,
     auth,
     audit,
+    limits,
     origins: cfg.auth.origins,
     transport: {
       listenIp: cfg.sfu.listenIp,
@@ -150,5 +157,5 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
       await pipeline.close();
       log.info('stopped');
     })());
-  return { url, port, live, hub, rooms, auth, metrics, close };
+  return { url, port, live, hub, rooms, auth, metrics, limits, close };
 }

@@ -8,9 +8,6 @@ import { z } from 'zod';
  * mediasoup, whose TypeError becomes an error reply.
  */
 
-/** Larger messages get an error reply; a message over the socket's hard limit closes it. */
-export const MAX_MESSAGE_BYTES = 64 * 1024;
-
 const dict = z.record(z.string(), z.unknown());
 const id = z.string().min(1).max(64);
 
@@ -48,7 +45,19 @@ export type Method = Request['method'];
 export const Envelope = z.object({ id: z.number().int().nonnegative(), method: z.string(), data: z.unknown() });
 
 export type ErrorCode =
-  'bad_request' | 'too_large' | 'not_joined' | 'already_joined' | 'not_found' | 'unsupported' | 'failed' | 'unauthorized' | 'forbidden';
+  | 'bad_request'
+  | 'too_large'
+  | 'not_joined'
+  | 'already_joined'
+  | 'not_found'
+  | 'unsupported'
+  | 'failed'
+  | 'unauthorized'
+  | 'forbidden'
+  /** Too many requests on this connection: slow down (limits.requestsPerSecond). */
+  | 'rate_limited'
+  /** A room or server limit (peers, producers, rooms): the data says which. */
+  | 'limit_reached';
 
 export interface ProducerInfo {
   producerId: string;

@@ -83,4 +83,8 @@ export class Rooms {
   get size(): number {
     return this.rooms.size;
   }
+
+  has(id: string): boolean {
+    return this.rooms.has(id);
+  }
 }

@@ -4,8 +4,9 @@ import type { types } from 'mediasoup';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
 import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../serve/auth.js';
+import type { LimitName, Limits, TokenBucket } from '../serve/limits.js';
 import type { ConsentAudit } from '../serve/privacy.js';
-import { Envelope, MAX_MESSAGE_BYTES, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
+import { Envelope, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
 
@@ -36,6 +37,7 @@ interface Deps {
   origins?: readonly string[] | undefined;
   /** Where consent given and withdrawn is written down. */
   audit?: ConsentAudit | undefined;
+  limits: Limits;
 }
 
 export class SignalingServer {
@@ -48,10 +50,15 @@ export class SignalingServer {
     path = '/signaling',
   ) {
     // over the hard limit the socket is closed (1009); up to it, an oversized message gets an error reply
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_MESSAGE_BYTES });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 4 * deps.limits.s.messageBytes });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== path) return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        if (!this.deps.limits.connect()) {
+          ws.close(1013, 'the server is at its connection limit; try again later');
+          return;
+        }
+        ws.once('close', () => this.deps.limits.closed());
         const auth = this.deps.auth;
         if (auth?.required && !auth.originAllowed(req.headers.origin, req.headers.host, this.deps.origins ?? [])) {
           auth.refusals.badOrigin++;
@@ -85,12 +92,14 @@ class SignalingClient {
   private peer: Peer | null = null;
   private claims: RoomClaims | null = null;
   private unwatch: (() => void) | null = null;
+  private readonly bucket: TokenBucket;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ws: WebSocket,
     private readonly deps: Deps,
   ) {
+    this.bucket = deps.limits.bucket();
     ws.on('message', (raw: Buffer, isBinary) => this.onMessage(raw, isBinary));
     ws.on('close', () => this.leave('connection closed'));
     ws.on('error', (e) => deps.log.debug({ err: e.message }, 'signaling socket error'));
@@ -106,8 +115,11 @@ class SignalingClient {
 
   private onMessage(raw: Buffer, isBinary: boolean): void {
     if (isBinary) return this.fail(null, 'bad_request', 'binary messages are not part of the protocol; send JSON text');
-    if (raw.length > MAX_MESSAGE_BYTES)
-      return this.fail(null, 'too_large', `message of ${raw.length} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
+    const { limits } = this.deps;
+    if (raw.length > limits.s.messageBytes) {
+      limits.refuse('message_size');
+      return this.fail(null, 'too_large', `message of ${raw.length} bytes; the limit is ${limits.s.messageBytes}`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(raw.toString('utf8'));
@@ -117,6 +129,10 @@ class SignalingClient {
     const env = Envelope.safeParse(json);
     if (!env.success) return this.fail(null, 'bad_request', 'expected {"id": <number>, "method": <string>, "data": {...}}');
     const { id } = env.data;
+    if (!this.bucket.take()) {
+      limits.refuse('rate');
+      return this.fail(id, 'rate_limited', `more than ${limits.s.requestsPerSecond} requests a second; slow down`);
+    }
     const req = Request.safeParse({ method: env.data.method, data: env.data.data ?? {} });
     if (!req.success) {
       const known = Request.options.some((o) => o.shape.method.value === env.data.method);
@@ -145,6 +161,11 @@ class SignalingClient {
   private need(grant: Grant): void {
     if (this.deps.auth?.required && !this.claims?.grants.includes(grant))
       throw new SignalingError('forbidden', `your token does not grant '${grant}'`);
+  }
+
+  private limit(name: LimitName, message: string): never {
+    this.deps.limits.refuse(name);
+    throw new SignalingError('limit_reached', message);
   }
 
   private audit(room: Room, peer: Peer, reason: 'join' | 'changed' | 'left'): void {
@@ -188,7 +209,11 @@ class SignalingClient {
         if (this.peer) throw new SignalingError('already_joined', `already in room ${this.room?.id}`);
         this.claims = (await this.deps.auth?.check(req.data.token, req.data.room, 'join')) ?? null;
         if (req.data.consent) this.need('analyse');
+        if (!rooms.has(req.data.room) && rooms.size >= this.deps.limits.s.rooms)
+          this.limit('rooms', `the server holds its limit of ${this.deps.limits.s.rooms} rooms`);
         const room = await rooms.get(req.data.room);
+        if (room.peers.size >= this.deps.limits.s.peersPerRoom)
+          this.limit('peers_per_room', `room ${room.id} holds its limit of ${this.deps.limits.s.peersPerRoom} peers`);
         const peer = new Peer(randomUUID(), req.data.name, req.data.consent, (n: Notification) => this.send({ notification: true, ...n }));
         room.peers.set(peer.id, peer);
         this.room = room;
@@ -251,6 +276,8 @@ class SignalingClient {
       case 'produce': {
         const { room, peer } = this.joined();
         this.need('publish');
+        if (room.producers().length >= this.deps.limits.s.producersPerRoom)
+          this.limit('producers_per_room', `room ${room.id} holds its limit of ${this.deps.limits.s.producersPerRoom} producers`);
         const t = this.transport(peer, req.data.transportId);
         const producer = await t.produce({
           kind: req.data.kind,

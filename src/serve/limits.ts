@@ -1,0 +1,73 @@
+import type { Config } from '../config.js';
+
+export type LimitSettings = Config['limits'];
+
+/** What each refusal was for; each is counted and exported on /metrics. */
+export type LimitName = 'rate' | 'message_size' | 'peers_per_room' | 'producers_per_room' | 'rooms' | 'connections';
+
+/**
+ * A token bucket: `rate` requests a second on average, `burst` at once. A page's join
+ * sends a dozen requests in a blink, so the burst, not the rate, is what a page meets.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    now = performance.now(),
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  take(now = performance.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** The server's limits and the refusals they caused, shared by /signaling and /events. */
+export class Limits {
+  readonly refusals: Record<LimitName, number> = {
+    rate: 0,
+    message_size: 0,
+    peers_per_room: 0,
+    producers_per_room: 0,
+    rooms: 0,
+    connections: 0,
+  };
+  private open = 0;
+
+  constructor(readonly s: LimitSettings) {}
+
+  refuse(name: LimitName): void {
+    this.refusals[name]++;
+  }
+
+  /** A WebSocket (either endpoint) may open; false = refused and counted. Call `closed` when it ends. */
+  connect(): boolean {
+    if (this.open >= this.s.connections) {
+      this.refuse('connections');
+      return false;
+    }
+    this.open++;
+    return true;
+  }
+
+  closed(): void {
+    this.open = Math.max(0, this.open - 1);
+  }
+
+  get connections(): number {
+    return this.open;
+  }
+
+  bucket(): TokenBucket {
+    return new TokenBucket(this.s.requestsPerSecond, this.s.requestBurst);
+  }
+}
