@@ -16,12 +16,17 @@ export interface RtpSourceOptions {
   /** Decoded frame size: the producer's picture scaled to the analysis size. */
   width: number;
   height: number;
-  /** Decoder restarts allowed before the stream ends with an error. */
+  /** Decoder restarts in a row allowed before the stream ends with an error (a decoder that ran well for a while resets the count). */
   maxRestarts: number;
   log: Logger;
   /** How long the decoder gets to bind its ports before media flows. */
   bindDelayMs?: number;
   keyFrameRetryMs?: number;
+  /**
+   * A decoder that has delivered frames and then none for this long is restarted: garbage
+   * or a burst of loss can leave ffmpeg's RTP reader waiting for packets that never come.
+   */
+  stallMs?: number;
   /** The analysis rate: the decoder hands over no more frames than that (see ffmpegDecodeArgs). */
   maxFps?: number | undefined;
 }
@@ -61,6 +66,7 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
   let dropped = 0;
   let decodeErrors = 0;
   let restarts = 0;
+  let failedInRow = 0;
   let firstFrameMs: number | null = null;
 
   const stop = (): void => {
@@ -102,10 +108,36 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
       askForKeyFrame();
       const kf = setInterval(askForKeyFrame, o.keyFrameRetryMs ?? 500);
       const base = decoded;
+      const started = performance.now();
+      let lastFrame = started;
+      const stallMs = o.stallMs ?? 3000;
+      let packets = -1;
+      // frames stopped after they had flowed: first ask the sender for a key frame (a WebRTC
+      // sender recovers from loss with one); if packets still reach the decoder and no frame
+      // comes out, the decoder is stuck (garbage can leave ffmpeg's RTP reader waiting for
+      // packets that never come) and is replaced. A silent sender is waited for, not punished.
+      const watchdog = setInterval(() => {
+        if (source.stopped) return;
+        const quiet = performance.now() - lastFrame;
+        if (quiet > 1000 && dec.decoded > 0) consumer.requestKeyFrame().catch(() => undefined);
+        if (quiet <= (dec.decoded > 0 ? stallMs : 3 * stallMs)) return;
+        consumer.getStats().then(
+          (st) => {
+            const n = st.reduce((a, x) => a + x.packetCount, 0);
+            const flowing = packets >= 0 && n > packets;
+            packets = n;
+            if (!flowing || source.stopped || decoder !== dec) return;
+            o.log.warn({ stream: o.id, quietMs: Math.round(performance.now() - lastFrame) }, 'decoder stalled while packets arrive');
+            dec.stop();
+          },
+          () => undefined,
+        );
+      }, 500);
       try {
         for await (const f of dec.frames()) {
           clearInterval(kf);
-          firstFrameMs ??= performance.now() - t0;
+          lastFrame = performance.now();
+          firstFrameMs ??= lastFrame - t0;
           decoded = base + dec.decoded;
           yield { ...f, index: base + f.index };
         }
@@ -113,14 +145,18 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
         if (!source.stopped) o.log.warn({ stream: o.id, err: (e as Error).message }, 'decoder failed');
       } finally {
         clearInterval(kf);
+        clearInterval(watchdog);
         decoded = base + dec.decoded;
         dropped += dec.dropped;
         decodeErrors += dec.decodeErrors;
         decoder = null;
       }
       if (source.stopped) return;
-      if (++restarts > o.maxRestarts) {
-        throw new SourceError(`${o.uri}: decoder failed ${restarts} times; giving up on this stream`, 'decoder_failed');
+      // a decoder that delivered frames for a while was healthy: its end starts a new count
+      if (lastFrame - started > 10_000) failedInRow = 0;
+      restarts++;
+      if (++failedInRow > o.maxRestarts) {
+        throw new SourceError(`${o.uri}: decoder failed ${failedInRow} times in a row; giving up on this stream`, 'decoder_failed');
       }
       o.log.warn({ stream: o.id, restarts }, 'restarting the decoder and asking for a key frame');
     }

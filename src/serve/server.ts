@@ -70,6 +70,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
         rooms: rooms.size,
         roomsRebuilt: rooms.rebuilt,
         connections: limits.connections,
+        media: pool.media.snapshot(),
         limitRefusals: limits.refusals,
         subscribers: hub.size,
         eventsDropped: hub.droppedTotal,

@@ -3,6 +3,37 @@ import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import type { Logger } from '../log.js';
 
+/** mediasoup objects alive in this process, kept by mediasoup's observer events: what a leak would grow. */
+export class MediaCounts {
+  routers = 0;
+  transports = 0;
+  producers = 0;
+  consumers = 0;
+
+  watch(w: types.Worker): void {
+    w.observer.on('newrouter', (r) => {
+      this.routers++;
+      r.observer.once('close', () => this.routers--);
+      r.observer.on('newtransport', (t) => {
+        this.transports++;
+        t.observer.once('close', () => this.transports--);
+        t.observer.on('newproducer', (p) => {
+          this.producers++;
+          p.observer.once('close', () => this.producers--);
+        });
+        t.observer.on('newconsumer', (c) => {
+          this.consumers++;
+          c.observer.once('close', () => this.consumers--);
+        });
+      });
+    });
+  }
+
+  snapshot(): { routers: number; transports: number; producers: number; consumers: number } {
+    return { routers: this.routers, transports: this.transports, producers: this.producers, consumers: this.consumers };
+  }
+}
+
 export interface WorkerSettings {
   /** 0 = one per core. */
   count: number;
@@ -19,6 +50,7 @@ export class WorkerPool {
   private readonly workers: types.Worker[] = [];
   private next = 0;
   private readonly replacing = new Set<Promise<void>>();
+  readonly media = new MediaCounts();
   private closing = false;
   deaths = 0;
 
@@ -45,6 +77,7 @@ export class WorkerPool {
         { cause: e },
       );
     }
+    this.media.watch(worker);
     worker.on('died', (err) => {
       this.deaths++;
       const i = this.workers.indexOf(worker);

@@ -1,0 +1,276 @@
+/**
+ * Churn soak: participants join, publish a real clip over RTP, toggle consent, pause,
+ * and leave every few seconds against a server running in its own process, while
+ * subscribers come and go on /events. Samples the server's memory, event-loop lag,
+ * handles, child processes, mediasoup objects and UDP ports, and compares the end with
+ * the start once everyone has left.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { ROOT } from '../../src/paths.js';
+import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer } from './call.js';
+import { seeded } from './udp-relay.js';
+
+export interface SoakOptions {
+  minutes: number;
+  /** Participant loops running at once. */
+  participants: number;
+  seed: number;
+  /** Seconds between samples. */
+  sampleSeconds: number;
+  log?: (line: string) => void;
+}
+
+interface Media {
+  routers: number;
+  transports: number;
+  producers: number;
+  consumers: number;
+}
+
+export interface Sample {
+  t: number;
+  rssMB: number;
+  lagP99Ms: number;
+  handles: number;
+  children: number;
+  udpPorts: number;
+  media: Media;
+  rooms: number;
+  streams: number;
+}
+
+export interface SoakReport {
+  minutes: number;
+  participants: number;
+  seed: number;
+  cycles: number;
+  failedCycles: number;
+  events: number;
+  start: Sample;
+  end: Sample;
+  /** Least-squares slope of RSS over the run after its first fifth (warm-up), MB per minute. */
+  rssSlopeMBPerMin: number;
+  lagP99MsMax: number;
+  /** What did not come back to its start value once every participant had left. */
+  leaks: string[];
+  samples: Sample[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The server process and every process below it (mediasoup workers, decoders). */
+function tree(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
+  return out;
+}
+
+/** UDP sockets held by these processes (socket inodes in their fds matched against /proc/net/udp). */
+function udpPorts(pids: number[]): number {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let n = 0;
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    try {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const inode = line.trim().split(/\s+/)[9];
+        if (inode && inodes.has(inode)) n++;
+      }
+    } catch {
+      // no IPv6
+    }
+  }
+  return n;
+}
+
+const rssMB = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : NaN;
+};
+
+const metric = (text: string, name: string): number => {
+  const m = new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+};
+
+async function sample(url: string, pid: number, t0: number): Promise<Sample> {
+  const [health, metrics] = await Promise.all([
+    fetch(`${url}/healthz`).then((r) => r.json() as Promise<{ rooms: number; streams: unknown[]; media: Media }>),
+    fetch(`${url}/metrics`).then((r) => r.text()),
+  ]);
+  const pids = tree(pid);
+  return {
+    t: Math.round((performance.now() - t0) / 1000),
+    rssMB: rssMB(pid),
+    lagP99Ms: Math.round(metric(metrics, 'arpgnet_nodejs_eventloop_lag_p99_seconds') * 1000 * 10) / 10,
+    handles: metric(metrics, 'arpgnet_nodejs_active_handles_total'),
+    children: pids.length - 1,
+    udpPorts: udpPorts(pids),
+    media: health.media,
+    rooms: health.rooms,
+    streams: health.streams.length,
+  };
+}
+
+/** The server in its own process (bench/lib/serve-child.ts), one mediasoup worker, CPU only. */
+async function startChild(): Promise<{ url: string; pid: number; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/serve-child.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      ARPGNET_TEST_CONFIG: JSON.stringify({
+        serve: { port: 0, maxStreams: 4 },
+        sfu: { workers: 1 },
+        runtime: { providers: ['cpu'] },
+      }),
+    },
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.once('line', resolve);
+    proc.once('exit', (code) => reject(new Error(`the server exited (${code}) before it listened`)));
+  });
+  return { ...(JSON.parse(line) as { url: string; pid: number }), proc };
+}
+
+/** One participant's life: join, publish, toggle consent, maybe pause, leave one way or another. */
+async function cycle(url: string, rand: () => number, ssrc: number): Promise<void> {
+  const room = `soak-${Math.floor(rand() * 2)}`;
+  const peer = await TestPeer.open(url);
+  let sender: ChildProcess | null = null;
+  try {
+    await peer.request('join', { room, name: `p${ssrc}`, consent: rand() < 0.7 });
+    const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+    sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
+    const { id } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
+    await sleep(1500 + rand() * 3000);
+    await peer.request('setConsent', { consent: rand() < 0.5 });
+    if (rand() < 0.3) {
+      await peer.request('pauseProducer', { producerId: id });
+      await sleep(500 + rand() * 1000);
+      await peer.request('resumeProducer', { producerId: id });
+    }
+    await sleep(1000 + rand() * 2000);
+    // leave politely, or just vanish (socket closed mid-call)
+    if (rand() < 0.5) await peer.request('leave');
+  } finally {
+    sender?.kill('SIGKILL');
+    peer.close();
+  }
+}
+
+export async function soak(o: SoakOptions): Promise<SoakReport> {
+  const log = o.log ?? (() => undefined);
+  const rand = seeded(o.seed);
+  const server = await startChild();
+  const t0 = performance.now();
+  const samples: Sample[] = [];
+  let cycles = 0;
+  let failedCycles = 0;
+  let events = 0;
+  try {
+    // warm up once (model sessions, first decoder), then take the baseline with nobody in
+    await cycle(server.url, rand, 100);
+    await sleep(3000);
+    const start = await sample(server.url, server.pid, t0);
+    samples.push(start);
+    log(`start ${JSON.stringify(start)}`);
+    const until = performance.now() + o.minutes * 60_000;
+    const loops = Array.from({ length: o.participants }, async (_, k) => {
+      let n = 0;
+      while (performance.now() < until) {
+        try {
+          await cycle(server.url, rand, 1000 + k * 10_000 + (n++ % 10_000));
+          cycles++;
+        } catch (e) {
+          failedCycles++;
+          log(`cycle failed: ${(e as Error).message}`);
+        }
+      }
+    });
+    // subscribers come and go on /events too
+    const subs = (async () => {
+      while (performance.now() < until) {
+        const sub = await subscribeEvents(server.url, `?room=soak-${Math.floor(rand() * 2)}`);
+        await sleep(2000 + rand() * 4000);
+        events += sub.got.length;
+        sub.ws.close();
+      }
+    })();
+    const sampler = (async () => {
+      while (performance.now() < until) {
+        await sleep(o.sampleSeconds * 1000);
+        const s = await sample(server.url, server.pid, t0);
+        samples.push(s);
+        log(JSON.stringify(s));
+      }
+    })();
+    await Promise.all([...loops, subs, sampler]);
+    // everyone has left: give the server a moment to close what they held
+    let end = await sample(server.url, server.pid, t0);
+    for (let i = 0; i < 20 && (end.children !== start.children || end.media.transports !== start.media.transports); i++) {
+      await sleep(500);
+      end = await sample(server.url, server.pid, t0);
+    }
+    samples.push(end);
+    log(`end ${JSON.stringify(end)}`);
+    const warm = samples.slice(Math.floor(samples.length / 5));
+    const leaks: string[] = [];
+    const same = (what: string, a: number, b: number): void => void (a !== b && leaks.push(`${what}: ${a} -> ${b}`));
+    same('child processes', start.children, end.children);
+    same('udp ports', start.udpPorts, end.udpPorts);
+    same('rooms', start.rooms, end.rooms);
+    same('analysed streams', start.streams, end.streams);
+    for (const k of ['routers', 'transports', 'producers', 'consumers'] as const) same(k, start.media[k], end.media[k]);
+    return {
+      minutes: o.minutes,
+      participants: o.participants,
+      seed: o.seed,
+      cycles,
+      failedCycles,
+      events,
+      start,
+      end,
+      rssSlopeMBPerMin: Math.round(slope(warm.map((s) => [s.t / 60, s.rssMB])) * 100) / 100,
+      lagP99MsMax: Math.max(...samples.map((s) => s.lagP99Ms)),
+      leaks,
+      samples,
+    };
+  } finally {
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => server.proc.once('exit', r));
+  }
+}
+
+/** Least-squares slope of y over x. */
+function slope(pts: Array<[number, number]>): number {
+  const n = pts.length;
+  if (n < 2) return 0;
+  const mx = pts.reduce((a, [x]) => a + x, 0) / n;
+  const my = pts.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = pts.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = pts.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx ? sxy / sxx : 0;
+}
