@@ -15,6 +15,8 @@ if [ "$what" = test ]; then
   debs+=(chromium)
   # the Jetson systemd units are checked with systemd-analyze verify
   debs+=(systemd)
+  # the scale-out tests run a real NATS server with JetStream (Debian's 2.9)
+  debs+=(nats-server)
 fi
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

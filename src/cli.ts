@@ -30,13 +30,15 @@ interface Common {
   decoder?: string;
 }
 
+const flags = (o: Common) => ({
+  analysis: { fps: o.fps, maxFaces: o.maxFaces, landmarkWorkers: o.landmarkWorkers },
+  runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
+  ingest: { decoder: o.decoder },
+  serve: { host: o.host, port: o.port },
+});
+
 function config(o: Common): Config {
-  return loadConfig(o.config, {
-    analysis: { fps: o.fps, maxFaces: o.maxFaces, landmarkWorkers: o.landmarkWorkers },
-    runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
-    ingest: { decoder: o.decoder },
-    serve: { host: o.host, port: o.port },
-  });
+  return loadConfig(o.config, flags(o));
 }
 
 const common = (c: Command): Command =>
@@ -55,9 +57,16 @@ export function program(): Command {
     .description('the video-call server: mediasoup SFU, overlay page, signaling and emotion events for consenting participants')
     .option('--host <address>', 'HTTP/WebSocket listen address (default 127.0.0.1)')
     .option('--port <n>', 'HTTP/WebSocket port (default 8080, 0 = any free port)', int)
-    .action(async (o: Common) => {
+    .option('--role <list>', 'all (default), or any of sfu,analyser,gateway: the parts this process plays (needs --nats)')
+    .option('--nats <url>', 'NATS server with JetStream joining the roles (env ARPGNET_NATS); none = one process')
+    .option('--advertise <address>', 'address SFUs send this analyser RTP to (default 127.0.0.1)')
+    .action(async (o: Common & { role?: string; nats?: string; advertise?: string }) => {
       const log = createLogger();
-      process.exitCode = await serveCommand(config(o), log);
+      const cfg = loadConfig(o.config, {
+        ...flags(o),
+        cluster: { roles: o.role?.split(',').map((r) => r.trim()), nats: o.nats, advertise: o.advertise },
+      });
+      process.exitCode = await serveCommand(cfg, log);
     });
   common(p.command('run'))
     .description('analyse a video file, an image-sequence folder or a camera and publish emotion events')

@@ -86,6 +86,23 @@ export const Config = z
       /** Browser origins allowed besides the page's own ('*' = any). */
       origins: z.array(z.string()),
     }),
+    /** Scale-out: which roles this process plays, and the NATS server that joins them (docs/deploy.md). */
+    cluster: z.object({
+      /** all = SFU, analyser and events gateway in one process; without nats that is the single-box server. */
+      roles: z.array(z.enum(['all', 'sfu', 'analyser', 'gateway'])).min(1),
+      /** NATS with JetStream (env ARPGNET_NATS); none = one process on an in-process bus. */
+      nats: z.string().optional(),
+      /** This process's id on the bus (default host-pid). */
+      id: z
+        .string()
+        .regex(/^[\w-]{1,64}$/)
+        .optional(),
+      /** The address SFUs send an analyser's RTP to (this host, as the SFU hosts reach it). */
+      advertise: z.string(),
+      /** Events kept per room in JetStream: what a reconnecting subscriber can still resume. */
+      retentionMs: z.number().int().min(1000),
+      retentionBytes: z.number().int().min(1024),
+    }),
     /** What one client or the whole server may ask for; every refusal is counted (/metrics). */
     limits: z.object({
       /** Signaling requests per second per connection, and the burst allowed at once. */
@@ -163,6 +180,7 @@ export function defaults(): Config {
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
     privacy: { purpose: 'personal' },
     auth: { mode: 'auto', origins: [] },
+    cluster: { roles: ['all'], advertise: '127.0.0.1', retentionMs: 10 * 60_000, retentionBytes: 64 << 20 },
     limits: {
       requestsPerSecond: 20,
       requestBurst: 60,
@@ -221,6 +239,12 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
       origins: env['ARPGNET_ORIGINS']?.split(',').map((s) => s.trim()),
     },
     serve: { port: num('ARPGNET_PORT'), maxStreams: num('ARPGNET_MAX_STREAMS') },
+    cluster: {
+      nats: env['ARPGNET_NATS'],
+      roles: env['ARPGNET_ROLE']?.split(',').map((s) => s.trim()),
+      advertise: env['ARPGNET_ADVERTISE'],
+      id: env['ARPGNET_ID'],
+    },
     sfu: { listenIp: env['ARPGNET_LISTEN_IP'], announcedAddress: env['ARPGNET_ANNOUNCED_ADDRESS'] },
   };
 }

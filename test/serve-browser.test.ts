@@ -28,6 +28,11 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
     const logs: string[] = [];
     for (const p of [alice, bob]) p.on('console', (m) => logs.push(m.text()));
     try {
+      // the notice is there before anything is analysed (AI Act Art. 50(3)); consent is off until ticked
+      await bob.goto(`${s.url}/?room=browser&name=bob`);
+      assert.ok(await bob.locator('#notice').isVisible(), 'the emotion-recognition notice is shown before joining');
+      assert.match((await bob.locator('#notice').textContent()) ?? '', /emotion recognition/);
+      assert.equal(await bob.locator('#consent').isChecked(), false, 'analysis is opt-in');
       await alice.goto(`${s.url}/?room=browser&name=alice&autostart=1&consent=1`);
       await alice.waitForSelector('body[data-state="joined"]', { timeout: 30_000 });
       const aliceProducer = await alice.evaluate(() => document.body.dataset['producer']!);

@@ -1,10 +1,13 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { rolesOf, startCluster } from '../serve/cluster.js';
 import { startServer } from '../serve/server.js';
 
 /** Runs until SIGINT/SIGTERM, then closes workers, decoders and sockets before exiting. */
 export async function serveCommand(cfg: Config, log: Logger): Promise<number> {
-  const s = await startServer(cfg, log);
+  const roles = rolesOf(cfg);
+  if (!cfg.cluster.nats && roles.length < 3) throw new Error(`--role ${roles.join(',')} needs --nats (the roles meet on NATS)`);
+  const s = cfg.cluster.nats ? await startCluster(cfg, log) : await startServer(cfg, log);
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       log.info({ signal: sig }, 'signal received');

@@ -29,8 +29,11 @@ export interface SocketLike {
 export type SocketFactory = new (url: string) => SocketLike;
 
 export interface ClientOptions {
-  /** ws:// or wss:// URL of the /events endpoint. */
-  url: string;
+  /**
+   * ws:// or wss:// URL of the /events endpoint, or several (gateways of one cluster):
+   * after a lost connection the next one is tried, resuming from the last seq seen.
+   */
+  url: string | readonly string[];
   /** Only this room's events; needed to resume. */
   room?: string | undefined;
   /** Only this stream's events. */
@@ -57,6 +60,7 @@ export class EventsClient {
   private readonly subject = new Subject<HubEvent>();
   private readonly listeners = new Set<(e: HubEvent) => void>();
   private attempt = 0;
+  private at = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** The newest seq received (of the room, when one is set); resuming starts after it. */
@@ -87,7 +91,8 @@ export class EventsClient {
   }
 
   private url(): string {
-    const u = new URL(this.o.url);
+    const urls = typeof this.o.url === 'string' ? [this.o.url] : this.o.url;
+    const u = new URL(urls[this.at % urls.length]!);
     if (this.o.room) u.searchParams.set('room', this.o.room);
     if (this.o.stream) u.searchParams.set('stream', this.o.stream);
     if (this.o.room && this.lastSeq !== null) u.searchParams.set('resume', String(this.lastSeq));
@@ -149,6 +154,7 @@ export class EventsClient {
   private retry(): void {
     if (this.stopped) return;
     this.state = 'waiting';
+    this.at++; // the next gateway, when there are several
     const b = this.o.backoff ?? { initialMs: 250, maxMs: 10_000 };
     const base = Math.min(b.maxMs, b.initialMs * 2 ** this.attempt++);
     this.timer = setTimeout(

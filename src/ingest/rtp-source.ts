@@ -38,6 +38,23 @@ export interface RtpSource extends Source {
 }
 
 /**
+ * What the decoder side needs from whoever sends it the RTP: a key frame on request,
+ * how many packets were sent (to tell a stuck decoder from a silent sender), when to
+ * start sending, and what to close with it. mediasoup in this process, or an SFU on
+ * another host over the bus.
+ */
+export interface RtpFeed {
+  requestKeyFrame(): void;
+  /** Packets sent to the decoder so far; absent = unknown, a quiet decoder is then taken as stuck. */
+  packets?: (() => Promise<number>) | undefined;
+  /** Called once the decoder listens (a paused consumer resumes here). */
+  start(): Promise<void>;
+  close(): void;
+  /** Set by the source: the feed calls it when its media goes away (producer closed). */
+  onGone?: () => void;
+}
+
+/**
  * One video producer of a call as a Source: a paused Consumer on a PlainTransport
  * sends plain RTP to an ffmpeg decoder reading an SDP, which writes RGBA frames at
  * the analysis size. ffmpeg never asks for a key frame, so we do, until the first
@@ -57,9 +74,31 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
     transport.close();
     throw e;
   }
+  const feed: RtpFeed = {
+    requestKeyFrame: () => void consumer.requestKeyFrame().catch(() => undefined),
+    packets: async () => (await consumer.getStats()).reduce((a, x) => a + x.packetCount, 0),
+    start: async () => {
+      if (consumer.paused) await consumer.resume();
+    },
+    close: () => {
+      consumer.close();
+      transport.close();
+    },
+  };
+  // the producer or its transport going away ends this source the same way as stop()
+  consumer.on('producerclose', () => feed.onGone?.());
+  consumer.on('transportclose', () => feed.onGone?.());
+  return decodeRtp(decoderSdp(consumer.rtpParameters.codecs[0]!, ip, port), consumer.rtpParameters.codecs[0]!.mimeType, feed, o);
+}
+
+/**
+ * The decoder side: ffmpeg reads the SDP and the RTP it describes, restarted (with a
+ * key frame asked for) when it fails or stalls, a bounded number of times in a row.
+ */
+export function decodeRtp(sdpText: string, codec: string, feed: RtpFeed, o: RtpSourceOptions): RtpSource {
   const dir = mkdtempSync(join(tmpdir(), 'arpgnet-rtp-'));
   const sdp = join(dir, 'in.sdp');
-  writeFileSync(sdp, decoderSdp(consumer.rtpParameters.codecs[0]!, ip, port));
+  writeFileSync(sdp, sdpText);
   const t0 = performance.now();
   let decoder: RawVideoDecoder | null = null;
   let decoded = 0;
@@ -73,13 +112,10 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
     if (source.stopped) return;
     source.stopped = true;
     decoder?.stop();
-    consumer.close();
-    transport.close();
+    feed.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  // the producer or its transport going away ends this source the same way as stop()
-  consumer.on('producerclose', stop);
-  consumer.on('transportclose', stop);
+  feed.onGone = stop;
 
   const run = async function* (): AsyncGenerator<Frame> {
     for (;;) {
@@ -101,9 +137,9 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
       dec.start();
       await sleep(o.bindDelayMs ?? 300);
       if (source.stopped) return;
-      if (consumer.paused) await consumer.resume();
+      await feed.start();
       const askForKeyFrame = (): void => {
-        if (dec.decoded === 0 && !source.stopped) consumer.requestKeyFrame().catch(() => undefined);
+        if (dec.decoded === 0 && !source.stopped) feed.requestKeyFrame();
       };
       askForKeyFrame();
       const kf = setInterval(askForKeyFrame, o.keyFrameRetryMs ?? 500);
@@ -119,11 +155,10 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
       const watchdog = setInterval(() => {
         if (source.stopped) return;
         const quiet = performance.now() - lastFrame;
-        if (quiet > 1000 && dec.decoded > 0) consumer.requestKeyFrame().catch(() => undefined);
+        if (quiet > 1000 && dec.decoded > 0) feed.requestKeyFrame();
         if (quiet <= (dec.decoded > 0 ? stallMs : 3 * stallMs)) return;
-        consumer.getStats().then(
-          (st) => {
-            const n = st.reduce((a, x) => a + x.packetCount, 0);
+        (feed.packets ?? (async () => packets + 1))().then(
+          (n) => {
             const flowing = packets >= 0 && n > packets;
             packets = n;
             if (!flowing || source.stopped || decoder !== dec) return;
@@ -166,7 +201,7 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
     id: o.id,
     kind: 'webrtc',
     uri: o.uri,
-    info: { width: o.width, height: o.height, fps: 30, frames: null, durationMs: null, codec: consumer.rtpParameters.codecs[0]!.mimeType },
+    info: { width: o.width, height: o.height, fps: 30, frames: null, durationMs: null, codec },
     width: o.width,
     height: o.height,
     async *frames() {

@@ -71,6 +71,17 @@ export class EmotionPipeline {
     return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null, small);
   }
 
+  /**
+   * Loads MediaPipe in every landmark worker now rather than with the first stream (the
+   * first open in a worker takes about a second here, later ones a fifth of that): an
+   * analyser that takes over a stream must answer fast.
+   */
+  async warmLandmarks(): Promise<void> {
+    const n = Math.max(1, this.landmarkPool?.size ?? 1);
+    const opened = await Promise.all(Array.from({ length: n }, () => this.landmarker()));
+    await Promise.all(opened.map((l) => l.close()));
+  }
+
   async landmarker(actions = this.cfg.analysis.actions): Promise<Landmarker> {
     const opts = {
       modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),

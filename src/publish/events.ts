@@ -76,7 +76,8 @@ export interface StreamStats {
 
 export interface StreamEndEvent extends Base {
   type: 'stream_end';
-  reason: 'eof' | 'stopped' | 'error';
+  /** failover: its analyser was lost (scale-out); another continues the stream with a new stream_start. */
+  reason: 'eof' | 'stopped' | 'error' | 'failover';
   stats: StreamStats;
 }
 
@@ -113,5 +114,7 @@ export function toV1(e: HubEvent): Record<string, unknown> {
     delete out['quality'];
     delete out['actions'];
   }
+  // v1 knew no failover: to its readers the stream stopped (and starts again)
+  if (e.type === 'stream_end' && e.reason === 'failover') out['reason'] = 'stopped';
   return out;
 }

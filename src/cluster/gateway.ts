@@ -1,0 +1,152 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Bus } from '../bus/nats.js';
+import { eventSubject, roomEvents } from '../bus/subjects.js';
+import type { Logger } from '../log.js';
+import { toV1, type GapEvent, type HubEvent } from '../publish/events.js';
+import { AuthError, type Authenticator } from '../serve/auth.js';
+import type { Limits } from '../serve/limits.js';
+
+export interface GatewayOptions {
+  auth: Authenticator;
+  origins: readonly string[];
+  limits: Limits;
+  /** Bytes a socket may hold unsent before we stop reading the log for it. */
+  highWaterBytes: number;
+}
+
+const AUTH_TIMEOUT_MS = 5000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * /events served from JetStream, the same protocol as one process (`?room=`, `resume`,
+ * `stream`, `v`, the token in the first message, the same close codes): each subscriber
+ * reads the room's stream through its own ordered consumer, from `resume + 1` or from
+ * now. `seq` is the stream's own sequence, so it means the same on every gateway: a
+ * client that loses its gateway resumes on another with nothing missed while the log
+ * still holds it, and a `gap` event for what it no longer holds. A slow client only
+ * reads the log more slowly; it never makes the log drop anything.
+ */
+export class EventGateway {
+  private readonly wss: WebSocketServer;
+  private readonly readers = new Set<ConsumerMessages>();
+  subscribers = 0;
+  sent = 0;
+
+  constructor(
+    server: Server,
+    private readonly bus: Bus,
+    private readonly log: Logger,
+    private readonly o: GatewayOptions,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
+    server.on('upgrade', (req: IncomingMessage, socket, head) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== '/events') return;
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        if (!o.limits.connect()) return ws.close(1013, 'the server is at its connection limit; try again later');
+        ws.once('close', () => o.limits.closed());
+        ws.on('error', () => undefined);
+        void this.add(ws, url, req).catch((e: unknown) => {
+          log.warn({ err: (e as Error).message }, 'events subscriber failed');
+          ws.close(1011, (e as Error).message.slice(0, 100));
+        });
+      });
+    });
+  }
+
+  private async add(ws: WebSocket, url: URL, req: IncomingMessage): Promise<void> {
+    const { auth } = this.o;
+    if (auth.required && !auth.originAllowed(req.headers.origin, req.headers.host, this.o.origins)) {
+      auth.refusals.badOrigin++;
+      return ws.close(4405, `origin ${req.headers.origin ?? ''} is not allowed`);
+    }
+    const q = url.searchParams;
+    const v = q.get('v') ?? '2';
+    if (v !== '1' && v !== '2') return ws.close(4400, `schema v${v} is not served (1 or 2)`);
+    const resume = q.get('resume') === null ? null : Number(q.get('resume'));
+    if (resume !== null && (!Number.isInteger(resume) || resume < 0)) return ws.close(4400, 'resume takes a whole number');
+    let room = q.get('room');
+    if (auth.required) {
+      const token = await firstToken(ws);
+      try {
+        const claims = await auth.check(token, room, 'subscribe');
+        room ??= claims?.room ?? null;
+      } catch (e) {
+        const err = e instanceof AuthError ? e : new AuthError('unauthenticated', 'the room token is not valid');
+        return ws.close(err.code, err.message);
+      }
+    }
+    if (!room || !/^[\w.-]{1,64}$/.test(room)) return ws.close(4400, 'a gateway serves one room per subscriber: add ?room=');
+    if (ws.readyState !== WebSocket.OPEN) return;
+    await this.serve(ws, room, q.get('stream'), resume, v === '1' ? 1 : 2);
+  }
+
+  private async serve(ws: WebSocket, room: string, stream: string | null, resume: number | null, v: 1 | 2): Promise<void> {
+    const name = await this.bus.ensureRoom(room);
+    const state = (await this.bus.jsm.streams.info(name)).state;
+    let start: number | null = null;
+    if (resume !== null) {
+      start = resume + 1;
+      if (start < state.first_seq && resume < state.last_seq) {
+        const gap: GapEvent = {
+          v,
+          type: 'gap',
+          room,
+          from: start,
+          to: state.first_seq - 1,
+          reason: 'expired',
+          wallTime: new Date().toISOString(),
+        };
+        ws.send(JSON.stringify(gap));
+        start = state.first_seq;
+      }
+    }
+    const consumer = await this.bus.js.consumers.get(name, {
+      filter_subjects: stream ? eventSubject(room, stream) : roomEvents(room),
+      ...(start === null ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
+    });
+    const messages = await consumer.consume();
+    this.readers.add(messages);
+    this.subscribers++;
+    ws.once('close', () => void messages.close());
+    try {
+      for await (const m of messages) {
+        if (ws.readyState !== WebSocket.OPEN) break;
+        const e = { ...m.json<HubEvent>(), seq: m.seq } as HubEvent & { seq: number };
+        ws.send(JSON.stringify(v === 1 ? { ...toV1(e), seq: m.seq } : e));
+        this.sent++;
+        // backpressure: stop reading the log until the socket drains; JetStream keeps the rest
+        while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > this.o.highWaterBytes) await sleep(20);
+      }
+    } finally {
+      this.readers.delete(messages);
+      this.subscribers--;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.readers) await r.close();
+    for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
+    const cut = setTimeout(() => this.wss.clients.forEach((ws) => ws.terminate()), 1000);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    clearTimeout(cut);
+  }
+}
+
+/** The token from the first message ({"type":"auth","token":...}); undefined when none comes in time. */
+function firstToken(ws: WebSocket): Promise<unknown> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), AUTH_TIMEOUT_MS);
+    ws.once('message', (raw: Buffer) => {
+      clearTimeout(timer);
+      try {
+        resolve((JSON.parse(raw.toString('utf8')) as { token?: unknown }).token);
+      } catch {
+        resolve(undefined);
+      }
+    });
+    ws.once('close', () => resolve(undefined));
+  });
+}

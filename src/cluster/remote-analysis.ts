@@ -1,0 +1,252 @@
+import type { types } from 'mediasoup';
+import type { Subscription as NatsSub } from '@nats-io/transport-node';
+import { AnalyserBeat, AnalyserReply, SfuRequest, type SfuBeat } from '../bus/messages.js';
+import type { Bus } from '../bus/nats.js';
+import { analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
+import { decoderCapabilities } from '../ingest/rtp-sdp.js';
+import type { Logger } from '../log.js';
+import { wallTime, type StreamEndEvent } from '../publish/events.js';
+import type { Peer, Room } from '../sfu/room.js';
+import type { AnalysisControl } from '../sfu/signaling.js';
+import { BEAT_MS, LEASE_MS, safeJson } from './analyser.js';
+
+interface Analysed {
+  room: Room;
+  peer: Peer;
+  producer: types.Producer;
+  analyser: string | null;
+  pid: number | null;
+  transport: types.PlainTransport | null;
+  consumer: types.Consumer | null;
+  assigning: boolean;
+  stopped: boolean;
+  failovers: number;
+}
+
+interface Seen {
+  beat: AnalyserBeat;
+  at: number;
+}
+
+/**
+ * The SFU side of scale-out: decides which producers are analysed (the same rule as
+ * in one process: a consenting owner, not paused), hands each to the least loaded live
+ * analyser and sends it the media over a PlainTransport. An analyser whose heartbeats
+ * stop for LEASE_MS loses its streams: a stream_end (failover) goes into the room's
+ * log and the stream moves to another analyser.
+ */
+export class RemoteAnalysis implements AnalysisControl {
+  private readonly running = new Map<string, Analysed>();
+  private readonly analysers = new Map<string, Seen>();
+  private readonly subs: NatsSub[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  readonly counters = { started: 0, ended: 0, failovers: 0, refused: 0 };
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly log: Logger,
+    readonly id: string,
+    private readonly listenIp: string,
+  ) {}
+
+  start(): void {
+    this.subs.push(
+      this.bus.nc.subscribe(ANALYSER_HEARTBEAT, {
+        callback: (_e, m) => {
+          const b = AnalyserBeat.safeParse(safeJson(m));
+          if (b.success) this.analysers.set(b.data.id, { beat: b.data, at: Date.now() });
+        },
+      }),
+      this.bus.nc.subscribe(sfuControl(this.id), {
+        callback: (_e, m) => {
+          const r = SfuRequest.safeParse(safeJson(m));
+          if (r.success)
+            this.running
+              .get(r.data.stream)
+              ?.consumer?.requestKeyFrame()
+              .catch(() => undefined);
+        },
+      }),
+    );
+    this.timer = setInterval(() => this.tick(), BEAT_MS);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const beat: SfuBeat = { id: this.id, pid: process.pid };
+    if (this.bus.up) this.bus.nc.publish(SFU_HEARTBEAT, JSON.stringify(beat));
+    const now = Date.now();
+    for (const [id, a] of this.analysers) {
+      if (now - a.at <= LEASE_MS) continue;
+      this.analysers.delete(id);
+      this.log.warn({ analyser: id, pid: a.beat.pid }, 'analyser lease expired');
+      for (const r of this.running.values()) if (r.analyser === id) this.failover(r);
+    }
+    // streams waiting for an analyser (none had room, or NATS was down) try again
+    for (const r of this.running.values()) if (!r.analyser && !r.assigning && !r.stopped) void this.assign(r);
+  }
+
+  isAnalysed(producerId: string): boolean {
+    return this.running.has(producerId);
+  }
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  sync(room: Room, peer: Peer): void {
+    const inRoom = room.peers.get(peer.id) === peer;
+    for (const [id, r] of this.running) {
+      if (r.room !== room) continue;
+      const p = peer.producers.get(id);
+      const owned = [...room.peers.values()].some((q) => q.producers.has(id));
+      if (!owned || (p && (!inRoom || !peer.consent || p.paused || p.closed))) this.stop(id);
+    }
+    if (!inRoom || !peer.consent) return;
+    for (const p of peer.producers.values()) {
+      if (p.kind !== 'video' || p.paused || p.closed || this.running.has(p.id)) continue;
+      const r: Analysed = {
+        room,
+        peer,
+        producer: p,
+        analyser: null,
+        pid: null,
+        transport: null,
+        consumer: null,
+        assigning: false,
+        stopped: false,
+        failovers: 0,
+      };
+      this.running.set(p.id, r);
+      this.counters.started++;
+      room.broadcast({ method: 'analysis', data: { producerId: p.id, analysed: true } });
+      void this.assign(r);
+    }
+  }
+
+  /** Least loaded first; an analyser that refuses or does not answer is skipped. */
+  private candidates(): AnalyserBeat[] {
+    return [...this.analysers.values()]
+      .map((a) => a.beat)
+      .filter((b) => b.streams.length < b.capacity)
+      .sort((a, b) => a.streams.length / a.capacity - b.streams.length / b.capacity);
+  }
+
+  private async assign(r: Analysed): Promise<void> {
+    if (!this.bus.up) return;
+    r.assigning = true;
+    try {
+      const transport = await r.room.router.createPlainTransport({
+        listenInfo: { protocol: 'udp', ip: this.listenIp },
+        rtcpMux: false,
+        comedia: false,
+      });
+      const consumer = await transport.consume({
+        producerId: r.producer.id,
+        rtpCapabilities: decoderCapabilities(r.producer),
+        paused: true,
+      });
+      const codec = consumer.rtpParameters.codecs[0]!;
+      const declared = r.producer.appData as { width?: unknown; height?: unknown };
+      for (const a of this.candidates()) {
+        if (r.stopped) break;
+        const reply = await this.bus
+          .json<unknown>(analyserControl(a.id), {
+            op: 'start',
+            sfu: this.id,
+            room: r.room.id,
+            stream: r.producer.id,
+            name: r.peer.name,
+            width: typeof declared.width === 'number' && declared.width > 0 ? Math.round(declared.width) : 640,
+            height: typeof declared.height === 'number' && declared.height > 0 ? Math.round(declared.height) : 480,
+            codec: {
+              mimeType: codec.mimeType,
+              payloadType: codec.payloadType,
+              clockRate: codec.clockRate,
+              parameters: codec.parameters ?? {},
+            },
+          })
+          .then((x) => AnalyserReply.parse(x))
+          .catch((e: unknown) => ({ ok: false as const, error: (e as Error).message }));
+        if (!reply.ok || !('port' in reply)) {
+          this.log.info({ analyser: a.id, stream: r.producer.id, err: 'error' in reply ? reply.error : '' }, 'analyser declined');
+          continue;
+        }
+        await transport.connect({ ip: reply.ip, port: reply.port, rtcpPort: reply.rtcpPort });
+        await consumer.resume();
+        void consumer.requestKeyFrame().catch(() => undefined);
+        a.streams.push(r.producer.id); // counted until its next heartbeat says so itself
+        Object.assign(r, { analyser: reply.analyser, pid: reply.pid, transport, consumer });
+        this.log.info({ stream: r.producer.id, analyser: reply.analyser, pid: reply.pid }, 'stream assigned');
+        if (r.stopped) this.stop(r.producer.id, true);
+        return;
+      }
+      transport.close();
+      this.counters.refused++;
+      this.log.warn({ stream: r.producer.id, analysers: this.analysers.size }, 'no analyser has room for this stream; will retry');
+    } catch (e) {
+      this.log.error({ stream: r.producer.id, err: (e as Error).message }, 'assigning the stream failed; will retry');
+    } finally {
+      r.assigning = false;
+    }
+  }
+
+  /** The analyser is gone: say so in the room's log, then let another one continue the stream. */
+  private failover(r: Analysed): void {
+    this.counters.failovers++;
+    r.failovers++;
+    const end: StreamEndEvent = {
+      v: 2,
+      type: 'stream_end',
+      stream: r.producer.id,
+      room: r.room.id,
+      ts: 0,
+      wallTime: wallTime(),
+      reason: 'failover',
+      stats: { decoded: 0, analysed: 0, sampledOut: 0, dropped: 0, decodeErrors: 0, framesWithoutFace: 0, emotions: 0 },
+    };
+    void this.bus.publishEvent(end).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'failover notice not written'));
+    r.transport?.close();
+    Object.assign(r, { analyser: null, pid: null, transport: null, consumer: null });
+    void this.assign(r);
+  }
+
+  private stop(producerId: string, quiet = false): void {
+    const r = this.running.get(producerId);
+    if (!r) return;
+    r.stopped = true;
+    this.running.delete(producerId);
+    this.counters.ended++;
+    if (r.analyser) void this.bus.json(analyserControl(r.analyser), { op: 'stop', stream: producerId }, 1000).catch(() => undefined);
+    r.transport?.close();
+    if (!quiet) r.room.broadcast({ method: 'analysis', data: { producerId, analysed: false } });
+  }
+
+  /** Each analysed stream with the analyser (and its process) holding it, for /healthz. */
+  streams(): Array<{ producerId: string; room: string; analyser: string | null; pid: number | null; failovers: number }> {
+    return [...this.running.values()].map((r) => ({
+      producerId: r.producer.id,
+      room: r.room.id,
+      analyser: r.analyser,
+      pid: r.pid,
+      failovers: r.failovers,
+    }));
+  }
+
+  analyserList(): Array<{ id: string; pid: number; streams: number; capacity: number; health: string }> {
+    return [...this.analysers.values()].map(({ beat: b }) => ({
+      id: b.id,
+      pid: b.pid,
+      streams: b.streams.length,
+      capacity: b.capacity,
+      health: b.health,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const id of [...this.running.keys()]) this.stop(id, true);
+    for (const s of this.subs) s.unsubscribe();
+    await Promise.resolve();
+  }
+}
