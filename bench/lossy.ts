@@ -11,28 +11,20 @@
  * gateway or a camera); a browser would also repair losses with NACK and key-frame
  * requests, so these are the harder case.
  */
-import { execFileSync } from 'node:child_process';
 import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './lib/call.js';
+import { arg, commit, pct } from './lib/measure.js';
 import { UdpRelay } from './lib/udp-relay.js';
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
-};
 const levels = arg('--loss', '0,1,5,10').split(',').map(Number);
 const seconds = Number(arg('--seconds', '30'));
 const reorder = Number(arg('--reorder', '1')) / 100;
 const delayMs = Number(arg('--delay', '20'));
 const jitterMs = Number(arg('--jitter', '10'));
 const seed = Number(arg('--seed', '1'));
-const pct = (v: number[], p: number): number => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-};
 
 const cfg = defaults();
 const s = await startServer(
@@ -88,18 +80,11 @@ try {
   await s.close();
 }
 
-const commit = ((): string => {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-})();
 process.stdout.write(
   `${JSON.stringify(
     {
       command: `npm run bench:lossy -- ${process.argv.slice(2).join(' ')}`.trim(),
-      commit,
+      commit: commit(),
       seed,
       seconds,
       reorderPercent: reorder * 100,

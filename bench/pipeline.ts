@@ -20,17 +20,10 @@ import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { defaults } from '../src/config.js';
 import { sharedDir } from '../src/paths.js';
+import { arg, pct } from './lib/measure.js';
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
-};
 const clip = join(sharedDir(), 'data', 'videos', arg('--clip', 'd18.mp4'));
 const threads = Number(arg('--threads', '2'));
-const pct = (v: number[], p: number): number => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-};
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** CPU seconds of this process and of its children that have exited (getrusage). */

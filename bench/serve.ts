@@ -15,18 +15,14 @@
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './lib/call.js';
 import { processes } from './lib/clips.js';
+import { arg, pct, procCpuMs } from './lib/measure.js';
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
-};
 const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
 const max = Number(arg('--max', '6'));
@@ -36,19 +32,6 @@ const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefine
 /** Longest side of what the senders send (default: the clips' own): a small one stands for a low simulcast layer. */
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
-const pct = (v: number[], p: number): number => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-};
-const TICK = 100; // USER_HZ on Linux
-const procCpuMs = (pid: number): number => {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
-  } catch {
-    return 0;
-  }
-};
 
 async function run(n: number, landmarkWorkers: number): Promise<Record<string, number | boolean>> {
   const cfg = defaults();

@@ -7,13 +7,9 @@
  * UDP ports at start and end (see bench/lib/soak.ts). --check exits 1 when anything
  * did not come back to its start value once every participant had left.
  */
-import { execFileSync } from 'node:child_process';
+import { arg, commit } from './lib/measure.js';
 import { soak } from './lib/soak.js';
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
-};
 const minutes = Number(arg('--minutes', '30'));
 const participants = Number(arg('--participants', '3'));
 const seed = Number(arg('--seed', '1'));
@@ -24,15 +20,8 @@ const r = await soak({
   sampleSeconds: Number(arg('--sample', '10')),
   log: (l) => process.stderr.write(`${l}\n`),
 });
-const commit = ((): string => {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-})();
 process.stdout.write(
-  `${JSON.stringify({ command: `npm run bench:soak -- ${process.argv.slice(2).join(' ')}`.trim(), commit, ...r }, null, 2)}\n`,
+  `${JSON.stringify({ command: `npm run bench:soak -- ${process.argv.slice(2).join(' ')}`.trim(), commit: commit(), ...r }, null, 2)}\n`,
 );
 if (process.argv.includes('--check') && r.leaks.length) {
   process.stderr.write(`leaks: ${r.leaks.join('; ')}\n`);

@@ -104,4 +104,44 @@ describe('scale-out on NATS JetStream: SFU, two analysers and two gateways as se
       await page.close();
     }
   });
+
+  it('NATS down: the SFU keeps routing and says why on /healthz, analysis pauses, and resumes when NATS is back', async () => {
+    const got: HubEvent[] = [];
+    const ws = (): EventsClient =>
+      new EventsClient({
+        url: wsUrl(gateways[1]!),
+        room: 'nats-down',
+        WebSocket: WebSocket as unknown as ConstructorParameters<typeof EventsClient>[0]['WebSocket'],
+        backoff: { initialMs: 100, maxMs: 500 },
+      });
+    const client = ws();
+    client.on((e) => got.push(e));
+    const page = await (await chrome.browser.newContext()).newPage();
+    try {
+      await page.goto(`${sfu.url}/?room=nats-down&name=fay&autostart=1&consent=1`);
+      await page.waitForSelector('body[data-state="joined"]', { timeout: 30_000 });
+      await until(() => got.some((e) => e.type === 'emotion'), 60_000, 'emotion events before NATS goes');
+
+      await nats.kill();
+      await new Promise((r) => setTimeout(r, 1500)); // the roles notice the lost connection
+      const h = await fetch(`${sfu.url}/healthz`);
+      const body = (await h.json()) as { ok: boolean; degraded: string | null };
+      assert.equal(h.status, 200, 'the SFU stays in service');
+      assert.equal(body.ok, false);
+      assert.match(body.degraded ?? '', /NATS unreachable.*calls are routed, analysis is paused/);
+      assert.equal((await fetch(`${gateways[1]!.url}/healthz`)).status, 503, 'a gateway without NATS is out of service');
+      assert.equal(await page.evaluate(() => document.body.dataset['state']), 'joined', 'the call goes on');
+
+      await nats.restart();
+      const back = got.length;
+      const t0 = Date.now();
+      await until(() => got.slice(back).some((e) => e.type === 'emotion'), 30_000, 'emotion events after NATS is back');
+      process.stdout.write(`# NATS back -> events again after ${Date.now() - t0} ms\n`);
+      assert.equal((await fetch(`${sfu.url}/healthz`)).status, 200);
+      assert.equal(((await (await fetch(`${sfu.url}/healthz`)).json()) as { ok: boolean }).ok, true);
+    } finally {
+      client.close();
+      await page.close();
+    }
+  });
 });

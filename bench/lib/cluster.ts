@@ -26,12 +26,14 @@ const freePort = (): Promise<number> =>
 export interface Nats {
   url: string;
   proc: ChildProcess;
+  /** kill -9, as a crash would. */
+  kill(): Promise<void>;
+  /** Up again on the same port and store. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startNats(): Promise<Nats> {
-  const dir = mkdtempSync(join(tmpdir(), 'arpgnet-nats-'));
-  const port = await freePort();
+async function natsProcess(dir: string, port: number): Promise<ChildProcess> {
   const proc = spawn(NATS_SERVER, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -40,17 +42,31 @@ export async function startNats(): Promise<Nats> {
     if (proc.exitCode !== null || Date.now() - t0 > 10_000) throw new Error(`nats-server did not start: ${log.slice(-500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
+  return proc;
+}
+
+export async function startNats(): Promise<Nats> {
+  const dir = mkdtempSync(join(tmpdir(), 'arpgnet-nats-'));
+  const port = await freePort();
+  const ended = (p: ChildProcess): Promise<unknown> =>
+    p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r));
+  const n: Nats = {
     url: `nats://127.0.0.1:${port}`,
-    proc,
+    proc: await natsProcess(dir, port),
+    kill: async () => {
+      n.proc.kill('SIGKILL');
+      await ended(n.proc);
+    },
+    restart: async () => {
+      n.proc = await natsProcess(dir, port);
+    },
     stop: async () => {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await new Promise((r) => proc.once('exit', r));
-      }
+      n.proc.kill('SIGTERM');
+      await ended(n.proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return n;
 }
 
 export interface RoleProcess {

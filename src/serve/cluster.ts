@@ -34,7 +34,8 @@ export const rolesOf = (cfg: Config): Role[] =>
  * `serve --nats URL --role ...`: the roles of one box split over processes joined by
  * NATS. The SFU routes media and hands consenting streams to analysers; analysers
  * decode and analyse and write events into JetStream; gateways serve /events from it.
- * Every role answers /healthz on its own port, 503 while NATS is unreachable.
+ * Every role answers /healthz on its own port; while NATS is unreachable it says so, and
+ * analysers and gateways answer 503 (an SFU keeps routing calls and stays at 200).
  */
 export async function startCluster(cfg: Config, log: Logger): Promise<ClusterServing> {
   const roles = rolesOf(cfg);
@@ -62,6 +63,9 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
       if (req.url === '/healthz') {
         const body = {
           ok: bus.up,
+          degraded: bus.up
+            ? null
+            : `NATS unreachable (${bus.lastError ?? 'connecting'}): ${roles.includes('sfu') ? 'calls are routed, analysis is paused' : 'this role waits for it'}`,
           id,
           pid: process.pid,
           roles,
@@ -81,7 +85,9 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
           }),
           ...(gateway && { gateway: { subscribers: gateway.subscribers, sent: gateway.sent } }),
         };
-        res.writeHead(bus.up ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        // without NATS an SFU still routes every call (only analysis pauses): it stays in service
+        const serving = bus.up || roles.includes('sfu');
+        res.writeHead(serving ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
         return;
       }
       if (serveStatic?.(req, res)) return;

@@ -1,0 +1,37 @@
+/** Small helpers every benchmark shares: flags, percentiles, CPU time of processes, the commit measured. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { ROOT } from '../../src/paths.js';
+
+/** `--name value` from the command line, or the default. */
+export const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
+};
+
+/** The p-th percentile (nearest rank); NaN for no values. */
+export const pct = (v: number[], p: number): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+
+const TICK = 100; // USER_HZ on Linux
+
+/** CPU milliseconds (user + system) a process has used so far; 0 once it is gone. */
+export const procCpuMs = (pid: number): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
+  } catch {
+    return 0;
+  }
+};
+
+/** The commit a result was measured on, for its result file. */
+export const commit = (): string => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+};
