@@ -69,6 +69,43 @@ export interface ProducerInfo {
   analysed: boolean;
 }
 
+/**
+ * Replies to the requests, as the pages read them. mediasoup's own dictionaries are
+ * typed by whoever reads them (mediasoup-client on the page), so they stay opaque here.
+ */
+type Opaque = Record<string, unknown>;
+export interface JoinReply {
+  peerId: string;
+  routerRtpCapabilities: Opaque;
+  peers: Array<{ peerId: string; name: string }>;
+  producers: ProducerInfo[];
+}
+export interface WebRtcTransportReply {
+  id: string;
+  iceParameters: Opaque;
+  iceCandidates: Opaque[];
+  dtlsParameters: Opaque;
+}
+export interface PlainTransportReply {
+  id: string;
+  ip: string;
+  port: number;
+  rtcpPort: number | null;
+}
+export interface ProduceReply {
+  id: string;
+  analysed: boolean;
+}
+export interface ConsumeReply {
+  id: string;
+  producerId: string;
+  kind: 'audio' | 'video';
+  rtpParameters: Opaque;
+  peerId: string;
+  name: string;
+  analysed: boolean;
+}
+
 export type Notification =
   | { method: 'peerJoined'; data: { peerId: string; name: string } }
   | { method: 'peerLeft'; data: { peerId: string } }

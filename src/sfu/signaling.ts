@@ -6,7 +6,18 @@ import type { Logger } from '../log.js';
 import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../serve/auth.js';
 import type { LimitName, Limits, TokenBucket } from '../serve/limits.js';
 import type { ConsentAudit } from '../serve/privacy.js';
-import { Envelope, Request, SignalingError, type ErrorCode, type Notification } from './protocol.js';
+import {
+  Envelope,
+  Request,
+  SignalingError,
+  type ConsumeReply,
+  type ErrorCode,
+  type JoinReply,
+  type Notification,
+  type PlainTransportReply,
+  type ProduceReply,
+  type WebRtcTransportReply,
+} from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
 
@@ -222,12 +233,13 @@ class SignalingClient {
         room.broadcast({ method: 'peerJoined', data: { peerId: peer.id, name: peer.name } }, peer);
         this.deps.log.info({ room: room.id, peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
         if (peer.consent) this.audit(room, peer, 'join');
-        return {
+        const reply: JoinReply = {
           peerId: peer.id,
-          routerRtpCapabilities: room.router.rtpCapabilities,
+          routerRtpCapabilities: room.router.rtpCapabilities as unknown as Record<string, unknown>,
           peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => ({ peerId: p.id, name: p.name })),
           producers: room.producers(peer).map((p) => ({ ...p, analysed: analysis.isAnalysed(p.producerId) })),
         };
+        return { ...reply };
       }
       case 'setConsent': {
         const { room, peer } = this.joined();
@@ -254,7 +266,13 @@ class SignalingClient {
         if (req.data.direction === 'send') await t.setMaxIncomingBitrate(ts.maxIncomingBitrate);
         peer.transports.set(t.id, t);
         t.observer.once('close', () => peer.transports.delete(t.id));
-        return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };
+        const reply: WebRtcTransportReply = {
+          id: t.id,
+          iceParameters: { ...t.iceParameters },
+          iceCandidates: t.iceCandidates.map((c) => ({ ...c })),
+          dtlsParameters: { ...t.dtlsParameters },
+        };
+        return { ...reply };
       }
       case 'createPlainTransport': {
         const { room, peer } = this.joined();
@@ -265,7 +283,13 @@ class SignalingClient {
         });
         peer.transports.set(t.id, t);
         t.observer.once('close', () => peer.transports.delete(t.id));
-        return { id: t.id, ip: t.tuple.localAddress, port: t.tuple.localPort, rtcpPort: t.rtcpTuple?.localPort ?? null };
+        const reply: PlainTransportReply = {
+          id: t.id,
+          ip: t.tuple.localAddress,
+          port: t.tuple.localPort,
+          rtcpPort: t.rtcpTuple?.localPort ?? null,
+        };
+        return { ...reply };
       }
       case 'connectWebRtcTransport': {
         const { peer } = this.joined();
@@ -292,7 +316,8 @@ class SignalingClient {
         });
         room.broadcast({ method: 'newProducer', data: peer.info(producer) }, peer);
         analysis.sync(room, peer);
-        return { id: producer.id, analysed: analysis.isAnalysed(producer.id) };
+        const reply: ProduceReply = { id: producer.id, analysed: analysis.isAnalysed(producer.id) };
+        return { ...reply };
       }
       case 'consume': {
         const { room, peer } = this.joined();
@@ -313,15 +338,16 @@ class SignalingClient {
         consumer.on('transportclose', gone);
         consumer.on('producerpause', () => peer.notify({ method: 'producerPaused', data: { producerId: found.producer.id } }));
         consumer.on('producerresume', () => peer.notify({ method: 'producerResumed', data: { producerId: found.producer.id } }));
-        return {
+        const reply: ConsumeReply = {
           id: consumer.id,
           producerId: found.producer.id,
           kind: consumer.kind,
-          rtpParameters: consumer.rtpParameters,
+          rtpParameters: { ...consumer.rtpParameters },
           peerId: found.peer.id,
           name: found.peer.name,
           analysed: analysis.isAnalysed(found.producer.id),
         };
+        return { ...reply };
       }
       case 'resumeConsumer': {
         const { peer } = this.joined();

@@ -1,18 +1,12 @@
 import { Device, type types } from 'mediasoup-client';
+import type { JoinReply, ProducerInfo, ProduceReply, WebRtcTransportReply } from '../../src/sfu/protocol.js';
 import { Signaling, wsUrl } from './signaling.js';
 
-interface TransportParams {
-  id: string;
-  iceParameters: types.IceParameters;
-  iceCandidates: types.IceCandidate[];
-  dtlsParameters: types.DtlsParameters;
-}
-
-export interface Joined<P> {
+export interface Joined {
   sig: Signaling;
   device: Device;
   peerId: string;
-  producers: P[];
+  producers: ProducerInfo[];
 }
 
 /**
@@ -22,17 +16,18 @@ export interface Joined<P> {
 export const pageToken = (): string | undefined => new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 
 /** Join a room and load the device with the router's capabilities. */
-export async function joinRoom<P>(room: string, name: string, consent: boolean): Promise<Joined<P>> {
+export async function joinRoom(room: string, name: string, consent: boolean): Promise<Joined> {
   const sig = await Signaling.open(wsUrl('/signaling'));
   const token = pageToken();
-  const j = await sig.request<{ peerId: string; routerRtpCapabilities: types.RtpCapabilities; producers: P[] }>('join', {
+  const j = await sig.request<JoinReply>('join', {
     room,
     name,
     consent,
     ...(token ? { token } : {}),
   });
   const device = new Device();
-  await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });
+  // mediasoup's dictionaries are opaque in the protocol; mediasoup-client checks them
+  await device.load({ routerRtpCapabilities: j.routerRtpCapabilities as unknown as types.RtpCapabilities });
   return { sig, device, peerId: j.peerId, producers: j.producers };
 }
 
@@ -43,14 +38,20 @@ export async function createTransport(
   direction: 'send' | 'recv',
   onFailed: () => void,
 ): Promise<types.Transport> {
-  const p = await sig.request<TransportParams>('createWebRtcTransport', { direction });
+  const r = await sig.request<WebRtcTransportReply>('createWebRtcTransport', { direction });
+  const p = {
+    id: r.id,
+    iceParameters: r.iceParameters as unknown as types.IceParameters,
+    iceCandidates: r.iceCandidates as unknown as types.IceCandidate[],
+    dtlsParameters: r.dtlsParameters as unknown as types.DtlsParameters,
+  };
   const t = direction === 'send' ? device.createSendTransport(p) : device.createRecvTransport(p);
   t.on('connect', ({ dtlsParameters }, ok, fail) => {
     sig.request('connectWebRtcTransport', { transportId: t.id, dtlsParameters }).then(() => ok(), fail);
   });
   if (direction === 'send') {
     t.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
-      sig.request<{ id: string }>('produce', { transportId: t.id, kind, rtpParameters, appData }).then((r) => ok({ id: r.id }), fail);
+      sig.request<ProduceReply>('produce', { transportId: t.id, kind, rtpParameters, appData }).then((r) => ok({ id: r.id }), fail);
     });
   }
   t.on('connectionstatechange', (s) => {

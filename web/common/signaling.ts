@@ -1,9 +1,8 @@
-/** Request/response over the /signaling WebSocket, plus server notifications. */
-export interface Notification {
-  method: string;
-  data: Record<string, unknown>;
-}
+import type { Notification } from '../../src/sfu/protocol.js';
 
+export type { Notification };
+
+/** Request/response over the /signaling WebSocket, plus server notifications (shapes: src/sfu/protocol.ts). */
 export class Signaling {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (d: unknown) => void; reject: (e: Error) => void }>();
@@ -20,7 +19,7 @@ export class Signaling {
         notification?: boolean;
         method?: string;
       };
-      if (msg.notification) return this.onNotification({ method: msg.method ?? '', data: (msg.data ?? {}) as Record<string, unknown> });
+      if (msg.notification) return this.onNotification({ method: msg.method, data: msg.data } as Notification);
       const p = msg.id != null ? this.pending.get(msg.id) : undefined;
       if (!p) return console.warn('signaling:', msg.error?.message ?? msg);
       this.pending.delete(msg.id!);

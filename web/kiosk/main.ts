@@ -51,7 +51,7 @@ async function connect(camera: MediaStream, rejoiner: Rejoiner): Promise<void> {
   sig = j.sig;
   sig.onClose = () => rejoiner.lost('server connection lost');
   sig.onNotification = (n) => {
-    if (n.method === 'roomClosed' && n.data['rejoin'] === true) rejoiner.lost(`room closed: ${String(n.data['reason'])}`);
+    if (n.method === 'roomClosed' && n.data.rejoin) rejoiner.lost(`room closed: ${n.data.reason}`);
   };
   const t = await createTransport(sig, j.device, 'send', () => rejoiner.lost('media connection failed'));
   send = t;

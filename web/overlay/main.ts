@@ -3,18 +3,12 @@ import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../c
 import { EventsClient } from '../../src/client/index.js';
 import { FaceLayer } from '../common/faces.js';
 import { wsUrl, type Notification, type Signaling } from '../common/signaling.js';
+import type { ConsumeReply, ProducerInfo } from '../../src/sfu/protocol.js';
 
 /**
  * The conference overlay: join a room with the camera, see every participant, and
  * over each face the emotion the server reads (only for those who consented).
  */
-interface ProducerInfo {
-  producerId: string;
-  peerId: string;
-  name: string;
-  kind: 'audio' | 'video';
-  analysed: boolean;
-}
 const q = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement>(sel: string): T => document.querySelector<T>(sel)!;
 const roomInput = $<HTMLInputElement>('#room');
@@ -70,25 +64,29 @@ function dropTile(producerId: string): void {
 
 async function consume(p: ProducerInfo): Promise<void> {
   if (p.kind !== 'video' || !recv || !device || !sig || tiles.has(p.producerId)) return;
-  const c = await sig.request<{ id: string; producerId: string; kind: 'video'; rtpParameters: types.RtpParameters }>('consume', {
+  const c = await sig.request<ConsumeReply>('consume', {
     transportId: recv.id,
     producerId: p.producerId,
     rtpCapabilities: device.rtpCapabilities,
   });
-  const consumer = await recv.consume({ id: c.id, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters });
+  const consumer = await recv.consume({
+    id: c.id,
+    producerId: c.producerId,
+    kind: c.kind,
+    rtpParameters: c.rtpParameters as unknown as types.RtpParameters,
+  });
   tile(p.producerId, p.name, new MediaStream([consumer.track]), false);
   setAnalysed(p.producerId, p.analysed);
   await sig.request('resumeConsumer', { consumerId: c.id });
 }
 
 function onNotification(n: Notification): void {
-  const d = n.data;
-  if (n.method === 'newProducer') void consume(d as unknown as ProducerInfo).catch((e: Error) => status(e.message));
-  else if (n.method === 'producerClosed') dropTile(String(d['producerId']));
-  else if (n.method === 'analysis') setAnalysed(String(d['producerId']), d['analysed'] === true);
+  if (n.method === 'newProducer') void consume(n.data).catch((e: Error) => status(e.message));
+  else if (n.method === 'producerClosed') dropTile(n.data.producerId);
+  else if (n.method === 'analysis') setAnalysed(n.data.producerId, n.data.analysed);
   else if (n.method === 'roomClosed') {
-    if (d['rejoin'] === true) rejoiner?.lost(`room closed: ${String(d['reason'])}`);
-    else status(`room closed: ${String(d['reason'])}`, 'closed');
+    if (n.data.rejoin) rejoiner?.lost(`room closed: ${n.data.reason}`);
+    else status(`room closed: ${n.data.reason}`, 'closed');
   }
 }
 
@@ -108,7 +106,7 @@ function listen(room: string): void {
 
 /** The call itself, run again by the rejoiner whenever it is lost; the camera stays open across. */
 async function connect(room: string, name: string): Promise<void> {
-  const j = await joinRoom<ProducerInfo>(room, name, consentBox.checked);
+  const j = await joinRoom(room, name, consentBox.checked);
   sig = j.sig;
   device = j.device;
   sig.onNotification = onNotification;
