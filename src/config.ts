@@ -102,6 +102,8 @@ export const Config = z
       /** Events kept per room in JetStream: what a reconnecting subscriber can still resume. */
       retentionMs: z.number().int().min(1000),
       retentionBytes: z.number().int().min(1024),
+      /** Public ws(s):// URLs of the gateways' /events, told to the pages when this SFU serves no /events itself. */
+      eventsUrls: z.array(z.string().regex(/^wss?:\/\//, 'a ws:// or wss:// URL')),
     }),
     /** What one client or the whole server may ask for; every refusal is counted (/metrics). */
     limits: z.object({
@@ -180,7 +182,7 @@ export function defaults(): Config {
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
     privacy: { purpose: 'personal' },
     auth: { mode: 'auto', origins: [] },
-    cluster: { roles: ['all'], advertise: '127.0.0.1', retentionMs: 10 * 60_000, retentionBytes: 64 << 20 },
+    cluster: { roles: ['all'], advertise: '127.0.0.1', retentionMs: 10 * 60_000, retentionBytes: 64 << 20, eventsUrls: [] },
     limits: {
       requestsPerSecond: 20,
       requestBurst: 60,
@@ -244,6 +246,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Plain {
       roles: env['ARPGNET_ROLE']?.split(',').map((s) => s.trim()),
       advertise: env['ARPGNET_ADVERTISE'],
       id: env['ARPGNET_ID'],
+      eventsUrls: env['ARPGNET_EVENTS_URLS']?.split(',').map((s) => s.trim()),
     },
     sfu: { listenIp: env['ARPGNET_LISTEN_IP'], announcedAddress: env['ARPGNET_ANNOUNCED_ADDRESS'] },
   };

@@ -23,9 +23,10 @@ describe('scale-out on NATS JetStream: SFU, two analysers and two gateways as se
   before(async () => {
     nats = await startNats();
     const config = clusterConfig();
-    sfu = await startRole('sfu', nats.url, config);
-    analysers.push(...(await Promise.all([startRole('analyser', nats.url, config), startRole('analyser', nats.url, config)])));
     gateways.push(...(await Promise.all([startRole('gateway', nats.url, config), startRole('gateway', nats.url, config)])));
+    analysers.push(...(await Promise.all([startRole('analyser', nats.url, config), startRole('analyser', nats.url, config)])));
+    // the SFU tells the pages where the events are: the gateways
+    sfu = await startRole('sfu', nats.url, clusterConfig({ cluster: { eventsUrls: gateways.map(wsUrl) } }));
     chrome = await launchChromium(y4mClip());
   });
   after(async () => {
@@ -57,6 +58,8 @@ describe('scale-out on NATS JetStream: SFU, two analysers and two gateways as se
       const producer = await page.evaluate(() => document.body.dataset['producer']!);
       await until(() => got.some((e) => e.type === 'emotion' && e.stream === producer), 60_000, 'emotion events through the gateway');
       got.filter((e) => e.type !== 'gap').forEach((e) => assertSchema(e));
+      // the page reads them from the gateways the SFU named, and shows the label over the face
+      await page.locator(`.tile[data-producer="${producer}"] .face .label`).first().waitFor({ timeout: 30_000 });
 
       // the analyser holding the stream dies without a word
       const holder = (await health<SfuHealth>(sfu.url)).sfu.streams.find((s) => s.producerId === producer)!;

@@ -109,6 +109,8 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
         audit: new ConsentAudit(cfg.privacy.auditLog),
         limits,
         origins: cfg.auth.origins,
+        // a separate gateway serves the events: the pages are told where
+        eventsUrls: roles.includes('gateway') ? [] : cfg.cluster.eventsUrls,
         transport: {
           listenIp: cfg.sfu.listenIp,
           announcedAddress: cfg.sfu.announcedAddress,

@@ -76,6 +76,8 @@ export interface ProducerInfo {
 type Opaque = Record<string, unknown>;
 export interface JoinReply {
   peerId: string;
+  /** Where the room's events are served, when not on this server's own /events (scale-out gateways). */
+  events?: string[];
   routerRtpCapabilities: Opaque;
   peers: Array<{ peerId: string; name: string }>;
   producers: ProducerInfo[];

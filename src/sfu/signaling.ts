@@ -49,6 +49,8 @@ interface Deps {
   /** Where consent given and withdrawn is written down. */
   audit?: ConsentAudit | undefined;
   limits: Limits;
+  /** Gateways' /events URLs for the pages, when this server has no /events of its own. */
+  eventsUrls?: readonly string[] | undefined;
 }
 
 export class SignalingServer {
@@ -235,6 +237,7 @@ class SignalingClient {
         if (peer.consent) this.audit(room, peer, 'join');
         const reply: JoinReply = {
           peerId: peer.id,
+          ...(this.deps.eventsUrls?.length ? { events: [...this.deps.eventsUrls] } : {}),
           routerRtpCapabilities: room.router.rtpCapabilities as unknown as Record<string, unknown>,
           peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => ({ peerId: p.id, name: p.name })),
           producers: room.producers(peer).map((p) => ({ ...p, analysed: analysis.isAnalysed(p.producerId) })),

@@ -7,6 +7,8 @@ export interface Joined {
   device: Device;
   peerId: string;
   producers: ProducerInfo[];
+  /** The room's /events endpoints: the server's own, or the gateways it names. */
+  events: string[];
 }
 
 /**
@@ -28,7 +30,7 @@ export async function joinRoom(room: string, name: string, consent: boolean): Pr
   const device = new Device();
   // mediasoup's dictionaries are opaque in the protocol; mediasoup-client checks them
   await device.load({ routerRtpCapabilities: j.routerRtpCapabilities as unknown as types.RtpCapabilities });
-  return { sig, device, peerId: j.peerId, producers: j.producers };
+  return { sig, device, peerId: j.peerId, producers: j.producers, events: j.events ?? [wsUrl('/events')] };
 }
 
 /** A WebRTC transport whose DTLS connect and (for send) produce go through signaling. */

@@ -2,7 +2,7 @@ import { FaceLayer, type EmotionEvent } from '../common/faces.js';
 import { UNCERTAIN } from '../../src/pipeline/labeller.js';
 import { EventsClient } from '../../src/client/index.js';
 import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../common/call.js';
-import { wsUrl, type Signaling } from '../common/signaling.js';
+import type { Signaling } from '../common/signaling.js';
 
 /**
  * The kiosk screen: the camera full screen (mirrored), the expression of the person
@@ -57,7 +57,7 @@ async function connect(camera: MediaStream, rejoiner: Rejoiner): Promise<void> {
   send = t;
   const producer = await sendCamera(t, camera.getVideoTracks()[0]!);
   body['producer'] = producer.id;
-  events = new EventsClient({ url: wsUrl('/events'), room, stream: producer.id, token: pageToken() });
+  events = new EventsClient({ url: j.events, room, stream: producer.id, token: pageToken() });
   const widest = new Map<string, EmotionEvent>();
   events.on((e) => {
     if (e.type === 'stream_start') layer.frame = { width: e.source.width, height: e.source.height };

@@ -2,7 +2,7 @@ import type { Device, types } from 'mediasoup-client';
 import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../common/call.js';
 import { EventsClient } from '../../src/client/index.js';
 import { FaceLayer } from '../common/faces.js';
-import { wsUrl, type Notification, type Signaling } from '../common/signaling.js';
+import type { Notification, Signaling } from '../common/signaling.js';
 import type { ConsumeReply, ProducerInfo } from '../../src/sfu/protocol.js';
 
 /**
@@ -90,9 +90,9 @@ function onNotification(n: Notification): void {
   }
 }
 
-function listen(room: string): void {
+function listen(room: string, urls: string[]): void {
   // the same client integrators use: token from the page's fragment, reconnect and resume by seq
-  events = new EventsClient({ url: wsUrl('/events'), room, token: pageToken() });
+  events = new EventsClient({ url: urls, room, token: pageToken() });
   events.on((e) => {
     if (e.type === 'gap') return;
     const t = tiles.get(e.stream);
@@ -108,6 +108,8 @@ function listen(room: string): void {
 async function connect(room: string, name: string): Promise<void> {
   const j = await joinRoom(room, name, consentBox.checked);
   sig = j.sig;
+  // the events client outlives rejoins: it reconnects and resumes on its own
+  if (!events) listen(room, j.events);
   device = j.device;
   sig.onNotification = onNotification;
   sig.onClose = () => rejoiner?.lost('signaling connection closed');
@@ -141,8 +143,6 @@ async function join(): Promise<void> {
   const room = roomInput.value.trim();
   const name = nameInput.value.trim() || 'guest';
   camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
-  // the events client reconnects and resumes on its own; only the call needs rejoining
-  listen(room);
   rejoiner = new Rejoiner(
     () => connect(room, name),
     teardown,
@@ -154,6 +154,7 @@ async function join(): Promise<void> {
     rejoiner.stop();
     teardown();
     events?.close();
+    events = null;
     throw e;
   }
   joinButton.textContent = 'Leave';
@@ -165,6 +166,7 @@ function leave(): void {
   rejoiner?.stop();
   teardown();
   events?.close();
+  events = null;
   camera?.getTracks().forEach((t) => t.stop());
   status('left', 'left');
   joinButton.textContent = 'Join';
