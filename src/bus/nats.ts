@@ -1,7 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../log.js';
 import type { PipelineEvent } from '../publish/events.js';
+import type { Bus, BusMessage, RoomReader } from './bus.js';
 import { eventSubject, roomEvents, roomStream } from './subjects.js';
 
 export interface Retention {
@@ -12,10 +13,10 @@ export interface Retention {
 
 /**
  * One NATS connection with JetStream: the control plane (heartbeats, requests) and the
- * event log. It reconnects by itself for as long as the process lives; `up` says
- * whether it is connected now, for /healthz.
+ * event log, one JetStream stream per room. It reconnects by itself for as long as the
+ * process lives; `up` says whether it is connected now, for /healthz.
  */
-export class Bus {
+export class NatsBus implements Bus {
   up = true;
   lastError: string | null = null;
   private readonly known = new Set<string>();
@@ -42,7 +43,7 @@ export class Bus {
     })();
   }
 
-  static async open(url: string, name: string, retention: Retention, log: Logger): Promise<Bus> {
+  static async open(url: string, name: string, retention: Retention, log: Logger): Promise<NatsBus> {
     let nc: NatsConnection;
     try {
       nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
@@ -54,7 +55,7 @@ export class Bus {
       throw new Error(`NATS at ${url} has no JetStream (start nats-server with -js): ${(e as Error).message}`, { cause: e });
     });
     log.info({ nats: url }, 'connected to NATS');
-    return new Bus(nc, jetstream(nc), jsm, retention, log);
+    return new NatsBus(nc, jetstream(nc), jsm, retention, log);
   }
 
   /** The room's event stream, made on first use by whoever needs it first (idempotent). */
@@ -87,8 +88,41 @@ export class Bus {
     return ack.seq;
   }
 
-  json<T>(subject: string, data: unknown, timeoutMs = 2000): Promise<T> {
-    return this.nc.request(subject, JSON.stringify(data), { timeout: timeoutMs }).then((m) => m.json<T>());
+  publish(subject: string, data: string): void {
+    this.nc.publish(subject, data);
+  }
+
+  subscribe(subject: string, on: (m: BusMessage) => void): { unsubscribe(): void } {
+    return this.nc.subscribe(subject, {
+      callback: (err, m) => {
+        if (!err) on({ data: m.string(), respond: m.reply ? (r: string) => void m.respond(r) : undefined });
+      },
+    });
+  }
+
+  async request(subject: string, data: string, timeoutMs = 2000): Promise<string> {
+    return (await this.nc.request(subject, data, { timeout: timeoutMs })).string();
+  }
+
+  async roomLog(room: string): Promise<{ first: number; last: number }> {
+    const st = (await this.jsm.streams.info(await this.ensureRoom(room))).state;
+    return { first: st.first_seq, last: st.last_seq };
+  }
+
+  /** An ordered consumer of the room's stream: exactly from `from`, or what comes next. */
+  async readRoom(room: string, o: { from: number | null; stream: string | null }): Promise<RoomReader> {
+    const name = await this.ensureRoom(room);
+    const consumer = await this.js.consumers.get(name, {
+      filter_subjects: o.stream ? eventSubject(room, o.stream) : roomEvents(room),
+      ...(o.from === null ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.from }),
+    });
+    const messages = await consumer.consume();
+    return {
+      close: () => messages.close().then(() => undefined),
+      async *[Symbol.asyncIterator]() {
+        for await (const m of messages) yield { seq: m.seq, data: m.string() };
+      },
+    };
   }
 
   async close(): Promise<void> {

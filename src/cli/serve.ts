@@ -7,7 +7,8 @@ import { startServer } from '../serve/server.js';
 export async function serveCommand(cfg: Config, log: Logger): Promise<number> {
   const roles = rolesOf(cfg);
   if (!cfg.cluster.nats && roles.length < 3) throw new Error(`--role ${roles.join(',')} needs --nats (the roles meet on NATS)`);
-  const s = cfg.cluster.nats ? await startCluster(cfg, log) : await startServer(cfg, log);
+  // `all` without NATS is the single-box server; an explicit role list runs the scale-out roles (on NATS, or in-process)
+  const s = cfg.cluster.nats || !cfg.cluster.roles.includes('all') ? await startCluster(cfg, log) : await startServer(cfg, log);
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       log.info({ signal: sig }, 'signal received');

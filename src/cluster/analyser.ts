@@ -1,7 +1,6 @@
 import type { Subscription } from 'rxjs';
-import type { Msg, Subscription as NatsSub } from '@nats-io/transport-node';
+import { parseJson, type Bus, type BusMessage } from '../bus/bus.js';
 import { AnalyserRequest, SfuBeat, type AnalyserBeat, type AnalyserReply } from '../bus/messages.js';
-import type { Bus } from '../bus/nats.js';
 import { analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
 import type { Config } from '../config.js';
 import { analysisSize } from '../ingest/ffmpeg.js';
@@ -33,7 +32,7 @@ interface Held {
 export class AnalyserRole {
   private readonly held = new Map<string, Held>();
   private readonly sfuSeen = new Map<string, number>();
-  private readonly subs: NatsSub[] = [];
+  private readonly subs: Array<{ unsubscribe(): void }> = [];
   private timer: NodeJS.Timeout | null = null;
   published = 0;
   publishFailed = 0;
@@ -50,13 +49,11 @@ export class AnalyserRole {
   ) {}
 
   start(): void {
-    this.subs.push(this.bus.nc.subscribe(analyserControl(this.id), { callback: (_e, m) => void this.onRequest(m) }));
+    this.subs.push(this.bus.subscribe(analyserControl(this.id), (m) => void this.onRequest(m)));
     this.subs.push(
-      this.bus.nc.subscribe(SFU_HEARTBEAT, {
-        callback: (_e, m) => {
-          const b = SfuBeat.safeParse(safeJson(m));
-          if (b.success) this.sfuSeen.set(b.data.id, Date.now());
-        },
+      this.bus.subscribe(SFU_HEARTBEAT, (m) => {
+        const b = SfuBeat.safeParse(parseJson(m.data));
+        if (b.success) this.sfuSeen.set(b.data.id, Date.now());
       }),
     );
     this.timer = setInterval(() => this.beat(), BEAT_MS);
@@ -73,7 +70,7 @@ export class AnalyserRole {
       streams: [...this.held.keys()],
       health: this.health,
     };
-    if (this.bus.up) this.bus.nc.publish(ANALYSER_HEARTBEAT, JSON.stringify(b));
+    if (this.bus.up) this.bus.publish(ANALYSER_HEARTBEAT, JSON.stringify(b));
     const now = Date.now();
     for (const h of this.held.values()) {
       const seen = this.sfuSeen.get(h.sfu);
@@ -84,9 +81,9 @@ export class AnalyserRole {
     }
   }
 
-  private async onRequest(m: Msg): Promise<void> {
-    const reply = (r: AnalyserReply): void => void m.respond(JSON.stringify(r));
-    const req = AnalyserRequest.safeParse(safeJson(m));
+  private async onRequest(m: BusMessage): Promise<void> {
+    const reply = (r: AnalyserReply): void => m.respond?.(JSON.stringify(r));
+    const req = AnalyserRequest.safeParse(parseJson(m.data));
     if (!req.success) return reply({ ok: false, error: `bad request: ${req.error.issues[0]?.message ?? ''}` });
     const r = req.data;
     if (r.op === 'stop') return reply({ ok: true, stopped: this.stop(r.stream) });
@@ -100,7 +97,7 @@ export class AnalyserRole {
         decoderSdp({ ...r.codec, parameters: r.codec.parameters ?? {} }, this.address, port),
         r.codec.mimeType,
         {
-          requestKeyFrame: () => this.bus.nc.publish(sfuControl(r.sfu), JSON.stringify({ op: 'keyframe', stream: r.stream })),
+          requestKeyFrame: () => this.bus.publish(sfuControl(r.sfu), JSON.stringify({ op: 'keyframe', stream: r.stream })),
           start: async () => undefined,
           close: () => undefined,
         },
@@ -184,13 +181,5 @@ export class AnalyserRole {
     for (const s of this.subs) s.unsubscribe();
     for (const k of [...this.held.keys()]) this.stop(k);
     await new Promise((r) => setTimeout(r, 200)); // the last stream_end events reach the log
-  }
-}
-
-export function safeJson(m: Msg): unknown {
-  try {
-    return m.json();
-  } catch {
-    return undefined;
   }
 }

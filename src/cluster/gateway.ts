@@ -1,8 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { Bus } from '../bus/nats.js';
-import { eventSubject, roomEvents } from '../bus/subjects.js';
+import type { Bus, RoomReader } from '../bus/bus.js';
 import type { Logger } from '../log.js';
 import { toV1, type GapEvent, type HubEvent } from '../publish/events.js';
 import { AuthError, type Authenticator } from '../serve/auth.js';
@@ -20,7 +18,7 @@ const AUTH_TIMEOUT_MS = 5000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * /events served from JetStream, the same protocol as one process (`?room=`, `resume`,
+ * /events served from the bus's event log (JetStream), the same protocol as one process (`?room=`, `resume`,
  * `stream`, `v`, the token in the first message, the same close codes): each subscriber
  * reads the room's stream through its own ordered consumer, from `resume + 1` or from
  * now. `seq` is the stream's own sequence, so it means the same on every gateway: a
@@ -30,7 +28,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 export class EventGateway {
   private readonly wss: WebSocketServer;
-  private readonly readers = new Set<ConsumerMessages>();
+  private readonly readers = new Set<RoomReader>();
   subscribers = 0;
   sent = 0;
 
@@ -84,40 +82,35 @@ export class EventGateway {
   }
 
   private async serve(ws: WebSocket, room: string, stream: string | null, resume: number | null, v: 1 | 2): Promise<void> {
-    const name = await this.bus.ensureRoom(room);
-    const state = (await this.bus.jsm.streams.info(name)).state;
+    const log = await this.bus.roomLog(room);
     let start: number | null = null;
     if (resume !== null) {
       start = resume + 1;
-      if (start < state.first_seq && resume < state.last_seq) {
+      if (start < log.first && resume < log.last) {
         const gap: GapEvent = {
           v,
           type: 'gap',
           room,
           from: start,
-          to: state.first_seq - 1,
+          to: log.first - 1,
           reason: 'expired',
           wallTime: new Date().toISOString(),
         };
         ws.send(JSON.stringify(gap));
-        start = state.first_seq;
+        start = log.first;
       }
     }
-    const consumer = await this.bus.js.consumers.get(name, {
-      filter_subjects: stream ? eventSubject(room, stream) : roomEvents(room),
-      ...(start === null ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
-    });
-    const messages = await consumer.consume();
+    const messages = await this.bus.readRoom(room, { from: start, stream });
     this.readers.add(messages);
     this.subscribers++;
     ws.once('close', () => void messages.close());
     try {
       for await (const m of messages) {
         if (ws.readyState !== WebSocket.OPEN) break;
-        const e = { ...m.json<HubEvent>(), seq: m.seq } as HubEvent & { seq: number };
+        const e = { ...(JSON.parse(m.data) as HubEvent), seq: m.seq } as HubEvent & { seq: number };
         ws.send(JSON.stringify(v === 1 ? { ...toV1(e), seq: m.seq } : e));
         this.sent++;
-        // backpressure: stop reading the log until the socket drains; JetStream keeps the rest
+        // backpressure: stop reading the log until the socket drains; the log keeps the rest
         while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > this.o.highWaterBytes) await sleep(20);
       }
     } finally {

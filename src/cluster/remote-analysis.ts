@@ -1,14 +1,13 @@
 import type { types } from 'mediasoup';
-import type { Subscription as NatsSub } from '@nats-io/transport-node';
+import { parseJson, requestJson, type Bus } from '../bus/bus.js';
 import { AnalyserBeat, AnalyserReply, SfuRequest, type SfuBeat } from '../bus/messages.js';
-import type { Bus } from '../bus/nats.js';
 import { analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
 import { decoderCapabilities } from '../ingest/rtp-sdp.js';
 import type { Logger } from '../log.js';
 import { wallTime, type StreamEndEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
 import type { AnalysisControl } from '../sfu/signaling.js';
-import { BEAT_MS, LEASE_MS, safeJson } from './analyser.js';
+import { BEAT_MS, LEASE_MS } from './analyser.js';
 
 interface Analysed {
   room: Room;
@@ -38,7 +37,7 @@ interface Seen {
 export class RemoteAnalysis implements AnalysisControl {
   private readonly running = new Map<string, Analysed>();
   private readonly analysers = new Map<string, Seen>();
-  private readonly subs: NatsSub[] = [];
+  private readonly subs: Array<{ unsubscribe(): void }> = [];
   private timer: NodeJS.Timeout | null = null;
   readonly counters = { started: 0, ended: 0, failovers: 0, refused: 0 };
 
@@ -51,21 +50,17 @@ export class RemoteAnalysis implements AnalysisControl {
 
   start(): void {
     this.subs.push(
-      this.bus.nc.subscribe(ANALYSER_HEARTBEAT, {
-        callback: (_e, m) => {
-          const b = AnalyserBeat.safeParse(safeJson(m));
-          if (b.success) this.analysers.set(b.data.id, { beat: b.data, at: Date.now() });
-        },
+      this.bus.subscribe(ANALYSER_HEARTBEAT, (m) => {
+        const b = AnalyserBeat.safeParse(parseJson(m.data));
+        if (b.success) this.analysers.set(b.data.id, { beat: b.data, at: Date.now() });
       }),
-      this.bus.nc.subscribe(sfuControl(this.id), {
-        callback: (_e, m) => {
-          const r = SfuRequest.safeParse(safeJson(m));
-          if (r.success)
-            this.running
-              .get(r.data.stream)
-              ?.consumer?.requestKeyFrame()
-              .catch(() => undefined);
-        },
+      this.bus.subscribe(sfuControl(this.id), (m) => {
+        const r = SfuRequest.safeParse(parseJson(m.data));
+        if (r.success)
+          void this.running
+            .get(r.data.stream)
+            ?.consumer?.requestKeyFrame()
+            .catch(() => undefined);
       }),
     );
     this.timer = setInterval(() => this.tick(), BEAT_MS);
@@ -74,7 +69,7 @@ export class RemoteAnalysis implements AnalysisControl {
 
   private tick(): void {
     const beat: SfuBeat = { id: this.id, pid: process.pid };
-    if (this.bus.up) this.bus.nc.publish(SFU_HEARTBEAT, JSON.stringify(beat));
+    if (this.bus.up) this.bus.publish(SFU_HEARTBEAT, JSON.stringify(beat));
     const now = Date.now();
     for (const [id, a] of this.analysers) {
       if (now - a.at <= LEASE_MS) continue;
@@ -150,22 +145,21 @@ export class RemoteAnalysis implements AnalysisControl {
       const declared = r.producer.appData as { width?: unknown; height?: unknown };
       for (const a of this.candidates()) {
         if (r.stopped) break;
-        const reply = await this.bus
-          .json<unknown>(analyserControl(a.id), {
-            op: 'start',
-            sfu: this.id,
-            room: r.room.id,
-            stream: r.producer.id,
-            name: r.peer.name,
-            width: typeof declared.width === 'number' && declared.width > 0 ? Math.round(declared.width) : 640,
-            height: typeof declared.height === 'number' && declared.height > 0 ? Math.round(declared.height) : 480,
-            codec: {
-              mimeType: codec.mimeType,
-              payloadType: codec.payloadType,
-              clockRate: codec.clockRate,
-              parameters: codec.parameters ?? {},
-            },
-          })
+        const reply = await requestJson<unknown>(this.bus, analyserControl(a.id), {
+          op: 'start',
+          sfu: this.id,
+          room: r.room.id,
+          stream: r.producer.id,
+          name: r.peer.name,
+          width: typeof declared.width === 'number' && declared.width > 0 ? Math.round(declared.width) : 640,
+          height: typeof declared.height === 'number' && declared.height > 0 ? Math.round(declared.height) : 480,
+          codec: {
+            mimeType: codec.mimeType,
+            payloadType: codec.payloadType,
+            clockRate: codec.clockRate,
+            parameters: codec.parameters ?? {},
+          },
+        })
           .then((x) => AnalyserReply.parse(x))
           .catch((e: unknown) => ({ ok: false as const, error: (e as Error).message }));
         if (!reply.ok || !('port' in reply)) {
@@ -217,7 +211,8 @@ export class RemoteAnalysis implements AnalysisControl {
     r.stopped = true;
     this.running.delete(producerId);
     this.counters.ended++;
-    if (r.analyser) void this.bus.json(analyserControl(r.analyser), { op: 'stop', stream: producerId }, 1000).catch(() => undefined);
+    if (r.analyser)
+      void requestJson(this.bus, analyserControl(r.analyser), { op: 'stop', stream: producerId }, 1000).catch(() => undefined);
     r.transport?.close();
     if (!quiet) r.room.broadcast({ method: 'analysis', data: { producerId, analysed: false } });
   }

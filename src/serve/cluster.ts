@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
-import { Bus } from '../bus/nats.js';
+import type { Bus } from '../bus/bus.js';
+import { LocalBus } from '../bus/local.js';
+import { NatsBus } from '../bus/nats.js';
 import { AnalyserRole } from '../cluster/analyser.js';
 import { EventGateway } from '../cluster/gateway.js';
 import { RemoteAnalysis } from '../cluster/remote-analysis.js';
@@ -32,22 +34,19 @@ export const rolesOf = (cfg: Config): Role[] =>
 
 /**
  * `serve --nats URL --role ...`: the roles of one box split over processes joined by
- * NATS. The SFU routes media and hands consenting streams to analysers; analysers
+ * NATS (or, with an explicit role list and no --nats, all in one process on the
+ * in-process bus). The SFU routes media and hands consenting streams to analysers; analysers
  * decode and analyse and write events into JetStream; gateways serve /events from it.
  * Every role answers /healthz on its own port; while NATS is unreachable it says so, and
  * analysers and gateways answer 503 (an SFU keeps routing calls and stays at 200).
  */
 export async function startCluster(cfg: Config, log: Logger): Promise<ClusterServing> {
   const roles = rolesOf(cfg);
-  const nats = cfg.cluster.nats;
-  if (!nats) throw new Error('cluster roles need a NATS server: --nats nats://host:4222 (or ARPGNET_NATS)');
+  const nats = cfg.cluster.nats ?? null;
   const id = cfg.cluster.id ?? `${hostname().replace(/[^\w-]/g, '-')}-${process.pid}`;
-  const bus = await Bus.open(
-    nats,
-    `arpgnet-edge ${roles.join(',')} ${id}`,
-    { maxAgeMs: cfg.cluster.retentionMs, maxBytes: cfg.cluster.retentionBytes },
-    log,
-  );
+  const retention = { maxAgeMs: cfg.cluster.retentionMs, maxBytes: cfg.cluster.retentionBytes };
+  // without NATS the roles meet on the in-process bus: one process, the same code paths
+  const bus: Bus = nats ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, retention, log) : new LocalBus(retention);
   const auth = new Authenticator(cfg.auth, authRequired(cfg.auth.mode, cfg.serve.host));
   const limits = new Limits(cfg.limits);
   const closers: Array<() => Promise<void> | void> = [];
@@ -69,7 +68,7 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
           id,
           pid: process.pid,
           roles,
-          nats: { url: nats, connected: bus.up, error: bus.lastError },
+          bus: nats ? { nats, connected: bus.up, error: bus.lastError } : { inProcess: true },
           ...(sfu && {
             sfu: {
               rooms: sfu.rooms.size,
