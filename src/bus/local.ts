@@ -94,14 +94,14 @@ export class LocalBus implements Bus {
     let next = o.from ?? l.next;
     let stopped = false;
     let wake: (() => void) | null = null;
-    const bus = this;
+    const busClosed = (): boolean => this.closed;
     return Promise.resolve({
       close: async () => {
         stopped = true;
         wake?.();
       },
       async *[Symbol.asyncIterator]() {
-        while (!stopped && !bus.closed) {
+        while (!stopped && !busClosed()) {
           const i = l.entries.findIndex((x) => x.seq >= next);
           if (i < 0) {
             await new Promise<void>((r) => {
