@@ -22,7 +22,7 @@ const SEED = Number(process.env['FUZZ_SEED'] ?? 42);
 const summary = {
   runs: RUNS,
   seed: SEED,
-  signaling: { sessions: 0, messages: 0, replies: { ok: 0 } as Record<string, number> },
+  signaling: { sessions: 0, messages: 0, replies: { ok: 0 } as Record<string, number>, timerGrowth: 0 },
   events: { connections: 0, closes: {} as Record<string, number> },
   eventsAuth: { connections: 0, closes: {} as Record<string, number> },
   http: { requests: 0, statuses: {} as Record<string, number> },
@@ -139,6 +139,11 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
     sender = healthy.sender;
     const emotions = (): number => sub.got.filter((e) => e.stream === goodProducer && e.type === 'emotion').length;
     const rooms0 = s.rooms.size;
+    const media = async (): Promise<Record<string, number>> =>
+      ((await (await fetch(`${s.url}/healthz`)).json()) as { media: Record<string, number> }).media;
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const media0 = await media();
+    const timers0 = timers();
     const before = emotions();
     const rss0 = process.memoryUsage().rss;
 
@@ -151,6 +156,11 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
     );
 
     await until(() => s.rooms.size === rooms0, 5000, 'the fuzzed rooms to close');
+    // every transport, producer and consumer the fuzzed sessions made is gone again
+    assert.deepEqual(await media(), media0);
+    const timerGrowth = timers() - timers0;
+    summary.signaling.timerGrowth = timerGrowth;
+    assert.ok(timerGrowth <= 5, `${timerGrowth} more timers than before the fuzzing`);
     await until(() => emotions() > before + 3, 30_000, 'the healthy stream to go on');
     assert.ok(s.live.isAnalysed(goodProducer), 'the healthy stream is still analysed');
     assert.deepEqual(good.stray, [], 'no error reached the healthy peer');

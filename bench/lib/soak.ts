@@ -32,6 +32,8 @@ interface Media {
 export interface Sample {
   t: number;
   rssMB: number;
+  /** V8's heap alone: RSS growing while this stays flat points at native memory (wasm, onnxruntime, buffers). */
+  heapMB: number;
   lagP99Ms: number;
   handles: number;
   children: number;
@@ -123,6 +125,7 @@ async function sample(url: string, pid: number, t0: number): Promise<Sample> {
   return {
     t: Math.round((performance.now() - t0) / 1000),
     rssMB: rssMB(pid),
+    heapMB: Math.round((metric(metrics, 'arpgnet_nodejs_heap_size_used_bytes') / 2 ** 20) * 10) / 10,
     lagP99Ms: Math.round(metric(metrics, 'arpgnet_nodejs_eventloop_lag_p99_seconds') * 1000 * 10) / 10,
     handles: metric(metrics, 'arpgnet_nodejs_active_handles_total'),
     children: pids.length - 1,
