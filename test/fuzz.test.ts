@@ -87,10 +87,25 @@ async function session(base: string, msgs: string[]): Promise<void> {
   summary.signaling.sessions++;
   const ws = new WebSocket(`${base.replace('http', 'ws')}/signaling`);
   const answers: Array<Record<string, unknown>> = [];
+  let arrived: () => void = () => undefined;
   ws.on('message', (d) => {
     const m = JSON.parse(String(d)) as Record<string, unknown>;
     if (!m['notification']) answers.push(m);
+    arrived();
   });
+  ws.on('close', () => arrived());
+  // the next answer, or the socket's end, or five seconds of silence (a failure)
+  const answer = (i: number, what: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => answers.length > i || ws.readyState !== WebSocket.OPEN;
+      if (check()) return resolve();
+      const timer = setTimeout(() => reject(new Error(`no answer to ${what}`)), 5000);
+      arrived = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -98,7 +113,7 @@ async function session(base: string, msgs: string[]): Promise<void> {
   try {
     for (const [i, m] of msgs.entries()) {
       ws.send(m);
-      await until(() => answers.length > i || ws.readyState !== WebSocket.OPEN, 5000, `an answer to ${m.slice(0, 120)}`);
+      await answer(i, m.slice(0, 120));
       if (ws.readyState !== WebSocket.OPEN) return; // a join refused for its token may close; none here
       const a = answers[i]!;
       summary.signaling.messages++;
@@ -265,6 +280,35 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
       await hub.close();
       server.close();
     }
+  });
+
+  it('request targets that URL parsing rejects (found by the long fuzz run): answered or closed, the server stays up', async () => {
+    const { port } = new URL(s.url);
+    // a throw in a request listener is an uncaught exception: in production the process dies
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): void => void uncaught.push(e);
+    process.prependListener('uncaughtException', onUncaught);
+    const raw = (text: string): Promise<string> =>
+      new Promise((resolve) => {
+        const sock = connect(Number(port), '127.0.0.1');
+        let got = '';
+        sock.on('data', (d) => (got += d.toString('latin1')));
+        sock.on('error', () => resolve(got));
+        sock.on('close', () => resolve(got));
+        sock.end(text);
+        setTimeout(() => sock.destroy(), 1000);
+      });
+    for (const target of ['//[', '//a b/', '//[::1', 'http://[']) {
+      const plain = await raw(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.ok(plain === '' || /^HTTP\/1\.1 4\d\d/.test(plain), `GET ${target}: ${plain.slice(0, 40)}`);
+      const upgrade = await raw(
+        `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      assert.ok(!/^HTTP\/1\.1 101/.test(upgrade), `upgrade ${target} was accepted`);
+    }
+    process.removeListener('uncaughtException', onUncaught);
+    assert.deepEqual(uncaught.map(String), [], 'no listener threw');
+    assert.equal((await fetch(`${s.url}/healthz`)).status, 200, 'the server is still up');
   });
 
   it(`${RUNS} raw HTTP requests and random bytes: every one answered 4xx/2xx or closed, nothing read outside the web folder`, async () => {

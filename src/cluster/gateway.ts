@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { toV1, type GapEvent, type HubEvent } from '../publish/events.js';
 import { AuthError, type Authenticator } from '../serve/auth.js';
 import type { Limits } from '../serve/limits.js';
+import { requestUrl } from '../serve/request-url.js';
 
 export interface GatewayOptions {
   auth: Authenticator;
@@ -40,8 +41,8 @@ export class EventGateway {
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname !== '/events') return;
+      const url = requestUrl(req);
+      if (url?.pathname !== '/events') return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         if (!o.limits.connect()) return ws.close(1013, 'the server is at its connection limit; try again later');
         ws.once('close', () => o.limits.closed());

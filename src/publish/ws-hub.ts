@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Limits } from '../serve/limits.js';
 import { AuthError, type Authenticator } from '../serve/auth.js';
 import { toV1, type GapEvent, type HubEvent, type PipelineEvent } from './events.js';
+import { requestUrl } from '../serve/request-url.js';
 
 export interface HubOptions {
   /** Events held per client while its socket is backed up; the oldest go first. */
@@ -78,8 +79,8 @@ export class EventHub {
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname !== path) return; // another endpoint's upgrade
+      const url = requestUrl(req);
+      if (url?.pathname !== path) return; // another endpoint's upgrade (or an unreadable one, destroyed by the server)
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         const limits = this.o.limits;
         if (limits && !limits.connect()) {

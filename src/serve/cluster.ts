@@ -18,6 +18,7 @@ import { Limits } from './limits.js';
 import { checkPurpose, ConsentAudit } from './privacy.js';
 import { WEB_DIR } from './server.js';
 import { staticFiles } from './static.js';
+import { requestUrl } from './request-url.js';
 
 export type Role = 'sfu' | 'analyser' | 'gateway';
 
@@ -131,7 +132,7 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
       await pipeline.warmLandmarks(); // announced only once it can take a stream at full speed
     }
     server.on('upgrade', (req, socket) => {
-      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      const path = requestUrl(req)?.pathname;
       if (!((path === '/signaling' && sfu) || (path === '/events' && gateway))) socket.destroy();
     });
     const s = server;

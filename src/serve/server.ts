@@ -15,6 +15,7 @@ import { SignalingServer } from '../sfu/signaling.js';
 import { WorkerPool } from '../sfu/workers.js';
 import { LiveAnalysis } from './live-analysis.js';
 import { staticFiles } from './static.js';
+import { requestUrl } from './request-url.js';
 
 export interface Serving {
   /** http://host:port */
@@ -127,7 +128,7 @@ export async function startServer(cfg: Config, log: Logger, o: { webDir?: string
     },
   });
   server.on('upgrade', (req, socket) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const path = requestUrl(req)?.pathname;
     if (path !== '/signaling' && path !== '/events') socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestUrl } from './request-url.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -26,7 +27,8 @@ export function staticFiles(dir: string): (req: IncomingMessage, res: ServerResp
   const alias: Record<string, string> = { '/': '/overlay.html', '/kiosk': '/kiosk.html' };
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const path = requestUrl(req)?.pathname;
+    if (path === undefined) return false;
     const f = files.get(alias[path] ?? path);
     if (!f) return false;
     res.writeHead(200, { 'content-type': f.type, 'content-length': f.body.length, 'cache-control': 'no-cache' });

@@ -20,6 +20,7 @@ import {
 } from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
+import { requestUrl } from '../serve/request-url.js';
 
 export interface TransportSettings {
   listenIp: string;
@@ -65,7 +66,7 @@ export class SignalingServer {
     // over the hard limit the socket is closed (1009); up to it, an oversized message gets an error reply
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 4 * deps.limits.s.messageBytes });
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
-      if (new URL(req.url ?? '/', 'http://x').pathname !== path) return;
+      if (requestUrl(req)?.pathname !== path) return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         if (!this.deps.limits.connect()) {
           ws.close(1013, 'the server is at its connection limit; try again later');
