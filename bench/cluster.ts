@@ -12,35 +12,17 @@
  * stream. A count is held when p95 <= 150 ms and at least 90 % of 10 fps arrive.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { clusterConfig, startNats, startRole, type RoleProcess } from './lib/cluster.js';
 import { h264Clip, h264Producer, rtpSender, TestPeer, until } from './lib/call.js';
-import { arg, commit, pct, procCpuMs } from './lib/measure.js';
+import { arg, commit, pct, processTree, procCpuMs } from './lib/measure.js';
 
 const analyserCounts = arg('--analysers', '1,2').split(',').map(Number);
 const streamCounts = arg('--streams', '1,2,3,4').split(',').map(Number);
 const seconds = Number(arg('--seconds', '15'));
 const fps = 10;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12'];
-
-/** Every process below these (decoders, mediasoup workers). */
-function withChildren(roots: number[]): number[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone
-    }
-  }
-  const out = [...roots];
-  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
-  return out;
-}
 
 async function run(nAnalysers: number, nStreams: number): Promise<Record<string, number | boolean>> {
   const nats = await startNats();
@@ -86,7 +68,7 @@ async function run(nAnalysers: number, nStreams: number): Promise<Record<string,
       90_000,
       'a first event on every stream',
     );
-    const pids = (): number[] => withChildren([nats.proc.pid!, ...roles.map((r) => r.pid)]);
+    const pids = (): number[] => processTree([nats.proc.pid!, ...roles.map((r) => r.pid)]);
     const cpuNow = (): number => pids().reduce((a, p) => a + procCpuMs(p), 0);
     const from = got.length;
     const cpu0 = cpuNow();

@@ -1,6 +1,6 @@
 /** Small helpers every benchmark shares: flags, percentiles, CPU time of processes, the commit measured. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { ROOT } from '../../src/paths.js';
 
 /** `--name value` from the command line, or the default. */
@@ -35,3 +35,20 @@ export const commit = (): string => {
     return 'unknown';
   }
 };
+
+/** These processes and every process below them (decoders, mediasoup workers), from /proc. */
+export function processTree(roots: number[]): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [...roots];
+  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
+  return out;
+}

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../../src/paths.js';
 import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer } from './call.js';
+import { processTree } from './measure.js';
 import { seeded } from './udp-relay.js';
 
 export interface SoakOptions {
@@ -62,23 +63,6 @@ export interface SoakReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The server process and every process below it (mediasoup workers, decoders). */
-function tree(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [root];
-  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
-  return out;
-}
-
 /** UDP sockets held by these processes (socket inodes in their fds matched against /proc/net/udp). */
 function udpPorts(pids: number[]): number {
   const inodes = new Set<string>();
@@ -121,7 +105,7 @@ async function sample(url: string, pid: number, t0: number): Promise<Sample> {
     fetch(`${url}/healthz`).then((r) => r.json() as Promise<{ rooms: number; streams: unknown[]; media: Media }>),
     fetch(`${url}/metrics`).then((r) => r.text()),
   ]);
-  const pids = tree(pid);
+  const pids = processTree([pid]);
   return {
     t: Math.round((performance.now() - t0) / 1000),
     rssMB: rssMB(pid),

@@ -6,7 +6,7 @@ import { decoderCapabilities } from '../ingest/rtp-sdp.js';
 import type { Logger } from '../log.js';
 import { wallTime, type StreamEndEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
-import type { AnalysisControl } from '../sfu/signaling.js';
+import { consentPlan, type AnalysisControl } from '../sfu/signaling.js';
 import { BEAT_MS, LEASE_MS } from './analyser.js';
 
 interface Analysed {
@@ -90,16 +90,9 @@ export class RemoteAnalysis implements AnalysisControl {
   }
 
   sync(room: Room, peer: Peer): void {
-    const inRoom = room.peers.get(peer.id) === peer;
-    for (const [id, r] of this.running) {
-      if (r.room !== room) continue;
-      const p = peer.producers.get(id);
-      const owned = [...room.peers.values()].some((q) => q.producers.has(id));
-      if (!owned || (p && (!inRoom || !peer.consent || p.paused || p.closed))) this.stop(id);
-    }
-    if (!inRoom || !peer.consent) return;
-    for (const p of peer.producers.values()) {
-      if (p.kind !== 'video' || p.paused || p.closed || this.running.has(p.id)) continue;
+    const plan = consentPlan(room, peer, this.running);
+    for (const id of plan.stop) this.stop(id);
+    for (const p of plan.start) {
       const r: Analysed = {
         room,
         peer,

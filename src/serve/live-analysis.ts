@@ -10,7 +10,7 @@ import type { Landmarker } from '../pipeline/landmark-pool.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
 import type { Metrics } from './metrics.js';
-import type { AnalysisControl } from '../sfu/signaling.js';
+import { consentPlan, type AnalysisControl } from '../sfu/signaling.js';
 
 interface Running {
   landmarks: Landmarker | null;
@@ -103,17 +103,9 @@ export class LiveAnalysis implements AnalysisControl {
   }
 
   sync(room: Room, peer: Peer): void {
-    const inRoom = room.peers.get(peer.id) === peer;
-    for (const [id, r] of this.running) {
-      if (r.room !== room) continue;
-      const p = peer.producers.get(id);
-      const owned = [...room.peers.values()].some((q) => q.producers.has(id));
-      if (!owned || (p && (!inRoom || !peer.consent || p.paused || p.closed))) this.stop(id, room);
-    }
-    if (!inRoom || !peer.consent) return;
-    for (const p of peer.producers.values()) {
-      if (p.kind === 'video' && !p.paused && !p.closed && !this.running.has(p.id)) this.start(room, peer, p);
-    }
+    const plan = consentPlan(room, peer, this.running);
+    for (const id of plan.stop) this.stop(id, room);
+    for (const p of plan.start) this.start(room, peer, p);
   }
 
   private start(room: Room, peer: Peer, producer: types.Producer): void {

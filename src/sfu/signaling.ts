@@ -37,6 +37,31 @@ export interface AnalysisControl {
 }
 
 /**
+ * The consent rule, in one place for every analysis side: a video producer is analysed
+ * while its owner is in the room and consents, and it is neither paused nor closed.
+ * Given what runs now (producer id -> its room), says what to stop and what to start.
+ */
+export function consentPlan(
+  room: Room,
+  peer: Peer,
+  running: ReadonlyMap<string, { room: Room }>,
+): { stop: string[]; start: types.Producer[] } {
+  const inRoom = room.peers.get(peer.id) === peer;
+  const stop: string[] = [];
+  for (const [id, r] of running) {
+    if (r.room !== room) continue;
+    const p = peer.producers.get(id);
+    const owned = [...room.peers.values()].some((q) => q.producers.has(id));
+    if (!owned || (p && (!inRoom || !peer.consent || p.paused || p.closed))) stop.push(id);
+  }
+  const start =
+    inRoom && peer.consent
+      ? [...peer.producers.values()].filter((p) => p.kind === 'video' && !p.paused && !p.closed && !running.has(p.id))
+      : [];
+  return { stop, start };
+}
+
+/**
  * The /signaling WebSocket endpoint for mediasoup-client. Each client's requests are
  * handled one at a time, in order; any failure is an error reply to that client only.
  */
