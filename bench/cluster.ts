@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { WebSocket } from 'ws';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { clusterConfig, startNats, startRole, type RoleProcess } from './lib/cluster.js';
-import { h264Clip, h264Producer, rtpSender, TestPeer, until } from './lib/call.js';
+import { h264Clip, publishClip, TestPeer, until } from './lib/call.js';
 import { arg, commit, pct, processTree, procCpuMs } from './lib/measure.js';
 
 const analyserCounts = arg('--analysers', '1,2').split(',').map(Number);
@@ -49,15 +49,9 @@ async function run(nAnalysers: number, nStreams: number): Promise<Record<string,
       const peer = await TestPeer.open(sfu.url);
       peers.push(peer);
       await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
-      const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-      const ssrc = 4000 + i;
-      senders.push(rtpSender(h264Clip(CLIPS[i % CLIPS.length]), t.ip, t.port, t.rtcpPort, ssrc));
-      const p = await peer.request<{ id: string }>('produce', {
-        transportId: t.id,
-        ...h264Producer(ssrc),
-        appData: { width: 512, height: 512 },
-      });
-      created.set(p.id, performance.now());
+      const p = await publishClip(peer, 4000 + i, { clip: h264Clip(CLIPS[i % CLIPS.length]), appData: { width: 512, height: 512 } });
+      senders.push(p.sender);
+      created.set(p.producerId, performance.now());
     }
     const firstAt = new Map<string, number>();
     await until(

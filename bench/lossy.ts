@@ -15,7 +15,7 @@ import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './lib/call.js';
+import { publishClip, subscribeEvents, TestPeer, until, type PlainTransportInfo } from './lib/call.js';
 import { arg, commit, pct } from './lib/measure.js';
 import { UdpRelay } from './lib/udp-relay.js';
 
@@ -38,13 +38,11 @@ try {
     const sub = await subscribeEvents(s.url, `?room=${room}`);
     const peer = await TestPeer.open(s.url);
     await peer.request('join', { room, name: 'sender', consent: true });
-    const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+    const t = await peer.request<PlainTransportInfo>('createPlainTransport');
     const relay = await UdpRelay.open({ ip: t.ip, port: t.port }, { loss: loss / 100, reorder, delayMs, jitterMs, seed: seed + k });
-    const ssrc = 3000 + k;
-    const sender = rtpSender(h264Clip(), '127.0.0.1', relay.port, t.rtcpPort, ssrc);
+    const t0 = performance.now();
+    const { producerId: id, sender } = await publishClip(peer, 3000 + k, { transport: t, to: { ip: '127.0.0.1', port: relay.port } });
     try {
-      const t0 = performance.now();
-      const { id } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
       const emotions = (): EmotionEvent[] => sub.got.filter((e): e is EmotionEvent => e.type === 'emotion' && e.stream === id);
       await until(() => emotions().length > 0, 120_000, `a first event at ${loss} % loss`);
       const firstMs = performance.now() - t0;

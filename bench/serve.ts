@@ -19,7 +19,7 @@ import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './lib/call.js';
+import { h264Clip, publishClip, subscribeEvents, TestPeer, until } from './lib/call.js';
 import { processes } from './lib/clips.js';
 import { arg, pct, procCpuMs } from './lib/measure.js';
 
@@ -54,15 +54,12 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
       const peer = await TestPeer.open(s.url);
       peers.push(peer);
       await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
-      const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-      const ssrc = 1000 + i;
-      senders.push(rtpSender(h264Clip(CLIPS[i % CLIPS.length], senderSide), t.ip, t.port, t.rtcpPort, ssrc));
-      const p = await peer.request<{ id: string }>('produce', {
-        transportId: t.id,
-        ...h264Producer(ssrc),
+      const p = await publishClip(peer, 1000 + i, {
+        clip: h264Clip(CLIPS[i % CLIPS.length], senderSide),
         appData: { width: 512, height: 512 },
       });
-      created.set(p.id, performance.now());
+      senders.push(p.sender);
+      created.set(p.producerId, performance.now());
     }
     const firstEvent = new Map<string, number>();
     const seen = (e: PipelineEvent): void => {

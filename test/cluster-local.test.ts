@@ -5,20 +5,10 @@ import { LocalBus } from '../src/bus/local.js';
 import { silentLogger } from '../src/log.js';
 import type { PipelineEvent } from '../src/publish/events.js';
 import { startCluster } from '../src/serve/cluster.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
-import { serveTestConfig } from './helpers.js';
+import { publishClip, subscribeEvents, TestPeer, until } from './call.js';
+import { serveTestConfig, testEvent } from './helpers.js';
 
-const event = (room: string, stream: string, i: number): PipelineEvent => ({
-  v: 2,
-  type: 'error',
-  stream,
-  room,
-  ts: i,
-  wallTime: new Date().toISOString(),
-  code: 'test',
-  message: `event ${i}`,
-  fatal: false,
-});
+const event = (room: string, stream: string, i: number): PipelineEvent => testEvent(room, i, stream);
 
 describe('the in-process bus: the same interface as NATS, so the scale-out roles run in one process', () => {
   it('subjects, request/reply, and a per-room log with contiguous seq, reads from any seq, retention', async () => {
@@ -63,9 +53,9 @@ describe('the in-process bus: the same interface as NATS, so the scale-out roles
       const sub = await subscribeEvents(s.url, '?room=local');
       const peer = await TestPeer.open(s.url);
       await peer.request('join', { room: 'local', name: 'gus', consent: true });
-      const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-      sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, 8181);
-      const { id } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(8181) });
+      const p = await publishClip(peer, 8181);
+      sender = p.sender;
+      const id = p.producerId;
       await until(() => sub.got.filter((e) => e.type === 'emotion' && e.stream === id).length >= 5, 60_000, 'emotion events');
       const seqs = sub.got.map((e) => e.seq!);
       seqs.forEach((q, i) => i === 0 || assert.equal(q, seqs[i - 1]! + 1));

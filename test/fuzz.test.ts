@@ -10,7 +10,7 @@ import { createLogger, silentLogger } from '../src/log.js';
 import { EventHub } from '../src/publish/ws-hub.js';
 import { Authenticator } from '../src/serve/auth.js';
 import { startServer, type Serving } from '../src/serve/server.js';
-import { analysedSender, h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { analysedSender, h264Producer, publishClip, subscribeEvents, TestPeer, until, type PlainTransportInfo } from './call.js';
 import { seeded, UdpRelay } from '../bench/lib/udp-relay.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -367,13 +367,12 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
       const sub = await subscribeEvents(s.url, '?room=rtp-garbage');
       const peer = await TestPeer.open(s.url);
       await peer.request('join', { room: 'rtp-garbage', name: 'noisy', consent: true });
-      const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
+      const t = await peer.request<PlainTransportInfo>('createPlainTransport');
       // the relay forwards from one address, so mediasoup (comedia) takes its garbage as this stream's own
       const relay = await UdpRelay.open({ ip: t.ip, port: t.port });
       const ssrc = 6161;
-      const rtp = rtpSender(h264Clip(), '127.0.0.1', relay.port, t.rtcpPort, ssrc);
+      const { producerId, sender: rtp } = await publishClip(peer, ssrc, { transport: t, to: { ip: '127.0.0.1', port: relay.port } });
       try {
-        const { id: producerId } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
         const emotions = (): number => sub.got.filter((e) => e.stream === producerId && e.type === 'emotion').length;
         await until(() => emotions() > 0, 60_000, 'first emotion event');
 

@@ -75,3 +75,16 @@ export const parseJsonl = (s: string): PipelineEvent[] =>
     .map((l) => JSON.parse(l) as PipelineEvent);
 
 export const haveShared = existsSync(join(SHARED, 'models', 'mediapipe', 'face_landmarker.task'));
+
+/** A small, schema-valid event (a non-fatal error) numbered i, for hub and bus tests. */
+export const testEvent = (room: string, i: number, stream = `s-${room}`): PipelineEvent => ({
+  v: 2,
+  type: 'error',
+  stream,
+  room,
+  ts: i,
+  wallTime: new Date().toISOString(),
+  code: 'test',
+  message: `event ${i}`,
+  fatal: false,
+});

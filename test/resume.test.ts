@@ -10,19 +10,9 @@ import { EventHub } from '../src/publish/ws-hub.js';
 import { Authenticator } from '../src/serve/auth.js';
 import { startServer, type Serving } from '../src/serve/server.js';
 import { until } from './call.js';
-import { assertSchemaV1, serveTestConfig } from './helpers.js';
+import { assertSchemaV1, serveTestConfig, testEvent } from './helpers.js';
 
-const event = (room: string, i: number): PipelineEvent => ({
-  v: 2,
-  type: 'error',
-  stream: `s-${room}`,
-  room,
-  ts: i,
-  wallTime: new Date().toISOString(),
-  code: 'test',
-  message: `event ${i}`,
-  fatal: false,
-});
+const event = (room: string, i: number): PipelineEvent => testEvent(room, i);
 
 async function hubOn(ringSize: number): Promise<{ server: Server; hub: EventHub; url: string }> {
   const server = createServer();

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer, type Serving } from '../src/serve/server.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer, until } from './call.js';
+import { publishClip, subscribeEvents, TestPeer, until } from './call.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertSchema, processes, ROOT, serveTestConfig } from './helpers.js';
@@ -26,14 +26,7 @@ async function metrics(base: string): Promise<Map<string, number>> {
 }
 
 async function sendInto(peer: TestPeer, ssrc: number): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
-  const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-  const sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
-  const p = await peer.request<{ id: string; analysed: boolean }>('produce', {
-    transportId: t.id,
-    ...h264Producer(ssrc),
-    appData: { width: 480, height: 480 },
-  });
-  return { producerId: p.id, analysed: p.analysed, sender };
+  return publishClip(peer, ssrc, { appData: { width: 480, height: 480 } });
 }
 
 describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', () => {

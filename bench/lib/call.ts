@@ -149,6 +149,33 @@ export async function until(cond: () => boolean, timeoutMs: number, what: string
   }
 }
 
+export interface PlainTransportInfo {
+  id: string;
+  ip: string;
+  port: number;
+  rtcpPort: number;
+}
+
+/**
+ * Publish a real clip from a joined peer: a plain transport (made here unless given),
+ * ffmpeg sending the clip to it (or to `to`, e.g. a relay in front of it), the producer.
+ */
+export async function publishClip(
+  peer: TestPeer,
+  ssrc: number,
+  o: { clip?: string; appData?: Record<string, unknown>; transport?: PlainTransportInfo; to?: { ip: string; port: number } } = {},
+): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
+  const t = o.transport ?? (await peer.request<PlainTransportInfo>('createPlainTransport'));
+  const to = o.to ?? t;
+  const sender = rtpSender(o.clip ?? h264Clip(), to.ip, to.port, t.rtcpPort, ssrc);
+  const p = await peer.request<{ id: string; analysed: boolean }>('produce', {
+    transportId: t.id,
+    ...h264Producer(ssrc),
+    ...(o.appData ? { appData: o.appData } : {}),
+  });
+  return { producerId: p.id, analysed: p.analysed, sender };
+}
+
 /**
  * A consenting participant sending a real face clip over RTP, watched until its first
  * emotion event: the healthy stream that tests and benchmarks disturb everything else around.
@@ -161,9 +188,7 @@ export async function analysedSender(
   const sub = await subscribeEvents(base, `?room=${room}`);
   const peer = await TestPeer.open(base);
   await peer.request('join', { room, name: 'good', consent: true });
-  const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-  const sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
-  const { id: producerId } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
+  const { producerId, sender } = await publishClip(peer, ssrc);
   await until(() => sub.got.some((e) => e.stream === producerId && e.type === 'emotion'), 60_000, 'the healthy stream');
   return { peer, producerId, sender, sub };
 }

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../../src/paths.js';
-import { h264Clip, h264Producer, rtpSender, subscribeEvents, TestPeer } from './call.js';
+import { publishClip, subscribeEvents, TestPeer } from './call.js';
 import { processTree } from './measure.js';
 import { seeded } from './udp-relay.js';
 
@@ -149,9 +149,9 @@ async function cycle(url: string, rand: () => number, ssrc: number): Promise<voi
   let sender: ChildProcess | null = null;
   try {
     await peer.request('join', { room, name: `p${ssrc}`, consent: rand() < 0.7 });
-    const t = await peer.request<{ id: string; ip: string; port: number; rtcpPort: number }>('createPlainTransport');
-    sender = rtpSender(h264Clip(), t.ip, t.port, t.rtcpPort, ssrc);
-    const { id } = await peer.request<{ id: string }>('produce', { transportId: t.id, ...h264Producer(ssrc) });
+    const p = await publishClip(peer, ssrc);
+    sender = p.sender;
+    const id = p.producerId;
     await sleep(1500 + rand() * 3000);
     await peer.request('setConsent', { consent: rand() < 0.5 });
     if (rand() < 0.3) {

@@ -102,8 +102,10 @@ export class LocalBus implements Bus {
       },
       async *[Symbol.asyncIterator]() {
         while (!stopped && !busClosed()) {
-          const i = l.entries.findIndex((x) => x.seq >= next);
-          if (i < 0) {
+          // seqs in a room's log are contiguous: the next one's index is arithmetic
+          const first = l.entries[0]?.seq ?? l.next;
+          const i = Math.max(0, next - first);
+          if (i >= l.entries.length) {
             await new Promise<void>((r) => {
               wake = () => {
                 l.wake.delete(wake!);
@@ -113,11 +115,9 @@ export class LocalBus implements Bus {
             });
             continue;
           }
-          for (const x of l.entries.slice(i)) {
-            next = x.seq + 1;
-            if (!o.stream || x.stream === o.stream) yield { seq: x.seq, data: x.data };
-            if (stopped) return;
-          }
+          const x = l.entries[i]!;
+          next = x.seq + 1;
+          if (!o.stream || x.stream === o.stream) yield { seq: x.seq, data: x.data };
         }
       },
     });

@@ -44,8 +44,7 @@ export class EventGateway {
       const url = requestUrl(req);
       if (url?.pathname !== '/events') return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (!o.limits.connect()) return ws.close(1013, 'the server is at its connection limit; try again later');
-        ws.once('close', () => o.limits.closed());
+        if (!o.limits.admit(ws)) return;
         ws.on('error', () => undefined);
         void this.add(ws, url, req).catch((e: unknown) => {
           log.warn({ err: (e as Error).message }, 'events subscriber failed');
@@ -108,8 +107,9 @@ export class EventGateway {
     try {
       for await (const m of messages) {
         if (ws.readyState !== WebSocket.OPEN) break;
-        const e = { ...(JSON.parse(m.data) as HubEvent), seq: m.seq } as HubEvent & { seq: number };
-        ws.send(JSON.stringify(v === 1 ? { ...toV1(e), seq: m.seq } : e));
+        // the log holds each event as JSON without its seq: v2 readers get it spliced in, not re-encoded
+        if (v === 2) ws.send(`{"seq":${m.seq},${m.data.slice(1)}`);
+        else ws.send(JSON.stringify({ ...toV1(JSON.parse(m.data) as HubEvent), seq: m.seq }));
         this.sent++;
         // backpressure: stop reading the log until the socket drains; the log keeps the rest
         while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > this.o.highWaterBytes) await sleep(20);

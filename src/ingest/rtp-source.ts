@@ -157,13 +157,18 @@ export function decodeRtp(sdpText: string, codec: string, feed: RtpFeed, o: RtpS
         const quiet = performance.now() - lastFrame;
         if (quiet > 1000 && dec.decoded > 0) feed.requestKeyFrame();
         if (quiet <= (dec.decoded > 0 ? stallMs : 3 * stallMs)) return;
-        (feed.packets ?? (async () => packets + 1))().then(
+        const replace = (): void => {
+          if (source.stopped || decoder !== dec) return;
+          o.log.warn({ stream: o.id, quietMs: Math.round(performance.now() - lastFrame) }, 'decoder stalled');
+          dec.stop();
+        };
+        // without a packet count the quiet decoder is taken as stuck
+        if (!feed.packets) return replace();
+        feed.packets().then(
           (n) => {
             const flowing = packets >= 0 && n > packets;
             packets = n;
-            if (!flowing || source.stopped || decoder !== dec) return;
-            o.log.warn({ stream: o.id, quietMs: Math.round(performance.now() - lastFrame) }, 'decoder stalled while packets arrive');
-            dec.stop();
+            if (flowing) replace();
           },
           () => undefined,
         );

@@ -82,12 +82,7 @@ export class EventHub {
       const url = requestUrl(req);
       if (url?.pathname !== path) return; // another endpoint's upgrade (or an unreadable one, destroyed by the server)
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        const limits = this.o.limits;
-        if (limits && !limits.connect()) {
-          ws.close(1013, 'the server is at its connection limit; try again later');
-          return;
-        }
-        if (limits) ws.once('close', () => limits.closed());
+        if (this.o.limits && !this.o.limits.admit(ws)) return;
         this.add(ws, url, req);
       });
     });

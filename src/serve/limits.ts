@@ -49,18 +49,19 @@ export class Limits {
     this.refusals[name]++;
   }
 
-  /** A WebSocket (either endpoint) may open; false = refused and counted. Call `closed` when it ends. */
-  connect(): boolean {
+  /**
+   * A new WebSocket (any endpoint) is counted until it closes, or refused with 1013 and
+   * counted as a refusal when the server holds its limit; false = refused.
+   */
+  admit(ws: { close(code: number, reason: string): void; once(event: 'close', f: () => void): unknown }): boolean {
     if (this.open >= this.s.connections) {
       this.refuse('connections');
+      ws.close(1013, 'the server is at its connection limit; try again later');
       return false;
     }
     this.open++;
+    ws.once('close', () => void (this.open = Math.max(0, this.open - 1)));
     return true;
-  }
-
-  closed(): void {
-    this.open = Math.max(0, this.open - 1);
   }
 
   get connections(): number {

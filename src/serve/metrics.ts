@@ -88,17 +88,7 @@ export class Metrics {
         this.set(o.hub.size);
       },
     });
-    new Counter({
-      name: 'arpgnet_events_dropped_total',
-      help: 'Events a subscriber did not get, by reason (slow_client: its queue overflowed; expired_from_ring: gone before it resumed)',
-      labelNames: ['reason'] as const,
-      registers: r,
-      collect: function () {
-        this.reset();
-        for (const [reason, n] of Object.entries(o.hub.counts.dropped)) this.inc({ reason }, n);
-      },
-    });
-    // running totals kept by their owners, exposed as counters
+    // running totals kept by their owners, exposed as counters: one number, or one per label value
     const total = (name: string, help: string, read: () => number): void => {
       new Counter({
         name,
@@ -110,35 +100,45 @@ export class Metrics {
         },
       });
     };
+    const totals = (name: string, help: string, label: string, read: () => Record<string, number>): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: r,
+        collect: function () {
+          this.reset();
+          for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n);
+        },
+      });
+    };
+    totals(
+      'arpgnet_events_dropped_total',
+      'Events a subscriber did not get, by reason (slow_client: its queue overflowed; expired_from_ring: gone before it resumed)',
+      'reason',
+      () => o.hub.counts.dropped,
+    );
     total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => o.live.restarts());
     total('arpgnet_worker_deaths_total', 'mediasoup worker processes that died', () => o.pool.deaths);
     total('arpgnet_analysis_refused_total', 'Producers not analysed because serve.maxStreams was reached', () => o.live.counters.refused);
-    new Counter({
-      name: 'arpgnet_limit_refusals_total',
-      help: 'Requests or connections refused by a configured limit (limits.*), by limit',
-      labelNames: ['limit'] as const,
-      registers: r,
-      collect: function () {
-        this.reset();
-        for (const [limit, n] of Object.entries(o.limits.refusals)) this.inc({ limit }, n);
-      },
-    });
+    totals(
+      'arpgnet_limit_refusals_total',
+      'Requests or connections refused by a configured limit (limits.*), by limit',
+      'limit',
+      () => o.limits.refusals,
+    );
+    totals(
+      'arpgnet_auth_refusals_total',
+      'Connections or requests refused for their token or origin, by reason',
+      'reason',
+      () => o.auth.refusals,
+    );
     new Gauge({
       name: 'arpgnet_connections',
       help: 'WebSocket connections open on /signaling and /events',
       registers: r,
       collect: function () {
         this.set(o.limits.connections);
-      },
-    });
-    new Counter({
-      name: 'arpgnet_auth_refusals_total',
-      help: 'Connections or requests refused for their token or origin, by reason',
-      labelNames: ['reason'] as const,
-      registers: r,
-      collect: function () {
-        this.reset();
-        for (const [reason, n] of Object.entries(o.auth.refusals)) this.inc({ reason }, n);
       },
     });
   }

@@ -93,11 +93,7 @@ export class SignalingServer {
     server.on('upgrade', (req: IncomingMessage, socket, head) => {
       if (requestUrl(req)?.pathname !== path) return;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (!this.deps.limits.connect()) {
-          ws.close(1013, 'the server is at its connection limit; try again later');
-          return;
-        }
-        ws.once('close', () => this.deps.limits.closed());
+        if (!this.deps.limits.admit(ws)) return;
         const auth = this.deps.auth;
         if (auth?.required && !auth.originAllowed(req.headers.origin, req.headers.host, this.deps.origins ?? [])) {
           auth.refusals.badOrigin++;

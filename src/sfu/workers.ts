@@ -12,21 +12,19 @@ export class MediaCounts {
 
   watch(w: types.Worker): void {
     w.observer.on('newrouter', (r) => {
-      this.routers++;
-      r.observer.once('close', () => this.routers--);
+      this.count('routers', r.observer);
       r.observer.on('newtransport', (t) => {
-        this.transports++;
-        t.observer.once('close', () => this.transports--);
-        t.observer.on('newproducer', (p) => {
-          this.producers++;
-          p.observer.once('close', () => this.producers--);
-        });
-        t.observer.on('newconsumer', (c) => {
-          this.consumers++;
-          c.observer.once('close', () => this.consumers--);
-        });
+        this.count('transports', t.observer);
+        t.observer.on('newproducer', (p) => this.count('producers', p.observer));
+        t.observer.on('newconsumer', (c) => this.count('consumers', c.observer));
       });
     });
+  }
+
+  /** One more of `kind` until its observer says it closed. */
+  private count(kind: 'routers' | 'transports' | 'producers' | 'consumers', observer: { once(e: 'close', f: () => void): unknown }): void {
+    this[kind]++;
+    observer.once('close', () => void this[kind]--);
   }
 
   snapshot(): { routers: number; transports: number; producers: number; consumers: number } {
