@@ -73,7 +73,7 @@ export class EmotionPipeline {
 
   /**
    * Loads MediaPipe in every landmark worker now rather than with the first stream (the
-   * first open in a worker takes about a second here, later ones a fifth of that): an
+   * first open in a worker loads its wasm and costs several times a later one): an
    * analyser that takes over a stream must answer fast.
    */
   async warmLandmarks(): Promise<void> {
