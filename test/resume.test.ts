@@ -115,8 +115,9 @@ describe('arpgnet-edge/client against a real server', () => {
       room: 'c',
       WebSocket: Recording,
       backoff: { initialMs: 1500, maxMs: 3000 },
-      // the first token outlives one second only: the reconnect must fetch another
-      token: () => auth.sign({ room: 'c', identity: 'integration', grants: ['subscribe'], ttlSeconds: tokens++ === 0 ? 1 : 600 }),
+      // the first token is short-lived, so the reconnect must fetch another; 2 s, since a JWT's
+      // exp counts whole seconds and a 1 s token signed late in a second can expire at once
+      token: () => auth.sign({ room: 'c', identity: 'integration', grants: ['subscribe'], ttlSeconds: tokens++ === 0 ? 2 : 600 }),
     });
     const seen: number[] = [];
     const viaRx: HubEvent[] = [];
