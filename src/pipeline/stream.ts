@@ -1,11 +1,10 @@
-import { Observable } from 'rxjs';
+import { catchError, concat, defer, from, Observable, of } from 'rxjs';
 import type { Source } from '../ingest/source.js';
 import type { Arpgnet } from '../model/arpgnet.js';
 import { wallTime, type PipelineEvent, type StreamStats } from '../publish/events.js';
 import type { StreamAnalyser } from './analyser.js';
 import type { Frame } from '../ingest/frame.js';
-import type { DetectedFace } from './landmarker.js';
-import { RateSampler } from './sampler.js';
+import { analyseFrames } from './analysis.js';
 
 /** A small ring of frame copies in shared memory, reused in turn (at most `size` frames in flight). */
 class FrameCopies {
@@ -26,8 +25,8 @@ class FrameCopies {
 export interface StreamOptions {
   fps: number;
   /**
-   * Detect the next frame while the last one is analysed (worth it when landmarks run on
-   * a worker thread: then both cores work on one stream).
+   * Detect the next frame while the last one is analysed (worth it when faces are found
+   * on a worker thread: then both cores work on one stream).
    */
   lookahead?: boolean | undefined;
   room?: string | undefined;
@@ -40,14 +39,65 @@ export interface StreamOptions {
 }
 
 /**
- * A source pulled through an analyser as a cold Observable of events: stream_start,
- * the analysis events, stream_end. Frames are pulled one at a time, so a file is read
- * only as fast as it is analysed; live sources drop in their decoder instead. A frame
- * that fails analysis becomes a non-fatal error event and the stream goes on.
+ * The source's frames, read only while fewer than `ahead` are in the analysis: a file is
+ * read as fast as it is analysed, a live source drops in its decoder instead. With
+ * `ahead` > 1 each frame is copied into shared memory (the decoder reuses its buffer
+ * once asked for the next frame, and a worker thread reads the copy without one more).
+ */
+class FrameReader {
+  lastTs = 0;
+  private inFlight = 0;
+  private wake: (() => void) | null = null;
+  private readonly copies: FrameCopies | null;
+
+  constructor(
+    private readonly source: Source,
+    private readonly ahead: number,
+    private readonly onProgress?: (decoded: number) => void,
+  ) {
+    this.copies = ahead > 1 ? new FrameCopies(ahead + 1) : null;
+  }
+
+  readonly done = (): void => {
+    this.inFlight--;
+    this.wake?.();
+  };
+
+  readonly frames$ = new Observable<Frame>((sub) => {
+    let stopped = false;
+    const read = async (): Promise<void> => {
+      for await (const frame of this.source.frames()) {
+        if (stopped) return;
+        this.lastTs = frame.ts;
+        this.onProgress?.(frame.index + 1);
+        this.inFlight++;
+        sub.next(this.copies ? this.copies.hold(frame) : frame);
+        while (this.inFlight >= this.ahead && !stopped) await new Promise<void>((r) => (this.wake = r));
+      }
+      finished = true;
+      sub.complete();
+    };
+    let finished = false;
+    read().catch((e: unknown) => {
+      finished = true;
+      sub.error(e);
+    });
+    return () => {
+      stopped = true;
+      this.wake?.();
+      // an unsubscribe before the end (a viewer left, a stage gave up) stops the decoder
+      if (!finished) this.source.stop();
+    };
+  });
+}
+
+/**
+ * A source pulled through the analysis (analysis.ts) as a cold Observable of events:
+ * stream_start, the analysis events, stream_end with the stream's counts. A source or
+ * stage that fails for good becomes a fatal error event before stream_end.
  */
 export function analyseStream(source: Source, analyser: StreamAnalyser, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
-  return new Observable<PipelineEvent>((sub) => {
-    let stopped = false;
+  return defer(() => {
     const base = (ts: number) => ({
       v: 2 as const,
       stream: source.id,
@@ -55,105 +105,45 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
       ts: Math.max(0, ts),
       wallTime: wallTime(),
     });
-    const sampler = new RateSampler(o.fps);
-    let sampledOut = 0;
-    let lastTs = 0;
-    let analysisErrors = 0;
-    let failedInRow = 0;
-    let lastFailure = '';
-    const maxFailed = o.maxFailedFrames ?? Infinity;
-    const copies = new FrameCopies(3);
-    let chain: Promise<void> = Promise.resolve();
-    const inflight: Array<Promise<void>> = [];
-    const analyse = async (frame: Frame, faces: Promise<DetectedFace[]>): Promise<void> => {
-      try {
-        for (const e of await analyser.analyse(frame, await faces)) sub.next(e);
-        failedInRow = 0;
-      } catch (e) {
-        analysisErrors++;
-        failedInRow++;
-        lastFailure = (e as Error).message;
-        sub.next({
-          ...base(frame.ts),
-          type: 'error',
-          code: 'frame_failed',
-          message: `frame ${frame.index}: ${(e as Error).message}`,
-          fatal: false,
-        });
-      }
+    const reader = new FrameReader(source, o.lookahead ? 2 : 1, o.onProgress);
+    let reason: 'eof' | 'stopped' | 'error' = 'eof';
+    const start: PipelineEvent = {
+      ...base(0),
+      type: 'stream_start',
+      source: { kind: source.kind, uri: source.uri, width: source.width, height: source.height, fps: source.info.fps },
+      model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
     };
-    const giveUpIfBroken = (): void => {
-      if (failedInRow < maxFailed) return;
-      throw Object.assign(new Error(`${failedInRow} frames in a row failed analysis (last: ${lastFailure}); giving up on this stream`), {
-        code: 'analysis_failed',
-      });
-    };
-    const run = async (): Promise<void> => {
-      sub.next({
-        ...base(0),
-        type: 'stream_start',
-        source: { kind: source.kind, uri: source.uri, width: source.width, height: source.height, fps: source.info.fps },
-        model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
-      });
-      let reason: 'eof' | 'stopped' | 'error' = 'eof';
-      try {
-        for await (const frame of source.frames()) {
-          if (stopped) {
-            reason = 'stopped';
-            break;
-          }
-          lastTs = frame.ts;
-          o.onProgress?.(frame.index + 1);
-          if (!sampler.keep(frame.ts)) {
-            sampledOut++;
-            continue;
-          }
-          if (!o.lookahead) {
-            await analyse(frame, analyser.detect(frame));
-            giveUpIfBroken();
-            continue;
-          }
-          // the decoder reuses its buffer once we ask for the next frame: keep a copy in shared memory
-          const copy = copies.hold(frame);
-          const faces = analyser.detect(copy);
-          faces.catch(() => undefined); // awaited (and reported) in its turn
-          // analysed as soon as its faces are in and the frame before it is done, in order;
-          // at most two frames in flight, so a file is still read only as fast as it is analysed
-          chain = chain.then(() => analyse(copy, faces));
-          inflight.push(chain);
-          while (inflight.length >= 2) await inflight.shift();
-          giveUpIfBroken();
-        }
-        await chain;
-      } catch (e) {
+    const events$ = reader.frames$.pipe(
+      analyseFrames(analyser, {
+        fps: o.fps,
+        maxFailedFrames: o.maxFailedFrames ?? Infinity,
+        done: reader.done,
+      }),
+      catchError((e: Error & { code?: string }) => {
         reason = 'error';
-        sub.next({
-          ...base(lastTs),
+        return of<PipelineEvent>({
+          ...base(reader.lastTs),
           type: 'error',
-          code: (e as { code?: string }).code ?? 'source_failed',
-          message: (e as Error).message,
+          code: e.code ?? 'source_failed',
+          message: e.message,
           fatal: true,
         });
-      }
+      }),
+    );
+    const end = defer(() => {
       if (source.stopped && reason === 'eof') reason = 'stopped';
-      for (const e of analyser.finish(lastTs)) sub.next(e);
       const s = source.stats();
       const stats: StreamStats = {
         decoded: s.decoded,
-        analysed: analyser.analysed - analysisErrors,
-        sampledOut,
+        analysed: analyser.analysed,
+        sampledOut: analyser.sampledOut,
         dropped: s.dropped,
-        decodeErrors: s.decodeErrors + analysisErrors,
+        decodeErrors: s.decodeErrors + analyser.failed,
         framesWithoutFace: analyser.framesWithoutFace,
         emotions: analyser.emotions,
       };
-      sub.next({ ...base(lastTs), type: 'stream_end', reason, stats });
-      sub.complete();
-    };
-    run().catch((e: unknown) => sub.error(e));
-    return () => {
-      stopped = true;
-      source.stop();
-    };
+      return from<PipelineEvent[]>([...analyser.finish(reader.lastTs), { ...base(reader.lastTs), type: 'stream_end', reason, stats }]);
+    });
+    return concat(of(start), events$, end);
   });
 }

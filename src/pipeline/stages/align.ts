@@ -1,0 +1,21 @@
+import { tap, type MonoTypeOperatorFunction } from 'rxjs';
+import type { StreamAnalyser } from '../analyser.js';
+import { templateToFrame, warpToTensor } from '../align.js';
+import type { Tracked } from './work.js';
+
+/**
+ * Each seen face warped straight from the frame onto the model's input (similarity from
+ * its five points to the template), into the stream's face batch in `seen` order.
+ */
+export function align(s: StreamAnalyser): MonoTypeOperatorFunction<Tracked> {
+  const { model } = s.o;
+  return tap(({ frame, seen }) => {
+    const t = performance.now();
+    const per = s.faceBatch.length / s.o.maxFaces;
+    seen.forEach((tr, i) => {
+      const sim = s.o.align ? s.o.align(tr.face, frame) : templateToFrame(tr.face.points, model.preprocess.template);
+      warpToTensor(frame, sim, model.preprocess, s.faceBatch, i * per);
+    });
+    if (seen.length) s.time('align', t);
+  });
+}
