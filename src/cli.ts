@@ -26,12 +26,13 @@ interface Common {
   threads?: number;
   maxFaces?: number;
   landmarkWorkers?: number;
+  detector?: string;
   providers?: string;
   decoder?: string;
 }
 
 const flags = (o: Common) => ({
-  analysis: { fps: o.fps, maxFaces: o.maxFaces, landmarkWorkers: o.landmarkWorkers },
+  analysis: { fps: o.fps, maxFaces: o.maxFaces, landmarkWorkers: o.landmarkWorkers, detector: o.detector },
   runtime: { threads: o.threads, providers: o.providers?.split(',').map((s) => s.trim()) },
   ingest: { decoder: o.decoder },
   serve: { host: o.host, port: o.port },
@@ -47,7 +48,8 @@ const common = (c: Command): Command =>
     .option('--fps <n>', 'analysis rate in frames per second', positive)
     .option('--threads <n>', 'onnxruntime intra-op threads', int)
     .option('--max-faces <n>', 'faces analysed per frame', int)
-    .option('--landmark-workers <n>', 'threads running MediaPipe (0 = the main thread; default one per core)', int)
+    .option('--landmark-workers <n>', 'threads finding faces (0 = the main thread; default one per core)', int)
+    .option('--detector <name>', 'yunet (default: five points, fast) or mediapipe (478-point mesh, adds head pose)')
     .option('--providers <list>', 'execution providers in order, e.g. tensorrt,cuda,cpu')
     .option('--decoder <name>', 'ffmpeg (default) or gstreamer');
 

@@ -12,10 +12,10 @@ export const Config = z
     models: z.object({
       encoder: z.string(),
       head: z.string(),
-      /** Folder holding mediapipe/face_landmarker.task (and yunet/ for small faces). */
+      /** Folder holding mediapipe/face_landmarker.task and yunet/. */
       mediapipeDir: z.string(),
-      /** YuNet face detector for faces too small for MediaPipe; relative paths are under mediapipeDir. */
-      smallFaces: z.string(),
+      /** YuNet face detector (an export with a dynamic input size); relative paths are under mediapipeDir. */
+      yunet: z.string(),
     }),
     analysis: z.object({
       fps: z.number().positive().max(120),
@@ -34,9 +34,21 @@ export const Config = z
       hiddenLabels: z.array(z.string()),
       /** Emotion events for every window, or only on a change of the shown label plus a heartbeat. */
       emit: z.object({ mode: z.enum(['window', 'change']), heartbeatMs: z.number().int().min(100) }),
-      /** Where MediaPipe finds no face, look for small ones with YuNet (kiosk distance). */
+      /**
+       * Faces and alignment points: YuNet's five points (fast), or MediaPipe's mesh (adds
+       * head pose to each event's quality, costs about six times as much per frame).
+       */
+      detector: z.enum(['yunet', 'mediapipe']),
+      /** YuNet's input for near faces, longer side in px (a multiple of 32). */
+      detectorSize: z.number().int().min(128).max(1280).multipleOf(32),
+      /** Where no face is found, look for small ones with YuNet at 640 px (kiosk distance). */
       smallFaces: z.boolean(),
-      /** Worker threads that run MediaPipe (0 = on the main thread). */
+      /**
+       * Encoder calls of several streams arriving within this many ms go through one run
+       * (0: each stream runs its own).
+       */
+      batchWaitMs: z.number().min(0).max(50),
+      /** Worker threads that find faces (0 = on the main thread). */
       landmarkWorkers: z.number().int().min(0).max(32),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
       actions: z.boolean(),
@@ -155,7 +167,7 @@ export function defaults(): Config {
       encoder: resolve(ROOT, 'models/arpgnet-edge.encoder.onnx'),
       head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
       mediapipeDir: mediapipeModelsDir(),
-      smallFaces: 'yunet/yunet_s_640_640.onnx',
+      yunet: 'yunet/yunet_s_dynamic.onnx',
     },
     analysis: {
       fps: 10,
@@ -170,14 +182,19 @@ export function defaults(): Config {
       hiddenLabels: ['contempt'],
       emit: { mode: 'window', heartbeatMs: 1000 },
       actions: false,
-      // landmarking is the largest cost per frame: one worker per core (README, bench:serve)
+      detector: 'yunet',
+      detectorSize: 320,
+      batchWaitMs: 2,
+      // finding faces runs beside the encoder: one worker per core (README, bench:serve)
       landmarkWorkers: availableParallelism(),
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,
       maxFailedFrames: 30,
     },
-    runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 2, tensorrt: { fp16: true } },
+    // one intra-op thread: a second buys 7 % on one face (bench:model) and costs more CPU
+    // than it saves once several streams keep the cores busy (bench:serve, README)
+    runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 1, tensorrt: { fp16: true } },
     ingest: { decoder: 'ffmpeg' },
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
     privacy: { purpose: 'personal' },

@@ -3,10 +3,17 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
-import { FaceLandmarks } from '../src/pipeline/landmarker.js';
+import { StreamFaceFinder, type Detector, type FaceFinderOptions } from '../src/pipeline/face-finder.js';
 import { rgbaFrames, SHARED } from './helpers.js';
 
-const MODEL = join(SHARED, 'models', 'mediapipe', 'face_landmarker.task');
+const opts = (detector: Detector): FaceFinderOptions => ({
+  modelPath: join(SHARED, 'models', 'mediapipe', 'face_landmarker.task'),
+  maxFaces: 1,
+  detector,
+  yunetPath: join(SHARED, 'models', 'yunet', 'yunet_s_dynamic.onnx'),
+  yunetSize: 320,
+  smallFaces: true,
+});
 
 /** Frames of a real clip in shared memory, as the frame pool hands them out. */
 function frames(n: number): Array<{ data: Uint8Array; width: number; height: number }> {
@@ -19,33 +26,34 @@ function frames(n: number): Array<{ data: Uint8Array; width: number; height: num
   });
 }
 
-describe('landmarking on worker threads', () => {
-  it('finds the same faces as on the main thread, and survives its worker dying', async () => {
-    const fs = frames(6);
-    const local = await FaceLandmarks.create({ modelPath: MODEL, maxFaces: 1 });
-    const pool = new LandmarkPool(1, silentLogger);
-    try {
-      const remote = await pool.open({ modelPath: MODEL, maxFaces: 1 });
-      for (const [i, f] of fs.entries()) {
-        const a = local.detect(f, i * 33);
-        const b = await remote.detect(f, i * 33);
-        assert.equal(b.length, 1);
-        assert.deepEqual(b[0]!.points, a[0]!.points, `frame ${i}: the same landmarks`);
-      }
-      // a frame outside shared memory crosses by a copy
-      const plain = { ...fs[0]!, data: Uint8Array.from(fs[0]!.data) };
-      assert.equal((await remote.detect(plain, 1000)).length, 1);
+describe('face finding on worker threads', () => {
+  for (const detector of ['yunet', 'mediapipe'] as const)
+    it(`${detector}: finds the same faces as on the main thread, and survives its worker dying`, async () => {
+      const fs = frames(6);
+      const local = await StreamFaceFinder.create(opts(detector));
+      const pool = new LandmarkPool(1, silentLogger);
+      try {
+        const remote = await pool.open(opts(detector));
+        for (const [i, f] of fs.entries()) {
+          const a = await local.detect(f, i * 33);
+          const b = await remote.detect(f, i * 33);
+          assert.equal(b.length, 1);
+          assert.deepEqual(b[0]!.points, a[0]!.points, `frame ${i}: the same landmarks`);
+        }
+        // a frame outside shared memory crosses by a copy
+        const plain = { ...fs[0]!, data: Uint8Array.from(fs[0]!.data) };
+        assert.equal((await remote.detect(plain, 1000)).length, 1);
 
-      // the worker dies: requests in flight fail, the next frame reopens a landmarker in its replacement
-      const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!;
-      await slot.worker.terminate();
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(pool.deaths, 1);
-      assert.equal((await remote.detect(fs[1]!, 2000)).length, 1, 'landmarks again after the worker was replaced');
-      remote.close();
-    } finally {
-      local.close();
-      await pool.close();
-    }
-  });
+        // the worker dies: requests in flight fail, the next frame reopens a landmarker in its replacement
+        const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!;
+        await slot.worker.terminate();
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(pool.deaths, 1);
+        assert.equal((await remote.detect(fs[1]!, 2000)).length, 1, 'landmarks again after the worker was replaced');
+        remote.close();
+      } finally {
+        local.close();
+        await pool.close();
+      }
+    });
 });

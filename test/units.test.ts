@@ -131,9 +131,9 @@ describe('frame pool', () => {
 
 describe('config', () => {
   it('layers file, environment and flags, and rejects bad values with the path named', () => {
-    const c = loadConfig(undefined, { analysis: { fps: 5 } }, { ARPGNET_THREADS: '1', ARPGNET_PROVIDERS: 'cuda,cpu' });
+    const c = loadConfig(undefined, { analysis: { fps: 5 } }, { ARPGNET_THREADS: '3', ARPGNET_PROVIDERS: 'cuda,cpu' });
     assert.equal(c.analysis.fps, 5);
-    assert.equal(c.runtime.threads, 1);
+    assert.equal(c.runtime.threads, 3);
     assert.deepEqual(c.runtime.providers, ['cuda', 'cpu']);
     assert.throws(() => loadConfig(undefined, { analysis: { fps: -1 } }, {}), /analysis\.fps/);
     assert.throws(() => loadConfig(undefined, {}, { ARPGNET_PROVIDERS: 'tpu' }), /runtime\.providers/);

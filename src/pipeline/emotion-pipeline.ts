@@ -1,17 +1,18 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { finalize, type Observable } from 'rxjs';
+import { defer, finalize, type Observable } from 'rxjs';
 import { sessionOptions, type Config } from '../config.js';
 import type { Frame } from '../ingest/frame.js';
 import type { Source } from '../ingest/source.js';
 import type { Logger } from '../log.js';
 import { Arpgnet } from '../model/arpgnet.js';
+import { EncoderBatcher } from '../model/batcher.js';
 import type { PipelineEvent } from '../publish/events.js';
 import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyser.js';
 import type { Similarity } from './align.js';
-import { FaceLandmarks, type DetectedFace } from './landmarker.js';
+import type { DetectedFace } from './landmarker.js';
+import { StreamFaceFinder, type FaceFinderOptions } from './face-finder.js';
 import { LandmarkPool, type Landmarker } from './landmark-pool.js';
-import { withSmallFaces, YuNetFaces } from './small-faces.js';
 import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
 
@@ -41,10 +42,12 @@ export class EmotionPipeline {
     readonly model: Arpgnet,
     private readonly cfg: Config,
     private readonly log: Logger,
-    /** Landmarking on worker threads (analysis.landmarkWorkers > 0), else on this thread. */
+    /** Face finding on worker threads (analysis.landmarkWorkers > 0), else on this thread. */
     readonly landmarkPool: LandmarkPool | null,
-    /** YuNet for faces MediaPipe cannot see (null: off, or its model is missing). */
-    readonly smallFaces: YuNetFaces | null,
+    /** YuNet's model, where it exists. */
+    private readonly yunetPath: string | null,
+    /** Encoder calls of all streams, batched (null: analysis.batchWaitMs 0). */
+    readonly batcher: EncoderBatcher | null,
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
@@ -62,13 +65,20 @@ export class EmotionPipeline {
       'model ready',
     );
     const workers = cfg.analysis.landmarkWorkers;
-    let small: YuNetFaces | null = null;
-    if (cfg.analysis.smallFaces) {
-      const path = resolve(cfg.models.mediapipeDir, cfg.models.smallFaces);
-      if (existsSync(path)) small = await YuNetFaces.create(path, { scoreThreshold: 0.6, nmsIou: 0.3, maxFaces: cfg.analysis.maxFaces });
-      else log.warn({ path }, 'no small-face detector model: faces too small for MediaPipe will not be found');
+    let yunet: string | null = resolve(cfg.models.mediapipeDir, cfg.models.yunet);
+    if (!existsSync(yunet)) {
+      log.warn({ path: yunet }, 'no YuNet model: MediaPipe finds the faces, and faces too small for it will not be found');
+      yunet = null;
     }
-    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null, small);
+    const { width, height } = model.preprocess.inputSize;
+    const batcher =
+      cfg.analysis.batchWaitMs > 0
+        ? new EncoderBatcher((f, n) => model.encode(f, n), model.channels * width * height, {
+            waitMs: cfg.analysis.batchWaitMs,
+            maxFaces: 16,
+          })
+        : null;
+    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null, yunet, batcher);
   }
 
   /**
@@ -82,13 +92,19 @@ export class EmotionPipeline {
     await Promise.all(opened.map((l) => l.close()));
   }
 
+  /** A stream's face finder (see face-finder.ts), on a worker thread where there are workers. */
   async landmarker(actions = this.cfg.analysis.actions): Promise<Landmarker> {
-    const opts = {
+    const a = this.cfg.analysis;
+    const opts: FaceFinderOptions = {
       modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
-      maxFaces: this.cfg.analysis.maxFaces,
+      maxFaces: a.maxFaces,
       actions,
+      detector: this.yunetPath ? a.detector : 'mediapipe',
+      yunetPath: this.yunetPath,
+      yunetSize: a.detectorSize,
+      smallFaces: a.smallFaces,
     };
-    return this.landmarkPool ? this.landmarkPool.open(opts) : FaceLandmarks.create(opts);
+    return this.landmarkPool ? this.landmarkPool.open(opts) : StreamFaceFinder.create(opts);
   }
 
   /** A fresh analyser on the shared model, configured from the config with any overrides. */
@@ -97,6 +113,7 @@ export class EmotionPipeline {
     return new StreamAnalyser({
       stream,
       model: this.model,
+      encode: this.batcher ? (f, n) => this.batcher!.encode(f, n) : undefined,
       faces,
       maxFaces: a.maxFaces,
       stride: a.stride,
@@ -117,7 +134,7 @@ export class EmotionPipeline {
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
     const lm = o.faces ? null : await this.landmarker(this.cfg.analysis.actions || (o.actions ?? false));
-    const faces = o.faces ?? (this.smallFaces ? withSmallFaces(lm!, this.smallFaces) : lm!);
+    const faces = o.faces ?? lm!;
     const analyser = this.createAnalyser(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
     const events$ = analyseStream(source, analyser, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
@@ -126,13 +143,19 @@ export class EmotionPipeline {
       maxFailedFrames: this.cfg.analysis.maxFailedFrames,
       onProgress: o.onProgress,
     });
+    const batcher = this.batcher;
+    const counted$ = batcher
+      ? defer(() => {
+          batcher.join();
+          return events$.pipe(finalize(() => batcher.leave()));
+        })
+      : events$;
     // the landmarker holds wasm memory: free it however the stream ends
-    return { analyser, landmarks: lm, events$: events$.pipe(finalize(() => lm?.close())) };
+    return { analyser, landmarks: lm, events$: counted$.pipe(finalize(() => lm?.close())) };
   }
 
   async close(): Promise<void> {
     await this.landmarkPool?.close();
-    await this.smallFaces?.close();
     await this.model.release();
     this.log.debug('pipeline closed');
   }

@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { RgbaFrame } from '../ingest/frame.js';
 import type { Logger } from '../log.js';
-import type { DetectedFace, LandmarkerOptions } from './landmarker.js';
+import type { FaceFinderOptions } from './face-finder.js';
+import type { DetectedFace } from './landmarker.js';
 import type { WorkerReply, WorkerRequest } from './landmark-worker.js';
 
 /** What a stream needs of a landmarker, wherever it runs. */
@@ -92,7 +93,7 @@ export class LandmarkPool {
     return this.slots.length;
   }
 
-  async open(opts: LandmarkerOptions): Promise<Landmarker> {
+  async open(opts: FaceFinderOptions): Promise<Landmarker> {
     const slot = this.slots.reduce((a, b) => (b.streams < a.streams ? b : a));
     slot.streams++;
     const remote = new RemoteLandmarks(slot, nextId++, opts);
@@ -119,7 +120,7 @@ class RemoteLandmarks implements Landmarker {
   constructor(
     private readonly slot: Slot,
     private readonly id: number,
-    private opts: LandmarkerOptions,
+    private opts: FaceFinderOptions,
   ) {}
 
   private call(m: WorkerRequest): Promise<WorkerReply> {

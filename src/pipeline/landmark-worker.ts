@@ -1,13 +1,14 @@
 /**
- * A worker thread that runs MediaPipe landmarkers, one per stream it was given, so
- * landmarking (the largest cost per frame) runs beside the main thread instead of on
- * it. Frames arrive as views of shared memory: nothing is copied to cross the thread.
+ * A worker thread that runs face finders (YuNet or MediaPipe), one per stream it was
+ * given, so finding faces runs beside the main thread instead of on it. Frames arrive
+ * as views of shared memory: nothing is copied to cross the thread.
  */
 import { parentPort } from 'node:worker_threads';
-import { FaceLandmarks, type LandmarkerOptions } from './landmarker.js';
+import { StreamFaceFinder, type FaceFinderOptions } from './face-finder.js';
+import type { DetectedFace } from './landmarker.js';
 
 export type WorkerRequest =
-  | { type: 'open'; req: number; id: number; opts: LandmarkerOptions }
+  | { type: 'open'; req: number; id: number; opts: FaceFinderOptions }
   | {
       type: 'detect';
       req: number;
@@ -21,16 +22,15 @@ export type WorkerRequest =
   | { type: 'actions'; req: number; id: number; on: boolean }
   | { type: 'close'; req: number; id: number };
 
-export type WorkerReply =
-  { req: number; ok: true; faces?: ReturnType<FaceLandmarks['detect']> } | { req: number; ok: false; error: string };
+export type WorkerReply = { req: number; ok: true; faces?: DetectedFace[] } | { req: number; ok: false; error: string };
 
 const port = parentPort;
 if (!port) throw new Error('landmark-worker runs as a worker thread');
-const open = new Map<number, FaceLandmarks>();
+const open = new Map<number, StreamFaceFinder>();
 
 async function handle(m: WorkerRequest): Promise<WorkerReply> {
   if (m.type === 'open') {
-    open.set(m.id, await FaceLandmarks.create(m.opts));
+    open.set(m.id, await StreamFaceFinder.create(m.opts));
     return { req: m.req, ok: true };
   }
   const lm = open.get(m.id);
@@ -38,7 +38,7 @@ async function handle(m: WorkerRequest): Promise<WorkerReply> {
   switch (m.type) {
     case 'detect': {
       const data = new Uint8Array(m.buffer, m.offset, m.width * m.height * 4);
-      return { req: m.req, ok: true, faces: lm.detect({ data, width: m.width, height: m.height }, m.ts) };
+      return { req: m.req, ok: true, faces: await lm.detect({ data, width: m.width, height: m.height }, m.ts) };
     }
     case 'actions':
       await lm.setActions(m.on);
@@ -50,7 +50,8 @@ async function handle(m: WorkerRequest): Promise<WorkerReply> {
   }
 }
 
-// one request at a time, in order: MediaPipe's VIDEO mode needs increasing timestamps per stream
+// one request at a time, in order: MediaPipe's VIDEO mode needs increasing timestamps per stream,
+// and a stream's YuNet input buffer is reused
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (m: WorkerRequest) => {
   queue = queue.then(async () => {

@@ -5,15 +5,19 @@ import type { DetectedFace, FaceBox, FivePoints } from './landmarker.js';
 import { iou } from './tracker.js';
 
 /**
- * Faces too small for MediaPipe's short-range detector (a kiosk user 1-3 m away is
- * 24-40 px high at the analysis size). YuNet (libfacedetection) finds them on the
- * whole frame, letterboxed into its 640x640 input, and its five keypoints (eye centres,
- * nose tip, mouth corners) are the same five points the alignment uses.
+ * YuNet (libfacedetection): a 75k-parameter face detector whose five keypoints (eye
+ * centres, nose tip, mouth corners) are the same five points the alignment uses, so it
+ * can stand in for MediaPipe's 478-point mesh at a tenth of the cost (2-3 ms a frame at
+ * a 320 px input against 16-17 ms). At a 640 px input it also finds the faces too small
+ * for MediaPipe's short-range detector (a kiosk user 1-3 m away, 24-40 px high).
+ * The frame is scaled so its longer side is `size` and padded to multiples of 32 (the
+ * network's coarsest stride), which the dynamic-shape export accepts.
  */
-const SIZE = 640;
 const STRIDES = [8, 16, 32] as const;
 
-export interface SmallFaceOptions {
+export interface YuNetOptions {
+  /** Longer side of the network input in pixels (320: near faces, fast; 640: small faces). */
+  size: number;
   scoreThreshold: number;
   nmsIou: number;
   maxFaces: number;
@@ -24,21 +28,35 @@ export class YuNetFaces {
   calls = 0;
   hits = 0;
 
-  private readonly input = new Float32Array(3 * SIZE * SIZE);
-  /** One frame at a time: the streams that fall back here share the session and its input buffer. */
+  private input = new Float32Array(0);
+  /** Source byte offset of each input column, for the frame width last seen. */
+  private cols = new Int32Array(0);
+  private srcW = 0;
+  /** One frame at a time: the streams that share this detector share its session and input buffer. */
   private busy: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly session: ort.InferenceSession,
-    private readonly o: SmallFaceOptions,
+    private readonly o: YuNetOptions,
   ) {}
 
-  static async create(modelPath: string, o: SmallFaceOptions): Promise<YuNetFaces> {
+  /** `session` may be shared by several detectors of different input sizes (the export takes any). */
+  static async create(modelPath: string, o: YuNetOptions, session?: ort.InferenceSession): Promise<YuNetFaces> {
+    if (o.size % 32) throw new Error(`YuNet input size must be a multiple of 32, got ${o.size}`);
+    if (session) return new YuNetFaces(session, o);
     const bytes = await readFile(modelPath).catch((e: Error) => {
-      throw new Error(`small-face detector not readable at ${modelPath}: ${e.message}`);
+      throw new Error(`face detector not readable at ${modelPath}: ${e.message}`);
     });
-    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
-    return new YuNetFaces(session, o);
+    return new YuNetFaces(await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 }), o);
+  }
+
+  /** A detector on the same session at another input size. */
+  resized(size: number): Promise<YuNetFaces> {
+    return YuNetFaces.create('', { ...this.o, size }, this.session);
+  }
+
+  get size(): number {
+    return this.o.size;
   }
 
   detect(frame: RgbaFrame): Promise<DetectedFace[]> {
@@ -49,35 +67,44 @@ export class YuNetFaces {
 
   private async run(frame: RgbaFrame): Promise<DetectedFace[]> {
     const { width: w, height: h, data } = frame;
-    const k = SIZE / Math.max(w, h); // letterbox: scale the longer side to 640, pad the rest
-    const sw = Math.round(w * k);
-    const sh = Math.round(h * k);
-    const plane = SIZE * SIZE;
-    this.input.fill(0);
+    const k = this.o.size / Math.max(w, h); // scale the longer side to `size`, pad both to multiples of 32
+    const sw = Math.min(this.o.size, Math.round(w * k));
+    const sh = Math.min(this.o.size, Math.round(h * k));
+    const iw = Math.ceil(sw / 32) * 32;
+    const ih = Math.ceil(sh / 32) * 32;
+    const plane = iw * ih;
+    if (this.input.length !== 3 * plane || this.cols.length !== sw || this.srcW !== w) {
+      // the padding stays zero while the frame size does: only the picture is rewritten
+      this.input = new Float32Array(3 * plane);
+      this.srcW = w;
+      this.cols = Int32Array.from({ length: sw }, (_, x) => Math.min(w - 1, Math.floor((x + 0.5) / k)) * 4);
+    }
+    const input = this.input;
+    const cols = this.cols;
     // nearest-neighbour resample into BGR planes, 0..255 as the model was trained
     for (let y = 0; y < sh; y++) {
-      const sy = Math.min(h - 1, Math.floor((y + 0.5) / k));
-      for (let x = 0; x < sw; x++) {
-        const s = (sy * w + Math.min(w - 1, Math.floor((x + 0.5) / k))) * 4;
-        const d = y * SIZE + x;
-        this.input[d] = data[s + 2]!;
-        this.input[plane + d] = data[s + 1]!;
-        this.input[2 * plane + d] = data[s]!;
+      const row = Math.min(h - 1, Math.floor((y + 0.5) / k)) * w * 4;
+      let d = y * iw;
+      for (let x = 0; x < sw; x++, d++) {
+        const s = row + cols[x]!;
+        input[d] = data[s + 2]!;
+        input[plane + d] = data[s + 1]!;
+        input[2 * plane + d] = data[s]!;
       }
     }
-    const out = await this.session.run({ input: new ort.Tensor('float32', this.input, [1, 3, SIZE, SIZE]) });
+    const out = await this.session.run({ input: new ort.Tensor('float32', input, [1, 3, ih, iw]) });
     const found: Array<{ score: number; x0: number; y0: number; x1: number; y1: number; kps: number[] }> = [];
     for (const s of STRIDES) {
       const cls = out[`cls_${s}`]!.data as Float32Array;
       const obj = out[`obj_${s}`]!.data as Float32Array;
       const box = out[`bbox_${s}`]!.data as Float32Array;
       const kps = out[`kps_${s}`]!.data as Float32Array;
-      const cols = SIZE / s;
+      const gridCols = iw / s;
       for (let i = 0; i < cls.length; i++) {
         const score = Math.sqrt(Math.min(1, Math.max(0, cls[i]!)) * Math.min(1, Math.max(0, obj[i]!)));
         if (score < this.o.scoreThreshold) continue;
-        const c = i % cols;
-        const r = Math.floor(i / cols);
+        const c = i % gridCols;
+        const r = Math.floor(i / gridCols);
         const cx = (c + box[i * 4]!) * s;
         const cy = (r + box[i * 4 + 1]!) * s;
         const bw = Math.exp(box[i * 4 + 2]!) * s;
@@ -110,19 +137,6 @@ export class YuNetFaces {
   async close(): Promise<void> {
     await this.session.release();
   }
-}
-
-/** MediaPipe first; where it finds no face, YuNet on the whole frame (near faces pay nothing extra). */
-export function withSmallFaces(
-  primary: { detect(frame: RgbaFrame, ts: number): DetectedFace[] | Promise<DetectedFace[]> },
-  small: YuNetFaces,
-): { detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> } {
-  return {
-    async detect(frame, ts) {
-      const near = await primary.detect(frame, ts);
-      return near.length ? near : small.detect(frame);
-    },
-  };
 }
 
 /** Highest score first; a box overlapping a kept one by more than `iouMax` is dropped. */

@@ -1,0 +1,93 @@
+import type { RgbaFrame } from '../ingest/frame.js';
+import type { Landmarker } from './landmark-pool.js';
+import { FaceLandmarks, type DetectedFace, type LandmarkerOptions } from './landmarker.js';
+import { YuNetFaces } from './yunet.js';
+
+/** Where a stream's faces and their five alignment points come from. */
+export type Detector = 'yunet' | 'mediapipe';
+
+export interface FaceFinderOptions extends LandmarkerOptions {
+  /**
+   * yunet: YuNet's own five points (fast; no head pose); mediapipe: the 478-point mesh
+   * (head pose, 16-17 ms a frame). Facial actions always come from MediaPipe, opened
+   * for a yunet stream only while they are asked for.
+   */
+  detector: Detector;
+  /** YuNet's model (dynamic input size); null: no YuNet (then detector must be mediapipe, no small faces). */
+  yunetPath: string | null;
+  /** YuNet's input size for near faces (longer side, px). */
+  yunetSize: number;
+  /** Where nothing is found, look again at a 640 px input for faces at kiosk distance. */
+  smallFaces: boolean;
+}
+
+const SMALL_SIZE = 640;
+const DETECTION = { scoreThreshold: 0.6, nmsIou: 0.3 };
+
+/**
+ * One stream's face finder: the primary detector, small faces as a fallback, MediaPipe
+ * for facial actions on demand. Runs wherever its landmarker runs (a worker thread, or
+ * this thread with `analysis.landmarkWorkers` 0).
+ */
+export class StreamFaceFinder implements Landmarker {
+  /** MediaPipe: the primary detector, or (yunet streams) only while actions are on. */
+  private mp: FaceLandmarks | null;
+  private last: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly o: FaceFinderOptions,
+    private readonly near: YuNetFaces | null,
+    private readonly small: YuNetFaces | null,
+    /** The detector that owns the YuNet session (near and small share it). */
+    private readonly owner: YuNetFaces | null,
+    mp: FaceLandmarks | null,
+  ) {
+    this.mp = mp;
+  }
+
+  static async create(o: FaceFinderOptions): Promise<StreamFaceFinder> {
+    if (o.detector === 'yunet' && !o.yunetPath) throw new Error('detector yunet needs the YuNet model (models.yunet)');
+    const base = o.yunetPath
+      ? await YuNetFaces.create(o.yunetPath, {
+          size: o.detector === 'yunet' ? o.yunetSize : SMALL_SIZE,
+          maxFaces: o.maxFaces,
+          ...DETECTION,
+        })
+      : null;
+    const near = o.detector === 'yunet' ? base : null;
+    const small = !o.smallFaces || !base ? null : base.size === SMALL_SIZE ? base : await base.resized(SMALL_SIZE);
+    const mp = o.detector === 'mediapipe' || o.actions ? await FaceLandmarks.create(o) : null;
+    return new StreamFaceFinder(o, near, small, base, mp);
+  }
+
+  async detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
+    const run = this.find(frame, ts);
+    this.last = run.catch(() => undefined);
+    return run;
+  }
+
+  private async find(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
+    const found = this.mp ? this.mp.detect(frame, ts) : await this.near!.detect(frame);
+    return found.length || !this.small ? found : this.small.detect(frame);
+  }
+
+  async setActions(on: boolean): Promise<void> {
+    if (this.o.detector === 'mediapipe') return this.mp!.setActions(on);
+    if (on && !this.mp) this.mp = await FaceLandmarks.create({ ...this.o, actions: true });
+    else if (!on && this.mp) {
+      const mp = this.mp;
+      this.mp = null;
+      // a frame may still be on it
+      void this.last.then(() => mp.close());
+    }
+  }
+
+  close(): void {
+    const mp = this.mp;
+    this.mp = null;
+    void this.last.then(async () => {
+      mp?.close();
+      await this.owner?.close();
+    });
+  }
+}
