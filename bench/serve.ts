@@ -2,11 +2,12 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--workers 0,1] [--streams 4,6,8] [--sender-side 320] [--max-side 320]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--setups old,1.2,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320]
  *
- * --workers: landmark worker threads per run, each measured in turn (0 = MediaPipe on
- * the main thread, as before 1.2.0); --streams: the stream counts to try (default 1..max,
- * stopping at the first that fails).
+ * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
+ * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, `nobatch` today's
+ * default without encoder batching, `new` today's default); --streams: the stream
+ * counts to try (default 1..max, stopping at the first that fails).
  *
  * For 1, 2, ... concurrent streams: producer created -> first emotion event, CPU of
  * the server side (Node process + decoder processes + mediasoup worker; the senders
@@ -15,7 +16,7 @@
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
 import type { ChildProcess } from 'node:child_process';
-import { defaults } from '../src/config.js';
+import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
@@ -33,12 +34,22 @@ const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefine
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 
-async function run(n: number, landmarkWorkers: number): Promise<Record<string, number | boolean>> {
+type Analysis = Config['analysis'];
+const SETUPS: Record<string, Partial<Analysis>> = {
+  old: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0 },
+  '1.2': { detector: 'mediapipe', batchWaitMs: 0 },
+  nobatch: { batchWaitMs: 0 },
+  new: {},
+};
+
+async function run(n: number, setup: string): Promise<Record<string, number | boolean | string>> {
   const cfg = defaults();
+  const over = SETUPS[setup];
+  if (!over) throw new Error(`unknown setup ${setup}: one of ${Object.keys(SETUPS).join(', ')}`);
   const s = await startServer(
     {
       ...cfg,
-      analysis: { ...cfg.analysis, fps, landmarkWorkers, ...(maxSide ? { maxSide } : {}) },
+      analysis: { ...cfg.analysis, fps, ...over, ...(maxSide ? { maxSide } : {}) },
       runtime: { ...cfg.runtime, providers: ['cpu'], threads },
       serve: { ...cfg.serve, port: 0, maxStreams: n },
       sfu: { ...cfg.sfu, workers: 1 },
@@ -71,8 +82,13 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
     const firstMs = [...created].map(([id, t]) => firstEvent.get(id)! - t);
     // measure a steady window
     const workerPid = processes('mediasoup-worker')[0] ?? 0;
-    const serverSide = (): number =>
-      procCpuMs(process.pid) + procCpuMs(workerPid) + processes('arpgnet-rtp-').reduce((a, p) => a + procCpuMs(p), 0);
+    const parts = (): { node: number; decoders: number; sfu: number } => ({
+      node: procCpuMs(process.pid),
+      decoders: processes('arpgnet-rtp-').reduce((a, p) => a + procCpuMs(p), 0),
+      sfu: procCpuMs(workerPid),
+    });
+    const serverSide = (): number => Object.values(parts()).reduce((a, b) => a + b, 0);
+    const parts0 = parts();
     const startIdx = sub.got.length;
     const stats0 = new Map(s.live.streams().map((x) => [x.producerId, x]));
     const cpu0 = serverSide();
@@ -80,6 +96,8 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const wall = performance.now() - t0;
     const cpu = serverSide() - cpu0;
+    const parts1 = parts();
+    const share = (k: keyof typeof parts0): number => Math.round(((parts1[k] - parts0[k]) / wall) * 100);
     const window = sub.got.slice(startIdx).filter((e): e is EmotionEvent => e.type === 'emotion');
     const lat = window.map((e) => e.latencyMs);
     const streams = s.live.streams();
@@ -87,13 +105,22 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
       streams.reduce((a, x) => a + (x[k] - (stats0.get(x.producerId)?.[k] ?? 0)), 0) / n / (wall / 1000);
     const decodedFps = perStream('decoded');
     const analysedFps = perStream('analysed');
+    const a = { ...cfg.analysis, ...over };
     return {
-      landmarkWorkers,
+      setup,
+      detector: a.detector,
+      landmarkWorkers: a.landmarkWorkers,
+      batchWaitMs: a.batchWaitMs,
       streams: n,
       firstEventMsMedian: Math.round(pct(firstMs, 50)),
       firstEventMsMax: Math.round(Math.max(...firstMs)),
       cpuPercentPerStream: Math.round((cpu / wall / n) * 100),
       cpuPercentTotal: Math.round((cpu / wall) * 100),
+      cpuPercentNode: share('node'),
+      cpuPercentDecoders: share('decoders'),
+      cpuPercentSfu: share('sfu'),
+      // server side (Node, decoders, mediasoup worker) per analysed frame: comparable across machines per core
+      cpuSecondsPerAnalysedFrame: +(cpu / 1000 / (analysedFps * n * (wall / 1000))).toFixed(4),
       latencyP50: Math.round(pct(lat, 50)),
       latencyP95: Math.round(pct(lat, 95)),
       decodedFpsPerStream: +decodedFps.toFixed(1),
@@ -113,16 +140,16 @@ async function run(n: number, landmarkWorkers: number): Promise<Record<string, n
 }
 
 const list = (v: string | null): number[] | null => (v ? v.split(',').map(Number) : null);
-const workerCounts = list(arg('--workers', '')) ?? [defaults().analysis.landmarkWorkers];
+const setups = arg('--setups', 'new').split(',');
 const counts = list(arg('--streams', ''));
-const rows: Array<Record<string, number | boolean>> = [];
+const rows: Array<Record<string, number | boolean | string>> = [];
 const held: Record<string, number> = {};
-for (const w of workerCounts) {
+for (const setup of setups) {
   for (const n of counts ?? Array.from({ length: max }, (_, i) => i + 1)) {
-    const r = await run(n, w);
+    const r = await run(n, setup);
     rows.push(r);
     process.stderr.write(`${JSON.stringify(r)}\n`);
-    if (r['ok']) held[`landmarkWorkers=${w}`] = Math.max(held[`landmarkWorkers=${w}`] ?? 0, n);
+    if (r['ok']) held[setup] = Math.max(held[setup] ?? 0, n);
     else if (!counts) break;
   }
 }
