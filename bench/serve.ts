@@ -2,11 +2,14 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads 2] [--setups old,1.2,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads N] [--setups old,1.2,nobatch,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320] [--simulcast]
  *
  * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
- * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, `nobatch` today's
- * default without encoder batching, `new` today's default); --streams: the stream
+ * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, both with the two
+ * onnxruntime threads they shipped with and decoding the full picture, `nobatch` today's
+ * default without encoder batching, `high` today's default decoding the full simulcast
+ * layer, `new` today's default); --threads overrides every setup's; --simulcast: each
+ * sender publishes a half-size layer beside the full one; --streams: the stream
  * counts to try (default 1..max, stopping at the first that fails).
  *
  * For 1, 2, ... concurrent streams: producer created -> first emotion event, CPU of
@@ -15,7 +18,7 @@
  * leaving the decoder -> event published). Stops at the first count whose p95 goes
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
@@ -27,25 +30,30 @@ import { arg, pct, procCpuMs } from './lib/measure.js';
 const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
 const max = Number(arg('--max', '6'));
-const threads = Number(arg('--threads', '2'));
+const threadsArg = arg('--threads', '');
 /** Longest side of the analysed picture (analysis.maxSide; default 640). */
 const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefined;
-/** Longest side of what the senders send (default: the clips' own): a small one stands for a low simulcast layer. */
+/** Longest side of what the senders send (default: the clips' own). */
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
+/** Every sender publishes simulcast: a half-size layer beside the full one (as the call page does). */
+const simulcast = process.argv.includes('--simulcast');
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 
 type Analysis = Config['analysis'];
-const SETUPS: Record<string, Partial<Analysis>> = {
-  old: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0 },
-  '1.2': { detector: 'mediapipe', batchWaitMs: 0 },
-  nobatch: { batchWaitMs: 0 },
-  new: {},
+const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number }> = {
+  old: { analysis: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0, layer: 'high' }, threads: 2 },
+  '1.2': { analysis: { detector: 'mediapipe', batchWaitMs: 0, layer: 'high' }, threads: 2 },
+  nobatch: { analysis: { batchWaitMs: 0 } },
+  high: { analysis: { layer: 'high' } },
+  new: { analysis: {} },
 };
 
 async function run(n: number, setup: string): Promise<Record<string, number | boolean | string>> {
   const cfg = defaults();
-  const over = SETUPS[setup];
-  if (!over) throw new Error(`unknown setup ${setup}: one of ${Object.keys(SETUPS).join(', ')}`);
+  const setupOf = SETUPS[setup];
+  if (!setupOf) throw new Error(`unknown setup ${setup}: one of ${Object.keys(SETUPS).join(', ')}`);
+  const over = setupOf.analysis;
+  const threads = threadsArg ? Number(threadsArg) : (setupOf.threads ?? cfg.runtime.threads);
   const s = await startServer(
     {
       ...cfg,
@@ -57,7 +65,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     silentLogger,
   );
   const sub = await subscribeEvents(s.url);
-  const senders: ChildProcess[] = [];
+  const senders: Array<{ stop: () => void }> = [];
   const peers: TestPeer[] = [];
   const created = new Map<string, number>();
   try {
@@ -67,9 +75,10 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
       const p = await publishClip(peer, 1000 + i, {
         clip: h264Clip(CLIPS[i % CLIPS.length], senderSide),
+        ...(simulcast ? { lowLayer: { clip: h264Clip(CLIPS[i % CLIPS.length], Math.round((senderSide ?? 480) / 2)), scale: 2 } } : {}),
         appData: { width: 512, height: 512 },
       });
-      senders.push(p.sender);
+      senders.push(p);
       created.set(p.producerId, performance.now());
     }
     const firstEvent = new Map<string, number>();
@@ -111,6 +120,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       detector: a.detector,
       landmarkWorkers: a.landmarkWorkers,
       batchWaitMs: a.batchWaitMs,
+      threads,
       streams: n,
       firstEventMsMedian: Math.round(pct(firstMs, 50)),
       firstEventMsMax: Math.round(Math.max(...firstMs)),
@@ -126,13 +136,15 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       decodedFpsPerStream: +decodedFps.toFixed(1),
       analysedFpsPerStream: +analysedFps.toFixed(1),
       senderSide: senderSide ?? 0,
+      simulcast,
+      layer: streams[0]?.layer ?? 'none',
       maxSide: maxSide ?? cfg.analysis.maxSide,
       eventsDropped: s.hub.droppedTotal,
       decoderRestarts: streams.reduce((a, x) => a + x.restarts, 0),
       ok: pct(lat, 95) <= 150 && analysedFps >= 0.9 * fps,
     };
   } finally {
-    for (const p of senders) p.kill('SIGKILL');
+    for (const p of senders) p.stop();
     for (const p of peers) p.close();
     sub.ws.close();
     await s.close();
@@ -140,13 +152,36 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
 }
 
 const list = (v: string | null): number[] | null => (v ? v.split(',').map(Number) : null);
+const step = arg('--step', '');
+if (step) {
+  // one setup at one stream count, in a process of its own (see below)
+  const [setup, n] = step.split(':');
+  process.stdout.write(`${JSON.stringify(await run(Number(n), setup!))}\n`);
+  process.exit(0);
+}
+
+/**
+ * Each step runs in a fresh process: in one long process a step paid for the ones
+ * before it (the last setup measured 20-40 % more CPU per frame than the same setup alone).
+ */
+function runStep(setup: string, n: number): Record<string, number | boolean | string> {
+  const args = process.argv
+    .slice(2)
+    .filter((a, i, all) => a !== '--setups' && all[i - 1] !== '--setups' && a !== '--streams' && all[i - 1] !== '--streams');
+  const out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--step', `${setup}:${n}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 24,
+  });
+  return JSON.parse(out.toString().trim().split('\n').at(-1)!) as Record<string, number | boolean | string>;
+}
+
 const setups = arg('--setups', 'new').split(',');
 const counts = list(arg('--streams', ''));
 const rows: Array<Record<string, number | boolean | string>> = [];
 const held: Record<string, number> = {};
 for (const setup of setups) {
   for (const n of counts ?? Array.from({ length: max }, (_, i) => i + 1)) {
-    const r = await run(n, setup);
+    const r = runStep(setup, n);
     rows.push(r);
     process.stderr.write(`${JSON.stringify(r)}\n`);
     if (r['ok']) held[setup] = Math.max(held[setup] ?? 0, n);
@@ -157,7 +192,6 @@ process.stdout.write(
   JSON.stringify(
     {
       analysisFps: fps,
-      threads,
       cpus: (await import('node:os')).cpus().length,
       maxStreamsWithin150msP95: held,
       runs: rows,

@@ -41,6 +41,11 @@ export const Config = z
       detector: z.enum(['yunet', 'mediapipe']),
       /** YuNet's input for near faces, longer side in px (a multiple of 32). */
       detectorSize: z.number().int().min(128).max(1280).multipleOf(32),
+      /**
+       * Which simulcast layer of a call the analysis decodes: the low one (half size, a
+       * quarter of the decoding) unless a producer asks for the full picture (the kiosk).
+       */
+      layer: z.enum(['low', 'high']),
       /** Where no face is found, look for small ones with YuNet at 640 px (kiosk distance). */
       smallFaces: z.boolean(),
       /**
@@ -184,6 +189,7 @@ export function defaults(): Config {
       actions: false,
       detector: 'yunet',
       detectorSize: 320,
+      layer: 'low',
       batchWaitMs: 2,
       // finding faces runs beside the encoder: one worker per core (README, bench:serve)
       landmarkWorkers: availableParallelism(),

@@ -45,6 +45,10 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
       const emo = sub.got.find((e): e is EmotionEvent => e.stream === aliceProducer && e.type === 'emotion')!;
       assertSchema(emo);
       assert.equal(emo.room, 'browser');
+      // her page publishes simulcast and the analysis decodes the half-size layer
+      assert.equal(s.live.streams().find((x) => x.producerId === aliceProducer)?.layer, 'low');
+      const start = sub.got.find((e) => e.stream === aliceProducer && e.type === 'stream_start');
+      assert.ok(start?.type === 'stream_start' && start.source.width <= 320, `decoded at ${JSON.stringify(start)}`);
 
       // bob's page shows alice's label on her tile, anchored over her video
       const label = bob.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first();

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { PipelineEvent } from '../../src/publish/events.js';
+import { UdpRelay } from './udp-relay.js';
 import { cachedClip, VIDEOS } from './clips.js';
 
 /** A signaling client as a test peer: requests with replies, notifications kept in order. */
@@ -71,7 +72,7 @@ export interface Reply {
 export const H264_PT = 102;
 
 /** The producer parameters matching what rtpSender() sends. */
-export const h264Producer = (ssrc: number) => ({
+export const h264Producer = (ssrc: number): { kind: 'video'; rtpParameters: { codecs: object[]; encodings: Array<{ ssrc: number }> } } => ({
   kind: 'video',
   rtpParameters: {
     codecs: [
@@ -163,17 +164,37 @@ export interface PlainTransportInfo {
 export async function publishClip(
   peer: TestPeer,
   ssrc: number,
-  o: { clip?: string; appData?: Record<string, unknown>; transport?: PlainTransportInfo; to?: { ip: string; port: number } } = {},
-): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess }> {
+  o: {
+    clip?: string;
+    appData?: Record<string, unknown>;
+    transport?: PlainTransportInfo;
+    to?: { ip: string; port: number };
+    /**
+     * Simulcast as a browser sends it: this smaller copy of the clip as the low layer
+     * beside the full one, two senders through one relay (one address, as from one
+     * browser), the producer declaring both encodings lowest first.
+     */
+    lowLayer?: { clip: string; scale: number };
+  } = {},
+): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess; stop: () => void }> {
   const t = o.transport ?? (await peer.request<PlainTransportInfo>('createPlainTransport'));
-  const to = o.to ?? t;
+  const relay = o.lowLayer ? await UdpRelay.open(o.to ?? t) : null;
+  const to = relay ? { ip: '127.0.0.1', port: relay.port } : (o.to ?? t);
   const sender = rtpSender(o.clip ?? h264Clip(), to.ip, to.port, t.rtcpPort, ssrc);
+  const low = o.lowLayer ? rtpSender(o.lowLayer.clip, to.ip, to.port, t.rtcpPort, ssrc + 1) : null;
+  const producer = h264Producer(ssrc);
+  if (o.lowLayer) producer.rtpParameters.encodings = [{ ssrc: ssrc + 1 }, { ssrc }];
   const p = await peer.request<{ id: string; analysed: boolean }>('produce', {
     transportId: t.id,
-    ...h264Producer(ssrc),
-    ...(o.appData ? { appData: o.appData } : {}),
+    ...producer,
+    ...(o.appData || o.lowLayer ? { appData: { ...o.appData, ...(o.lowLayer ? { lowScale: o.lowLayer.scale } : {}) } } : {}),
   });
-  return { producerId: p.id, analysed: p.analysed, sender };
+  const stop = (): void => {
+    sender.kill('SIGKILL');
+    low?.kill('SIGKILL');
+    relay?.close();
+  };
+  return { producerId: p.id, analysed: p.analysed, sender, stop };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { wallTime, type StreamEndEvent } from '../publish/events.js';
 import type { Peer, Room } from '../sfu/room.js';
 import { consentPlan, type AnalysisControl } from '../sfu/signaling.js';
+import { analysisPicture, type LayerChoice } from '../sfu/layers.js';
 import { BEAT_MS, LEASE_MS } from './analyser.js';
 
 interface Analysed {
@@ -46,6 +47,8 @@ export class RemoteAnalysis implements AnalysisControl {
     private readonly log: Logger,
     readonly id: string,
     private readonly listenIp: string,
+    /** Which simulcast layer analysers decode (analysis.layer). */
+    private readonly layer: LayerChoice = 'low',
   ) {}
 
   start(): void {
@@ -129,13 +132,15 @@ export class RemoteAnalysis implements AnalysisControl {
         rtcpMux: false,
         comedia: false,
       });
+      // the layer's own size: each analyser fits it to its analysis size
+      const picture = analysisPicture(r.producer, Infinity, this.layer);
       const consumer = await transport.consume({
         producerId: r.producer.id,
         rtpCapabilities: decoderCapabilities(r.producer),
         paused: true,
+        ...(picture.preferredLayers ? { preferredLayers: picture.preferredLayers } : {}),
       });
       const codec = consumer.rtpParameters.codecs[0]!;
-      const declared = r.producer.appData as { width?: unknown; height?: unknown };
       for (const a of this.candidates()) {
         if (r.stopped) break;
         const reply = await requestJson<unknown>(this.bus, analyserControl(a.id), {
@@ -144,8 +149,8 @@ export class RemoteAnalysis implements AnalysisControl {
           room: r.room.id,
           stream: r.producer.id,
           name: r.peer.name,
-          width: typeof declared.width === 'number' && declared.width > 0 ? Math.round(declared.width) : 640,
-          height: typeof declared.height === 'number' && declared.height > 0 ? Math.round(declared.height) : 480,
+          width: picture.width,
+          height: picture.height,
           codec: {
             mimeType: codec.mimeType,
             payloadType: codec.payloadType,

@@ -29,6 +29,8 @@ export interface RtpSourceOptions {
   stallMs?: number;
   /** The analysis rate: the decoder hands over no more frames than that (see ffmpegDecodeArgs). */
   maxFps?: number | undefined;
+  /** The simulcast layer to decode (src/sfu/layers.ts). */
+  preferredLayers?: { spatialLayer: number } | undefined;
 }
 
 export interface RtpSource extends Source {
@@ -69,7 +71,12 @@ export async function openRtpSource(router: types.Router, producer: types.Produc
   try {
     port = await freePortPair(ip);
     await transport.connect({ ip, port, rtcpPort: port + 1 });
-    consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: caps, paused: true });
+    consumer = await transport.consume({
+      producerId: producer.id,
+      rtpCapabilities: caps,
+      paused: true,
+      ...(o.preferredLayers ? { preferredLayers: o.preferredLayers } : {}),
+    });
   } catch (e) {
     transport.close();
     throw e;

@@ -99,7 +99,7 @@ export async function startCluster(cfg: Config, log: Logger): Promise<ClusterSer
       closers.push(() => pool.close());
       const rooms = new Rooms(pool, log);
       closers.push(() => rooms.closeAll());
-      const remote = new RemoteAnalysis(bus, log, id, cfg.sfu.listenIp);
+      const remote = new RemoteAnalysis(bus, log, id, cfg.sfu.listenIp, cfg.analysis.layer);
       closers.push(() => remote.close());
       const signaling = new SignalingServer(server, {
         rooms,

@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { types } from 'mediasoup';
 import type { Config } from '../config.js';
-import { analysisSize } from '../ingest/ffmpeg.js';
+import { analysisPicture, type LayerChoice } from '../sfu/layers.js';
 import { openRtpSource, type RtpSource } from '../ingest/rtp-source.js';
 import type { Logger } from '../log.js';
 import type { StreamAnalyser } from '../pipeline/analyser.js';
@@ -20,6 +20,7 @@ interface Running {
   analyser: StreamAnalyser | null;
   sub: Subscription | null;
   stopped: boolean;
+  layer: LayerChoice | null;
 }
 
 export interface LiveCounters {
@@ -90,6 +91,8 @@ export class LiveAnalysis implements AnalysisControl {
     dropped: number;
     restarts: number;
     firstFrameMs: number | null;
+    /** The simulcast layer decoded (null: the producer sends one). */
+    layer: LayerChoice | null;
   }> {
     return [...this.running.values()].map((r) => ({
       producerId: r.producerId,
@@ -99,6 +102,7 @@ export class LiveAnalysis implements AnalysisControl {
       dropped: r.source?.stats().dropped ?? 0,
       restarts: r.source?.restarts ?? 0,
       firstFrameMs: r.source?.firstFrameMs == null ? null : Math.round(r.source.firstFrameMs),
+      layer: r.layer,
     }));
   }
 
@@ -114,14 +118,22 @@ export class LiveAnalysis implements AnalysisControl {
       this.log.warn({ producer: producer.id, limit: this.cfg.serve.maxStreams }, 'analysis refused: stream limit reached');
       return;
     }
-    const r: Running = { landmarks: null, producerId: producer.id, room, source: null, analyser: null, sub: null, stopped: false };
+    const r: Running = {
+      landmarks: null,
+      producerId: producer.id,
+      room,
+      source: null,
+      analyser: null,
+      sub: null,
+      stopped: false,
+      layer: null,
+    };
     this.running.set(producer.id, r);
     this.counters.started++;
     room.broadcast({ method: 'analysis', data: { producerId: producer.id, analysed: true } });
-    const declared = producer.appData as { width?: unknown; height?: unknown };
-    const w = typeof declared.width === 'number' && declared.width > 0 ? declared.width : 640;
-    const h = typeof declared.height === 'number' && declared.height > 0 ? declared.height : 480;
-    const size = analysisSize(w, h, this.cfg.analysis.maxSide);
+    const picture = analysisPicture(producer, this.cfg.analysis.maxSide, this.cfg.analysis.layer);
+    r.layer = picture.layer;
+    const size = { width: picture.width, height: picture.height };
     const t0 = performance.now();
     const go = async (): Promise<void> => {
       const source = await openRtpSource(room.router, producer, {
@@ -131,6 +143,7 @@ export class LiveAnalysis implements AnalysisControl {
         maxRestarts: this.cfg.serve.decoderRestarts,
         log: this.log,
         maxFps: this.cfg.analysis.fps,
+        preferredLayers: picture.preferredLayers,
       });
       r.source = source;
       if (r.stopped) return source.stop();

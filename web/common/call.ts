@@ -62,20 +62,30 @@ export async function createTransport(
   return t;
 }
 
+/** The low simulcast layer is this many times smaller on each side. */
+const LOW_SCALE = 2;
+
 /**
  * Send a camera track at its full resolution from the start (Chrome otherwise starts
  * near 300 kbps at a lower resolution); the server is told the picture size so it
- * decodes at the right aspect.
+ * decodes at the right aspect. With `simulcast` (calls) a half-size layer goes beside
+ * the full one: the analysis decodes that (src/sfu/layers.ts), the other participants get
+ * what their bandwidth allows. The kiosk sends one full layer: its faces are far away.
  */
-export async function sendCamera(send: types.Transport, track: MediaStreamTrack): Promise<types.Producer> {
+export async function sendCamera(send: types.Transport, track: MediaStreamTrack, o: { simulcast: boolean }): Promise<types.Producer> {
   const s = track.getSettings();
   return send.produce({
     track,
-    encodings: [{ maxBitrate: 1_000_000 }],
+    encodings: o.simulcast
+      ? [
+          { scaleResolutionDownBy: LOW_SCALE, maxBitrate: 250_000 },
+          { scaleResolutionDownBy: 1, maxBitrate: 1_000_000 },
+        ]
+      : [{ maxBitrate: 1_000_000 }],
     codecOptions: { videoGoogleStartBitrate: 1000 },
     // the page owns the camera: a rejoin closes the transport but must not end the track
     stopTracks: false,
-    appData: { width: s.width ?? 640, height: s.height ?? 480 },
+    appData: { width: s.width ?? 640, height: s.height ?? 480, ...(o.simulcast ? { lowScale: LOW_SCALE } : {}) },
   });
 }
 

@@ -55,7 +55,7 @@ async function connect(camera: MediaStream, rejoiner: Rejoiner): Promise<void> {
   };
   const t = await createTransport(sig, j.device, 'send', () => rejoiner.lost('media connection failed'));
   send = t;
-  const producer = await sendCamera(t, camera.getVideoTracks()[0]!);
+  const producer = await sendCamera(t, camera.getVideoTracks()[0]!, { simulcast: false });
   body['producer'] = producer.id;
   events = new EventsClient({ url: j.events, room, stream: producer.id, token: pageToken() });
   const widest = new Map<string, EmotionEvent>();

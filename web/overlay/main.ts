@@ -119,7 +119,7 @@ async function connect(room: string, name: string): Promise<void> {
   for (const p of j.producers) await consume(p);
   const track = camera!.getVideoTracks()[0]!;
   send = await createTransport(sig, device, 'send', lost('send'));
-  const producer = await sendCamera(send, track);
+  const producer = await sendCamera(send, track, { simulcast: true });
   document.body.dataset['producer'] = producer.id;
   tile(producer.id, name, new MediaStream([track]), true);
   setAnalysed(producer.id, consentBox.checked);
