@@ -2,12 +2,12 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads N] [--setups old,1.2,nobatch,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320] [--simulcast]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads N] [--setups old,1.2,high,batch,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320] [--simulcast]
  *
  * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
  * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, both with the two
- * onnxruntime threads they shipped with and decoding the full picture, `nobatch` today's
- * default without encoder batching, `high` today's default decoding the full simulcast
+ * onnxruntime threads they shipped with and decoding the full picture, `batch` today's
+ * default with encoder calls batched across streams (2 ms), `high` today's default decoding the full simulcast
  * layer, `new` today's default); --threads overrides every setup's; --simulcast: each
  * sender publishes a half-size layer beside the full one; --streams: the stream
  * counts to try (default 1..max, stopping at the first that fails).
@@ -43,7 +43,7 @@ type Analysis = Config['analysis'];
 const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number }> = {
   old: { analysis: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0, layer: 'high' }, threads: 2 },
   '1.2': { analysis: { detector: 'mediapipe', batchWaitMs: 0, layer: 'high' }, threads: 2 },
-  nobatch: { analysis: { batchWaitMs: 0 } },
+  batch: { analysis: { batchWaitMs: 2 } },
   high: { analysis: { layer: 'high' } },
   new: { analysis: {} },
 };

@@ -190,7 +190,8 @@ export function defaults(): Config {
       detector: 'yunet',
       detectorSize: 320,
       layer: 'low',
-      batchWaitMs: 2,
+      // batching measured no gain for the edge encoder (bench:serve setups new and batch)
+      batchWaitMs: 0,
       // finding faces runs beside the encoder: one worker per core (README, bench:serve)
       landmarkWorkers: availableParallelism(),
       smallFaces: true,
