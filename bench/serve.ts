@@ -23,6 +23,7 @@ import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
 import { startServer } from '../src/serve/server.js';
+import { RelayHost } from './lib/relay-host.js';
 import { h264Clip, publishClip, subscribeEvents, TestPeer, until } from './lib/call.js';
 import { processes } from './lib/clips.js';
 import { arg, pct, procCpuMs } from './lib/measure.js';
@@ -66,6 +67,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
   );
   const sub = await subscribeEvents(s.url);
   const senders: Array<{ stop: () => void }> = [];
+  const relays = simulcast ? RelayHost.start() : null;
   const peers: TestPeer[] = [];
   const created = new Map<string, number>();
   try {
@@ -75,7 +77,9 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
       const p = await publishClip(peer, 1000 + i, {
         clip: h264Clip(CLIPS[i % CLIPS.length], senderSide),
-        ...(simulcast ? { lowLayer: { clip: h264Clip(CLIPS[i % CLIPS.length], Math.round((senderSide ?? 480) / 2)), scale: 2 } } : {}),
+        ...(simulcast
+          ? { lowLayer: { clip: h264Clip(CLIPS[i % CLIPS.length], Math.round((senderSide ?? 480) / 2)), scale: 2, relays: relays! } }
+          : {}),
         appData: { width: 512, height: 512 },
       });
       senders.push(p);
@@ -145,6 +149,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     };
   } finally {
     for (const p of senders) p.stop();
+    relays?.close();
     for (const p of peers) p.close();
     sub.ws.close();
     await s.close();

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { PipelineEvent } from '../../src/publish/events.js';
-import { UdpRelay } from './udp-relay.js';
+import type { RelayHost } from './relay-host.js';
 import { cachedClip, VIDEOS } from './clips.js';
 
 /** A signaling client as a test peer: requests with replies, notifications kept in order. */
@@ -171,15 +171,15 @@ export async function publishClip(
     to?: { ip: string; port: number };
     /**
      * Simulcast as a browser sends it: this smaller copy of the clip as the low layer
-     * beside the full one, two senders through one relay (one address, as from one
-     * browser), the producer declaring both encodings lowest first.
+     * beside the full one, two senders through one relay of `relays` (one address, as
+     * from one browser), the producer declaring both encodings lowest first.
      */
-    lowLayer?: { clip: string; scale: number };
+    lowLayer?: { clip: string; scale: number; relays: RelayHost };
   } = {},
 ): Promise<{ producerId: string; analysed: boolean; sender: ChildProcess; stop: () => void }> {
   const t = o.transport ?? (await peer.request<PlainTransportInfo>('createPlainTransport'));
-  const relay = o.lowLayer ? await UdpRelay.open(o.to ?? t) : null;
-  const to = relay ? { ip: '127.0.0.1', port: relay.port } : (o.to ?? t);
+  const relayPort = o.lowLayer ? await o.lowLayer.relays.open(o.to ?? t) : null;
+  const to = relayPort ? { ip: '127.0.0.1', port: relayPort } : (o.to ?? t);
   const sender = rtpSender(o.clip ?? h264Clip(), to.ip, to.port, t.rtcpPort, ssrc);
   const low = o.lowLayer ? rtpSender(o.lowLayer.clip, to.ip, to.port, t.rtcpPort, ssrc + 1) : null;
   const producer = h264Producer(ssrc);
@@ -192,7 +192,6 @@ export async function publishClip(
   const stop = (): void => {
     sender.kill('SIGKILL');
     low?.kill('SIGKILL');
-    relay?.close();
   };
   return { producerId: p.id, analysed: p.analysed, sender, stop };
 }

@@ -47,15 +47,18 @@ export class StreamFaceFinder implements Landmarker {
 
   static async create(o: FaceFinderOptions): Promise<StreamFaceFinder> {
     if (o.detector === 'yunet' && !o.yunetPath) throw new Error('detector yunet needs the YuNet model (models.yunet)');
+    const primary = o.detector === 'yunet';
+    // near faces at the frame's own size (or yunetSize if larger); small ones scaled up to 640
     const base = o.yunetPath
       ? await YuNetFaces.create(o.yunetPath, {
-          size: o.detector === 'yunet' ? o.yunetSize : SMALL_SIZE,
+          size: primary ? o.yunetSize : SMALL_SIZE,
+          upscale: !primary,
           maxFaces: o.maxFaces,
           ...DETECTION,
         })
       : null;
-    const near = o.detector === 'yunet' ? base : null;
-    const small = !o.smallFaces || !base ? null : base.size === SMALL_SIZE ? base : await base.resized(SMALL_SIZE);
+    const near = primary ? base : null;
+    const small = !o.smallFaces || !base ? null : !primary ? base : await base.resized(SMALL_SIZE, true);
     const mp = o.detector === 'mediapipe' || o.actions ? await FaceLandmarks.create(o) : null;
     return new StreamFaceFinder(o, near, small, base, mp);
   }

@@ -18,6 +18,8 @@ const STRIDES = [8, 16, 32] as const;
 export interface YuNetOptions {
   /** Longer side of the network input in pixels (320: near faces, fast; 640: small faces). */
   size: number;
+  /** Scale a frame smaller than `size` up to it (small faces), or keep it at its own size (near ones). */
+  upscale: boolean;
   scoreThreshold: number;
   nmsIou: number;
   maxFaces: number;
@@ -51,8 +53,8 @@ export class YuNetFaces {
   }
 
   /** A detector on the same session at another input size. */
-  resized(size: number): Promise<YuNetFaces> {
-    return YuNetFaces.create('', { ...this.o, size }, this.session);
+  resized(size: number, upscale: boolean): Promise<YuNetFaces> {
+    return YuNetFaces.create('', { ...this.o, size, upscale }, this.session);
   }
 
   get size(): number {
@@ -67,7 +69,8 @@ export class YuNetFaces {
 
   private async run(frame: RgbaFrame): Promise<DetectedFace[]> {
     const { width: w, height: h, data } = frame;
-    const k = this.o.size / Math.max(w, h); // scale the longer side to `size`, pad both to multiples of 32
+    // scale the longer side to `size` (or keep a smaller frame's own), pad both to multiples of 32
+    const k = Math.min(this.o.size / Math.max(w, h), this.o.upscale ? Infinity : 1);
     const sw = Math.min(this.o.size, Math.round(w * k));
     const sh = Math.min(this.o.size, Math.round(h * k));
     const iw = Math.ceil(sw / 32) * 32;
