@@ -1,13 +1,14 @@
 /**
  * End-to-end benchmark of the offline pipeline on a real clip; prints JSON.
  *
- *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads 2]
+ *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads N]
  *
  * Every frame is analysed (fps = the clip's rate by default). "streaming" is the path as
  * it was (MediaPipe on the main thread, a frame start to end); "pipelined" puts landmarks
  * on a worker thread and detects the next frame while this one is encoded (1.2.0);
  * "yunet" is today's default: YuNet's five points instead of MediaPipe's mesh, on the
- * worker, the next frame found while this one is encoded. CPU seconds per face-frame
+ * worker, the next frame found while this one is encoded, one onnxruntime thread (the
+ * others run with the two they shipped with; --threads sets all). CPU seconds per face-frame
  * count this process's threads and its decoder (a child, counted once it has exited). The "naive" run
  * re-encodes all T frames of a window each time the head runs, instead of reusing
  * the per-frame embeddings: the cost a non-streaming model split would pay.
@@ -25,7 +26,8 @@ import { sharedDir } from '../src/paths.js';
 import { arg, pct } from './lib/measure.js';
 
 const clip = join(sharedDir(), 'data', 'videos', arg('--clip', 'd18.mp4'));
-const threads = Number(arg('--threads', '2'));
+const threadsArg = arg('--threads', '');
+const threadsFor = (shipped: number): number => (threadsArg ? Number(threadsArg) : shipped);
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** CPU seconds of this process and of its children that have exited (getrusage). */
@@ -45,7 +47,12 @@ function decodeMsPerFrame(): number {
   return (performance.now() - t) / frames;
 }
 
-async function once(naive: boolean, landmarkWorkers: number, detector: 'yunet' | 'mediapipe'): Promise<Record<string, unknown>> {
+async function once(
+  naive: boolean,
+  landmarkWorkers: number,
+  detector: 'yunet' | 'mediapipe',
+  threads: number,
+): Promise<Record<string, unknown>> {
   const cfg = defaults();
   cfg.runtime = { ...cfg.runtime, providers: ['cpu'], threads };
   cfg.analysis = { ...cfg.analysis, landmarkWorkers, detector };
@@ -76,6 +83,7 @@ async function once(naive: boolean, landmarkWorkers: number, detector: 'yunet' |
   const t = a.times;
   await pipeline.close();
   return {
+    threads,
     faceFramesPerSecond: r2((t.faceFrames * 1000) / wall),
     // this process (all its threads) and its finished children (the decoder), so per-core comparisons are exact
     cpuSecondsPerFaceFrame: +(cpu / t.faceFrames).toFixed(4),
@@ -96,17 +104,16 @@ async function once(naive: boolean, landmarkWorkers: number, detector: 'yunet' |
 const decode = decodeMsPerFrame();
 // the old path: MediaPipe on this thread, one frame start to end; then landmarks on a worker,
 // the next frame detected while this one is encoded (analysis.landmarkWorkers); then YuNet there
-const streaming = await once(false, 0, 'mediapipe');
-const pipelined = await once(false, 1, 'mediapipe');
-const yunet = await once(false, 1, 'yunet');
-const naive = await once(true, 0, 'mediapipe');
+const streaming = await once(false, 0, 'mediapipe', threadsFor(2));
+const pipelined = await once(false, 1, 'mediapipe', threadsFor(2));
+const yunet = await once(false, 1, 'yunet', threadsFor(defaults().runtime.threads));
+const naive = await once(true, 0, 'mediapipe', threadsFor(2));
 const fps = (r: Record<string, unknown>): number => r['faceFramesPerSecond'] as number;
 const cpu = (r: Record<string, unknown>): number => r['cpuSecondsPerFaceFrame'] as number;
 process.stdout.write(
   `${JSON.stringify(
     {
       clip: arg('--clip', 'd18.mp4'),
-      threads,
       decodeMsPerFrame: r2(decode),
       streaming,
       pipelined,
