@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                          "recipe's spread")
     ap.add_argument("--soup", type=int, default=1,
                     help="train this many runs (seeds seed, seed + 1, ...) and keep the mean of their weights "
-                         "(arpgnet.soup), per fold and for --folds 0")
+                         "(experiments.soup), per fold and for --folds 0")
     ap.add_argument("--only-folds", type=fold_list, default=None,
                     help="run only these of the --folds subject folds, e.g. 1,3 (to split one measurement over "
                          "processes; the pooled figures then cover these folds only)")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                          "--teacher, an ensemble's soft targets (0 = off)")
     ap.add_argument("--temperature", type=float, default=2.0, help="softening of the distillation targets")
     ap.add_argument("--teacher", default=None,
-                    help="with --distill: distil towards these soft targets (arpgnet.ensemble --targets) on the "
+                    help="with --distill: distil towards these soft targets (experiments.ensemble --targets) on the "
                          "FER2013 replay instead of towards the starting model")
     ap.add_argument("--freeze", type=int, default=0, choices=range(4),
                     help="keep the stem and the first N backbone stages fixed in stage C (0 = tune all)")

@@ -5,7 +5,7 @@ embedding and one on the relation embedding, give both branches their own signal
 Stage B (train_head) then learns the fusion graph on T-frame clips of these
 embeddings. Resumable: rerunning the same command continues from `last.pt`.
 
-With --teacher (soft targets written by `arpgnet.ensemble --targets`) both classifiers
+With --teacher (soft targets written by `experiments.ensemble --targets`) both classifiers
 are also pulled towards an ensemble's predictions: one encoder learns what several
 independently trained models agree on, at the cost of one.
 """
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--augment", choices=["full", "light"], default="full",
                     help="light: smaller jitter and no occlusion boxes, for a last short cycle on a trained encoder")
     ap.add_argument("--teacher", default=None,
-                    help="soft targets (.npz from arpgnet.ensemble --targets) to distil on every training face")
+                    help="soft targets (.npz from experiments.ensemble --targets) to distil on every training face")
     ap.add_argument("--distill", type=float, default=0.7,
                     help="with --teacher: weight of the distillation term; 1 - this weights the labels")
     ap.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softening of both sides")

@@ -399,7 +399,7 @@ class FineTune(unittest.TestCase):
         import contextlib
         import io
 
-        from arpgnet.soup import main
+        from experiments.soup import main
 
         with tempfile.TemporaryDirectory() as d:
             err = io.StringIO()
@@ -410,7 +410,7 @@ class FineTune(unittest.TestCase):
 
 class Ensemble(unittest.TestCase):
     def test_the_average_of_two_models_can_fix_what_each_gets_wrong(self) -> None:
-        from arpgnet.ensemble import ensemble_accuracy
+        from experiments.ensemble import ensemble_accuracy
 
         labels = np.array([0, 1])
         a = np.array([[0.9, 0.1], [0.6, 0.4]])   # sure and right on 0, unsure and wrong on 1
@@ -465,7 +465,7 @@ class SymmetryAblation(unittest.TestCase):
 
         from PIL import Image
 
-        from arpgnet import ablate_symmetry
+        from experiments import ablate_symmetry
         from arpgnet.train_head import load_encoder
 
         cfg = preset("edge")
@@ -506,7 +506,7 @@ class MobileFaceWeights(unittest.TestCase):
     def test_the_pytorch_network_matches_tfjs_on_a_fixed_input(self) -> None:
         import json
 
-        from arpgnet import mobileface
+        from experiments import mobileface
 
         ref = json.loads((Path(__file__).parent / "fixtures" / "mobileface-tfjs.json").read_text())
         i = np.arange(112 * 112 * 3, dtype=np.float64)
@@ -526,7 +526,7 @@ class MobileFaceWeights(unittest.TestCase):
     def test_weights_of_another_shape_are_refused_with_their_name(self) -> None:
         from unittest import mock
 
-        from arpgnet import mobileface
+        from experiments import mobileface
 
         real = mobileface.read_weights
 
@@ -540,8 +540,8 @@ class MobileFaceWeights(unittest.TestCase):
             mobileface.load()
 
     def test_the_fer2013_classifier_sees_grey_crops_as_mobileface_input(self) -> None:
-        from arpgnet import mobileface
-        from arpgnet.transfer import Classifier
+        from experiments import mobileface
+        from experiments.transfer import Classifier
 
         grey = torch.rand(2, 1, 48, 48)
         x = mobileface.from_grey48(grey)

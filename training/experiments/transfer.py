@@ -1,15 +1,15 @@
 """Does face-recognition pre-training help on FER2013? MobileFace fine-tuned, pretrained vs random.
 
 The paper starts its appearance backbone from a face-recognition network. The one this
-project may use is MobileFace (`arpgnet.mobileface`); it is not our backbone, so the
+project may use is MobileFace (`experiments.mobileface`); it is not our backbone, so the
 question is asked on its own architecture: the same network and schedule trained on
 FER2013 once from its face-recognition weights and once from random ones. The paper's
 two learning rates apply: 1e-4 for pre-trained blocks, 1e-3 for new layers (the
 classifier, and every layer of the random network). FER2013's 48x48 grey faces are
 scaled to MobileFace's 112x112 and repeated over its three colour channels.
 
-  python -m arpgnet.transfer --init pretrained --epochs 6 --run runs/mobileface-pre
-  python -m arpgnet.transfer --init random --epochs 6 --run runs/mobileface-rand
+  python -m experiments.transfer --init pretrained --epochs 6 --run runs/mobileface-pre
+  python -m experiments.transfer --init random --epochs 6 --run runs/mobileface-rand
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from . import augment, mobileface
-from .common import ROOT, class_weights, save, seed_all, shared_dir, to_unit
-from .config import preset
-from .data import load_image_array, scan_images
+from arpgnet import augment
+from experiments import mobileface
+from arpgnet.common import ROOT, class_weights, save, seed_all, shared_dir, to_unit
+from arpgnet.config import preset
+from arpgnet.data import load_image_array, scan_images
 
 
 class Classifier(nn.Module):

@@ -3,7 +3,7 @@
 Each view is a small similarity about the input centre applied when sampling the
 aligned face: the TypeScript pipeline composes the same transform into its warp.
 
-  python -m arpgnet.still_views --encoder runs/encoder/encoder.pt [--head runs/head/head.pt]
+  python -m experiments.still_views --encoder runs/encoder/encoder.pt [--head runs/head/head.pt]
 prints FER2013 val accuracy of plain still clips versus view clips.
 """
 
@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import ROOT, normalise, shared_dir, to_unit
-from .config import ModelConfig, load_contract
-from .data import load_image_array, scan_images
-from .model import WindowHead
-from .train_head import load_encoder
+from arpgnet.common import ROOT, normalise, shared_dir, to_unit
+from arpgnet.config import ModelConfig, load_contract
+from arpgnet.data import load_image_array, scan_images
+from arpgnet.model import WindowHead
+from arpgnet.train_head import load_encoder
 
 
 def view_grid(views: list, size: int) -> torch.Tensor:

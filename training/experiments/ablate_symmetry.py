@@ -7,7 +7,7 @@ the two re-trained branches isolates the edges; comparing against the original e
 would mix in the difference between a full stage A and a short re-training. Both are
 saved as encoder checkpoints, so `arpgnet.evaluate` measures them like every other row:
 
-  python -m arpgnet.ablate_symmetry --encoder runs/encoder/encoder-swa.pt --out runs/ablation-symmetry
+  python -m experiments.ablate_symmetry --encoder runs/encoder/encoder-swa.pt --out runs/ablation-symmetry
   python -m arpgnet.evaluate --encoder runs/ablation-symmetry/symmetry-off.pt --only "ARPGNet (fusion graph, TRS)" \\
       --epochs 4 --folds 5 --out runs/ablation-symmetry/off --head-out runs/ablation-symmetry/off/head.pt
 """
@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import augment
-from .common import ROOT, class_weights, normalise, save, seed_all, shared_dir, to_unit
-from .config import ModelConfig
-from .data import load_image_array, scan_images
-from .model import FrameEncoder, RelationBranch
-from .train_head import load_encoder
+from arpgnet import augment
+from arpgnet.common import ROOT, class_weights, normalise, save, seed_all, shared_dir, to_unit
+from arpgnet.config import ModelConfig
+from arpgnet.data import load_image_array, scan_images
+from arpgnet.model import FrameEncoder, RelationBranch
+from arpgnet.train_head import load_encoder
 
 
 class RelationProbe(nn.Module):

@@ -3,7 +3,7 @@
 Stage C's `--wise` measures blends while it trains; this measures further alphas of a
 finished run without training again, and writes each blend where `arpgnet.export` reads it.
 
-  python -m arpgnet.blend --encoder runs/encoder/encoder-swa.pt --head runs/head-fer/head.pt \\
+  python -m experiments.blend --encoder runs/encoder/encoder-swa.pt --head runs/head-fer/head.pt \\
       --tuned runs/finetune3 --alphas 0.6,0.7
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
-from .mixing import alpha_name, blend, parse_alphas, save_and_measure
-from .stage_c import fer_val_clips, initial
-from .metrics import write
+from arpgnet.config import ModelConfig
+from arpgnet.mixing import alpha_name, blend, parse_alphas, save_and_measure
+from arpgnet.stage_c import fer_val_clips, initial
+from arpgnet.metrics import write
 
 
 def main(argv: list[str] | None = None) -> None:

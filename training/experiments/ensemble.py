@@ -5,7 +5,7 @@ average beats each alone tells whether distilling the ensemble into one edge enc
 is worth its training time (the ensemble itself is too slow to ship: one encoder pass
 per member per face).
 
-  python -m arpgnet.ensemble runs/encoder-r3/encoder-swa.pt:runs/head-fer-r3/head.pt \\
+  python -m experiments.ensemble runs/encoder-r3/encoder-swa.pt:runs/head-fer-r3/head.pt \\
       runs/encoder-wide/encoder-swa.pt:runs/head-fer-wide/head.pt
 
 With --targets FILE it also writes the ensemble's (mirror-averaged) probabilities on
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import ROOT, shared_dir, write_targets
-from .config import ModelConfig
-from .data import load_image_array, scan_images
-from .stage_c import fer_val_clips, initial, predict_proba
+from arpgnet.common import ROOT, shared_dir, write_targets
+from arpgnet.config import ModelConfig
+from arpgnet.data import load_image_array, scan_images
+from arpgnet.stage_c import fer_val_clips, initial, predict_proba
 
 
 def ensemble_accuracy(probs: list[np.ndarray], labels: np.ndarray) -> float:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import shared_dir
+from arpgnet.common import shared_dir
 
 WIDTHS = (32, 32, 32, 64, 128)  # stem, stages 1-4
 

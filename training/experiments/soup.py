@@ -6,7 +6,7 @@ the same size and cost that is better than their average run (Wortsman et al., 2
 Stage C keeps the backbone's batch-norm statistics fixed, so they need no re-estimation;
 those of the two embedding BatchNorm1d are averaged with the weights.
 
-  python -m arpgnet.soup runs/ft-s0 runs/ft-s1 runs/ft-s2 --out runs/ft-soup
+  python -m experiments.soup runs/ft-s0 runs/ft-s1 runs/ft-s2 --out runs/ft-soup
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
-from .mixing import save_and_measure, soup
-from .stage_c import fer_val_clips, initial
+from arpgnet.config import ModelConfig
+from arpgnet.mixing import save_and_measure, soup
+from arpgnet.stage_c import fer_val_clips, initial
 
 
 def main(argv: list[str] | None = None) -> None:
