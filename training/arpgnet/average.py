@@ -19,7 +19,7 @@ import torch
 from .common import ROOT, normalise, save, shared_dir, to_unit
 from .config import ModelConfig
 from .data import load_image_array, scan_images
-from .train_encoder import EncoderWithAux, evaluate
+from .encoders import EncoderWithAux, evaluate
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from . import clips
 from .common import ROOT, save, shared_dir
 from .data import subject_folds
 from .metrics import summarise, write
-from .train_head import eval_images, eval_sequences, fit_head, load_banks, load_encoder
+from .heads import eval_images, eval_sequences, fit_head, load_banks, load_encoder
 
 VARIANTS = {
     "ARPGNet (fusion graph, TRS)": {},
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         if main_row:
             write(fer_res, out / "fer2013-val", "FER2013 val (PublicTest), still clips")
             from .clips import image_clips
-            from .train_head import predict
+            from .heads import predict
 
             a, r = image_clips(val, np.arange(len(val.labels)), cfg.window, None, flip_average=True)
             flip = summarise(val.labels, predict(head, a, r), labels)

@@ -13,85 +13,10 @@ norm becomes an identity that only adds the fused bias.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import onnx
-import torch
-from onnx import numpy_helper
-
 from .common import save
-from .config import ModelConfig
-from .model import FrameEncoder
-
-# a fused convolution's batch norm is the module that follows it
-FUSED_NORM = {"stem.0": "stem.1", "conv1": "bn2", "conv2": "bn3", "down.0": "down.1"}
-
-
-def module_path(node_name: str) -> str:
-    """'/encoder/backbone/stage1/stage1.0/conv1/Conv' -> 'backbone.stage1.0.conv1'."""
-    parts: list[str] = []
-    for seg in node_name.strip("/").split("/")[1:-1]:
-        if parts and seg.startswith(parts[-1] + "."):
-            parts[-1] = seg
-        else:
-            parts.append(seg)
-    return ".".join(parts)
-
-
-def encoder_state(model: onnx.ModelProto, cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
-    state: dict[str, torch.Tensor] = {}
-    # parameters the exporter kept under their own names
-    for name, value in inits.items():
-        if name.startswith("encoder."):
-            state[name[len("encoder."):]] = value
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits:
-            # the exporter shares equal initialisers (fresh zeros, say) through Identity nodes
-            inits[node.output[0]] = inits[node.input[0]]
-            continue
-        weights = [i for i in node.input if i in inits and not i.startswith("encoder.")]
-        if not weights:
-            continue
-        path = module_path(node.name)
-        if node.op_type == "Conv":
-            state[f"{path}.weight"] = inits[weights[0]]
-            # the last one or two path segments name the convolution inside its block or Sequential
-            parent, leaf = next((path[: -len(k)], v) for k, v in FUSED_NORM.items() if path.endswith("." + k))
-            norm = parent + leaf
-            bias = inits[weights[1]]
-            c = bias.shape[0]
-            eps = 1e-5
-            # y = x * 1 / sqrt((1 - eps) + eps) + bias: an identity that adds the fused bias
-            state[f"{norm}.weight"] = torch.ones(c)
-            state[f"{norm}.bias"] = bias
-            state[f"{norm}.running_mean"] = torch.zeros(c)
-            state[f"{norm}.running_var"] = torch.full((c,), 1.0 - eps)
-            state[f"{norm}.num_batches_tracked"] = torch.tensor(0)
-        elif node.op_type == "PRelu":
-            state[f"{path}.weight"] = inits[weights[0]].reshape(-1)
-        elif node.op_type == "MatMul":
-            state[f"{path}.weight"] = inits[weights[0]].t().contiguous()
-        else:
-            raise ValueError(f"{node.name}: unexpected {node.op_type} with unnamed weights")
-    for k in list(state):
-        if k.endswith("running_var") and k.replace("running_var", "num_batches_tracked") not in state:
-            state[k.replace("running_var", "num_batches_tracked")] = torch.tensor(0)
-    return state
-
-
-def load_onnx_encoder(path: Path) -> tuple[FrameEncoder, ModelConfig, dict[str, str]]:
-    model = onnx.load(str(path))
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("arpgnet.kind") != "encoder":
-        raise SystemExit(f"{path}: not an arpgnet encoder (kind {meta.get('arpgnet.kind')!r})")
-    cfg = ModelConfig.from_json(json.loads(meta["arpgnet.config"]))
-    enc = FrameEncoder(cfg)
-    missing, unexpected = enc.load_state_dict(encoder_state(model, cfg), strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: weights do not fit the {cfg.preset} encoder (missing {missing}, unexpected {unexpected})")
-    return enc.eval(), cfg, meta
+from .onnx_import import load_onnx_encoder
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .config import preset
-from .export import export_encoder, export_head, metadata
+from .onnx_export import export_encoder, export_head, metadata
 from .model import FrameEncoder, WindowHead
 from .preprocess import template_to_frame, warp
 

@@ -31,7 +31,7 @@ from .common import ROOT, class_weights, distillation, normalise, seed_all, shar
 from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images
 from .model import ARPGNet
-from .train_head import load_encoder
+from .heads import load_encoder
 
 
 def _augment(x: Tensor, gen: torch.Generator, flip: Tensor) -> Tensor:

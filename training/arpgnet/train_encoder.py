@@ -21,41 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from . import augment
-from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, save, seed_all,
-                     shared_dir, to_unit)
-from .config import ModelConfig, preset
+from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, save, seed_all, shared_dir, to_unit)
+from .config import preset
 from .data import load_image_array, scan_images
-from .model import FrameEncoder
-
-
-class EncoderWithAux(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.encoder = FrameEncoder(cfg)
-        self.app_cls = nn.Linear(cfg.app_dim, cfg.num_classes)
-        self.rel_cls = nn.Linear(cfg.rel_dim, cfg.num_classes)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        app, rel = self.encoder(x)
-        return self.app_cls(app), self.rel_cls(rel)
-
-
-def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batch: int = 256) -> dict:
-    model.eval()
-    preds = {"app": [], "rel": [], "both": []}
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = normalise(to_unit(images[i:i + batch])).contiguous(memory_format=torch.channels_last)
-            a, r = model(x)
-            preds["app"].append(a.argmax(1))
-            preds["rel"].append(r.argmax(1))
-            preds["both"].append((a.softmax(1) + r.softmax(1)).argmax(1))
-    y = torch.from_numpy(labels)
-    return {k: float((torch.cat(v) == y).float().mean()) for k, v in preds.items()}
+from .encoders import EncoderWithAux, evaluate
 
 
 def main(argv: list[str] | None = None) -> None:

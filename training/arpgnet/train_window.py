@@ -29,8 +29,8 @@ from .common import ROOT, class_weights, save, seed_all, shared_dir
 from .config import ModelConfig
 from .data import scan_images, subject_folds
 from .dynamics import Mix, Pools, make_windows
-from .export import EncoderExport
-from .from_onnx import load_onnx_encoder
+from .onnx_export import EncoderExport
+from .onnx_import import load_onnx_encoder
 from .metrics import summarise
 from .model import WindowHead
 

@@ -31,7 +31,7 @@ from arpgnet.common import ROOT, class_weights, normalise, save, seed_all, share
 from arpgnet.config import ModelConfig
 from arpgnet.data import load_image_array, scan_images
 from arpgnet.model import FrameEncoder, RelationBranch
-from arpgnet.train_head import load_encoder
+from arpgnet.heads import load_encoder
 
 
 class RelationProbe(nn.Module):

@@ -22,7 +22,7 @@ from arpgnet.common import ROOT, normalise, shared_dir, to_unit
 from arpgnet.config import ModelConfig, load_contract
 from arpgnet.data import load_image_array, scan_images
 from arpgnet.model import WindowHead
-from arpgnet.train_head import load_encoder
+from arpgnet.heads import load_encoder
 
 
 def view_grid(views: list, size: int) -> torch.Tensor:

@@ -466,7 +466,7 @@ class SymmetryAblation(unittest.TestCase):
         from PIL import Image
 
         from experiments import ablate_symmetry
-        from arpgnet.train_head import load_encoder
+        from arpgnet.heads import load_encoder
 
         cfg = preset("edge")
         torch.manual_seed(0)

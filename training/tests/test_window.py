@@ -13,8 +13,8 @@ from arpgnet.calibration import ece, fit_temperature, softmax
 from arpgnet.clips import Bank, Sequences
 from arpgnet.config import preset
 from arpgnet.dynamics import Mix, Pools, make_windows, ramp
-from arpgnet.export import EncoderExport, export_encoder, metadata
-from arpgnet.from_onnx import load_onnx_encoder
+from arpgnet.onnx_export import EncoderExport, export_encoder, metadata
+from arpgnet.onnx_import import load_onnx_encoder
 from arpgnet.model import FrameEncoder, WindowHead
 
 
