@@ -118,6 +118,9 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       streams.reduce((a, x) => a + (x[k] - (stats0.get(x.producerId)?.[k] ?? 0)), 0) / n / (wall / 1000);
     const decodedFps = perStream('decoded');
     const analysedFps = perStream('analysed');
+    // fairness under load: each stream's own analysed rate, and the frames its decoder dropped
+    const own = streams.map((x) => (x.analysed - (stats0.get(x.producerId)?.analysed ?? 0)) / (wall / 1000));
+    const droppedEach = streams.map((x) => x.dropped - (stats0.get(x.producerId)?.dropped ?? 0));
     const a = { ...cfg.analysis, ...over };
     return {
       setup,
@@ -139,6 +142,10 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       latencyP95: Math.round(pct(lat, 95)),
       decodedFpsPerStream: +decodedFps.toFixed(1),
       analysedFpsPerStream: +analysedFps.toFixed(1),
+      analysedFpsMin: +Math.min(...own).toFixed(1),
+      analysedFpsMax: +Math.max(...own).toFixed(1),
+      droppedFramesMin: Math.min(...droppedEach),
+      droppedFramesMax: Math.max(...droppedEach),
       senderSide: senderSide ?? 0,
       simulcast,
       layer: streams[0]?.layer ?? 'none',
