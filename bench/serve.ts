@@ -2,15 +2,16 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--max 6] [--threads N] [--setups old,1.2,high,batch,new] [--streams 4,6,8] [--sender-side 320] [--max-side 320] [--simulcast]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--setups old,1.2,high,batch,new] [--streams 5,10 | --max 12] [--threads N] [--sender-side 320] [--max-side 320] [--single-layer]
  *
  * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
  * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, both with the two
  * onnxruntime threads they shipped with and decoding the full picture, `batch` today's
  * default with encoder calls batched across streams (2 ms), `high` today's default decoding the full simulcast
- * layer, `new` today's default); --threads overrides every setup's; --simulcast: each
- * sender publishes a half-size layer beside the full one; --streams: the stream
- * counts to try (default 1..max, stopping at the first that fails).
+ * layer, `new` today's default; default `old,new`); --threads overrides every setup's;
+ * each sender publishes a half-size simulcast layer beside the full one, as the call
+ * page does (--single-layer: only the full one); --streams: the stream counts to try
+ * (default 5,10), or --max N: 1..N, stopping at the first that fails.
  *
  * For 1, 2, ... concurrent streams: producer created -> first emotion event, CPU of
  * the server side (Node process + decoder processes + mediasoup worker; the senders
@@ -30,14 +31,14 @@ import { arg, pct, procCpuMs } from './lib/measure.js';
 
 const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
-const max = Number(arg('--max', '6'));
+const max = arg('--max', '') ? Number(arg('--max', '')) : null;
 const threadsArg = arg('--threads', '');
 /** Longest side of the analysed picture (analysis.maxSide; default 640). */
 const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefined;
 /** Longest side of what the senders send (default: the clips' own). */
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 /** Every sender publishes simulcast: a half-size layer beside the full one (as the call page does). */
-const simulcast = process.argv.includes('--simulcast');
+const simulcast = !process.argv.includes('--single-layer');
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 
 type Analysis = Config['analysis'];
@@ -187,12 +188,12 @@ function runStep(setup: string, n: number): Record<string, number | boolean | st
   return JSON.parse(out.toString().trim().split('\n').at(-1)!) as Record<string, number | boolean | string>;
 }
 
-const setups = arg('--setups', 'new').split(',');
-const counts = list(arg('--streams', ''));
+const setups = arg('--setups', 'old,new').split(',');
+const counts = list(arg('--streams', '')) ?? (max ? null : [5, 10]);
 const rows: Array<Record<string, number | boolean | string>> = [];
 const held: Record<string, number> = {};
 for (const setup of setups) {
-  for (const n of counts ?? Array.from({ length: max }, (_, i) => i + 1)) {
+  for (const n of counts ?? Array.from({ length: max ?? 10 }, (_, i) => i + 1)) {
     const r = runStep(setup, n);
     rows.push(r);
     process.stderr.write(`${JSON.stringify(r)}\n`);
