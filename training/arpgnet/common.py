@@ -88,3 +88,11 @@ def save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def optimiser_step(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler._LRScheduler, loss: Tensor) -> None:
+    """One optimiser step on `loss`, then one scheduler step (every training loop here)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()

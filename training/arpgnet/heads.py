@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import clips
-from .common import ROOT, check_config, class_weights, seed_all
+from .common import ROOT, check_config, class_weights, seed_all, optimiser_step
 from .config import ModelConfig
 from .data import scan_images
 from .metrics import summarise
@@ -67,10 +67,7 @@ def fit_head(cfg: ModelConfig, fer: clips.Bank, fer_idx: np.ndarray, seqs: clips
             y = torch.from_numpy(np.concatenate(ys))
             valid = clips.random_valid(len(y), t, rng)
             loss = F.cross_entropy(head(app, rel, valid), y, weight=weights, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimiser_step(opt, sched, loss)
     return head.eval()
 
 

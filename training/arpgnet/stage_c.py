@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from . import augment
-from .common import ROOT, class_weights, distillation, normalise, seed_all, shared_dir, to_unit
+from .common import ROOT, class_weights, distillation, normalise, seed_all, shared_dir, to_unit, optimiser_step
 from .config import ModelConfig
 from .data import load_image_array, sample_indices, scan_images
 from .model import ARPGNet
@@ -212,10 +212,7 @@ def finetune(cfg: ModelConfig, encoder_path: Path, head_path: Path | None, image
                         ta, tr = _embed(teacher, x, pos)
                         target = teacher.head(ta, tr, valid[len(si):])
                 loss = loss + distill * distillation(logits[len(si):], target, temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimiser_step(opt, sched, loss)
     return model.eval()
 
 

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment
-from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, save, seed_all, shared_dir, to_unit)
+from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, optimiser_step, save,
+                     seed_all, shared_dir, to_unit)
 from .config import preset
 from .data import load_image_array, scan_images
 from .encoders import EncoderWithAux, evaluate
@@ -137,10 +138,7 @@ def main(argv: list[str] | None = None) -> None:
                 q = torch.from_numpy(teacher[idx])
                 kd = distillation(a, q, args.temperature) + distillation(r, q, args.temperature)
                 loss = (1 - args.distill) * loss + args.distill * kd
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimiser_step(opt, sched, loss)
             seen += len(idx)
             correct += int((a.argmax(1) == y).sum())
             loss_sum += float(loss) * len(idx)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from . import clips
 from .calibration import ece, fit_temperature, softmax
-from .common import ROOT, class_weights, save, seed_all, shared_dir
+from .common import ROOT, class_weights, save, seed_all, shared_dir, optimiser_step
 from .config import ModelConfig
 from .data import scan_images, subject_folds
 from .dynamics import Mix, Pools, make_windows
@@ -88,10 +88,7 @@ def fit(cfg: ModelConfig, fer: clips.Bank, seqs: clips.Sequences | None, seq_idx
             chunk = [items[k] for k in order[step * batch:(step + 1) * batch]]
             app, rel, valid, y, _ = make_windows(pools, chunk, cfg.window, cfg.num_classes, rng, mix)
             loss = soft_loss(head(app, rel, valid), y, weights, smooth=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimiser_step(opt, sched, loss)
     return head.eval()
 
 

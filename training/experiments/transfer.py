@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from arpgnet import augment
 from experiments import mobileface
-from arpgnet.common import ROOT, class_weights, save, seed_all, shared_dir, to_unit
+from arpgnet.common import ROOT, class_weights, save, seed_all, shared_dir, to_unit, optimiser_step
 from arpgnet.config import preset
 from arpgnet.data import load_image_array, scan_images
 
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             y = torch.from_numpy(y_train[idx])
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimiser_step(opt, sched, loss)
             correct += int((logits.argmax(1) == y).sum())
         history.append({"epoch": epoch + 1, "init": args.init, "train_acc": correct / len(x_train),
                         "fer_val": accuracy(model, x_val, y_val, False), "seconds": round(time.time() - t0)})
