@@ -47,12 +47,17 @@ if [ ! -f dist/cli.js ] || [ -n "$(find src -newer dist/cli.js -name '*.ts' -pri
   npx tsc -p tsconfig.json
 fi
 
-# MediaPipe's landmarker: the configured folder, the shared models beside the project, or a download
+# MediaPipe's landmarker and YuNet: the configured folder, the shared models beside the project, or a download
 models=${ARPGNET_MODELS_DIR:-}
 shared=${ARPGNET_SHARED:-../shared}
 if [ -z "$models" ] && [ -f "$shared/models/mediapipe/face_landmarker.task" ]; then models="$shared/models"; fi
 if [ -z "$models" ]; then models=.cache/models; fi
 if [ ! -f "$models/mediapipe/face_landmarker.task" ]; then
-  echo "setup: no face_landmarker.task under $models; downloading it" >&2
-  node bin/arpgnet-edge.js models pull --dir "$models"
+  echo "setup: no face_landmarker.task under $models; downloading the face models" >&2
+  # YuNet failing after the landmarker is saved still leaves a working product
+  node bin/arpgnet-edge.js models pull --dir "$models" || [ -f "$models/mediapipe/face_landmarker.task" ]
+elif [ ! -f "$models/yunet/yunet_s_dynamic.onnx" ]; then
+  # without YuNet the product still runs: MediaPipe then finds the faces (slower)
+  echo "setup: no yunet/yunet_s_dynamic.onnx under $models; downloading it" >&2
+  node bin/arpgnet-edge.js models pull --dir "$models" || echo "setup: YuNet not downloaded; MediaPipe will find the faces" >&2
 fi

@@ -107,9 +107,11 @@ export function program(): Command {
   const models = p.command('models').description('model files');
   models
     .command('pull')
-    .description('download the MediaPipe face landmarker (sha256-checked) into the models directory')
+    .description(
+      'download what the models directory lacks: the MediaPipe face landmarker (size- or sha256-checked) and YuNet (checked by opening it)',
+    )
     .option('--dir <dir>', 'models directory (default: ARPGNET_MODELS_DIR or .cache/models)')
-    .option('--sha256 <hex>', 'refuse the download unless it has this sha256')
+    .option('--sha256 <hex>', 'refuse the landmarker download unless it has this sha256')
     .action(async (o: { dir?: string; sha256?: string }) => {
       process.exitCode = await modelsPull(o.dir, o.sha256, createLogger());
     });
