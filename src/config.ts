@@ -36,7 +36,7 @@ export const Config = z
       emit: z.object({ mode: z.enum(['window', 'change']), heartbeatMs: z.number().int().min(100) }),
       /**
        * Faces and alignment points: YuNet's five points (fast), or MediaPipe's mesh (adds
-       * head pose to each event's quality, costs about six times as much per frame).
+       * head pose to each event's quality, costs more: README, `npm run bench`).
        */
       detector: z.enum(['yunet', 'mediapipe']),
       /** YuNet's input for near faces, longer side in px (a multiple of 32). */

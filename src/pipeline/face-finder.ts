@@ -9,7 +9,7 @@ export type Detector = 'yunet' | 'mediapipe';
 export interface FaceFinderOptions extends LandmarkerOptions {
   /**
    * yunet: YuNet's own five points (fast; no head pose); mediapipe: the 478-point mesh
-   * (head pose, 16-17 ms a frame). Facial actions always come from MediaPipe, opened
+   * (head pose; costlier, see yunet.ts). Facial actions always come from MediaPipe, opened
    * for a yunet stream only while they are asked for.
    */
   detector: Detector;

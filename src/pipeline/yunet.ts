@@ -5,10 +5,10 @@ import type { DetectedFace, FaceBox, FivePoints } from './landmarker.js';
 import { iou } from './tracker.js';
 
 /**
- * YuNet (libfacedetection): a 75k-parameter face detector whose five keypoints (eye
+ * YuNet (libfacedetection): a small face detector whose five keypoints (eye
  * centres, nose tip, mouth corners) are the same five points the alignment uses, so it
- * can stand in for MediaPipe's 478-point mesh at a tenth of the cost (2-3 ms a frame at
- * a 320 px input against 16-17 ms). At a 640 px input it also finds the faces too small
+ * can stand in for MediaPipe's 478-point mesh at a fraction of its cost (`npm run bench`:
+ * the whole path's CPU per face-frame halved). At a 640 px input it also finds the faces too small
  * for MediaPipe's short-range detector (a kiosk user 1-3 m away, 24-40 px high).
  * The frame is scaled so its longer side is `size` and padded to multiples of 32 (the
  * network's coarsest stride), which the dynamic-shape export accepts.
