@@ -113,7 +113,7 @@ export class EmotionPipeline {
     return new StreamAnalyser({
       stream,
       model: this.model,
-      encode: this.batcher ? (f, n) => this.batcher!.encode(f, n) : undefined,
+      encode: this.batcher ? this.batcher.encode.bind(this.batcher) : undefined,
       faces,
       maxFaces: a.maxFaces,
       stride: a.stride,

@@ -1,10 +1,11 @@
+import type { Config } from '../config.js';
 import type { RgbaFrame } from '../ingest/frame.js';
 import type { Landmarker } from './landmark-pool.js';
 import { FaceLandmarks, type DetectedFace, type LandmarkerOptions } from './landmarker.js';
 import { YuNetFaces } from './yunet.js';
 
-/** Where a stream's faces and their five alignment points come from. */
-export type Detector = 'yunet' | 'mediapipe';
+/** Where a stream's faces and their five alignment points come from (analysis.detector). */
+export type Detector = Config['analysis']['detector'];
 
 export interface FaceFinderOptions extends LandmarkerOptions {
   /**
@@ -58,7 +59,7 @@ export class StreamFaceFinder implements Landmarker {
         })
       : null;
     const near = primary ? base : null;
-    const small = !o.smallFaces || !base ? null : !primary ? base : await base.resized(SMALL_SIZE, true);
+    const small = !o.smallFaces || !base ? null : !primary ? base : base.resized(SMALL_SIZE, true);
     const mp = o.detector === 'mediapipe' || o.actions ? await FaceLandmarks.create(o) : null;
     return new StreamFaceFinder(o, near, small, base, mp);
   }
@@ -77,20 +78,20 @@ export class StreamFaceFinder implements Landmarker {
   async setActions(on: boolean): Promise<void> {
     if (this.o.detector === 'mediapipe') return this.mp!.setActions(on);
     if (on && !this.mp) this.mp = await FaceLandmarks.create({ ...this.o, actions: true });
-    else if (!on && this.mp) {
-      const mp = this.mp;
-      this.mp = null;
-      // a frame may still be on it
-      void this.last.then(() => mp.close());
-    }
+    else if (!on && this.mp) this.retire(false);
   }
 
   close(): void {
+    this.retire(true);
+  }
+
+  /** Closes MediaPipe (and with `all` the YuNet session) once the frame that may still be on them is done. */
+  private retire(all: boolean): void {
     const mp = this.mp;
     this.mp = null;
     void this.last.then(async () => {
       mp?.close();
-      await this.owner?.close();
+      if (all) await this.owner?.close();
     });
   }
 }

@@ -42,19 +42,17 @@ export class YuNetFaces {
     private readonly o: YuNetOptions,
   ) {}
 
-  /** `session` may be shared by several detectors of different input sizes (the export takes any). */
-  static async create(modelPath: string, o: YuNetOptions, session?: ort.InferenceSession): Promise<YuNetFaces> {
+  static async create(modelPath: string, o: YuNetOptions): Promise<YuNetFaces> {
     if (o.size % 32) throw new Error(`YuNet input size must be a multiple of 32, got ${o.size}`);
-    if (session) return new YuNetFaces(session, o);
     const bytes = await readFile(modelPath).catch((e: Error) => {
       throw new Error(`face detector not readable at ${modelPath}: ${e.message}`);
     });
     return new YuNetFaces(await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 }), o);
   }
 
-  /** A detector on the same session at another input size. */
-  resized(size: number, upscale: boolean): Promise<YuNetFaces> {
-    return YuNetFaces.create('', { ...this.o, size, upscale }, this.session);
+  /** A detector on the same session at another input size (the export takes any; a multiple of 32). */
+  resized(size: number, upscale: boolean): YuNetFaces {
+    return new YuNetFaces(this.session, { ...this.o, size, upscale });
   }
 
   get size(): number {

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Stage } from '../pipeline/analyser.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { EventHub } from '../publish/ws-hub.js';
 import type { WorkerPool } from '../sfu/workers.js';
@@ -7,7 +8,7 @@ import type { LiveAnalysis } from './live-analysis.js';
 import type { Limits } from './limits.js';
 
 /** Stages timed per analysed frame (decode happens inside ffmpeg: its frames are counted, not timed). */
-export type Stage = 'landmarks' | 'align' | 'encoder' | 'head';
+export type { Stage } from '../pipeline/analyser.js';
 
 const MS_BUCKETS = [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500];
 

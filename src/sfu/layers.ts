@@ -1,7 +1,9 @@
 import type { types } from 'mediasoup';
+import type { Config } from '../config.js';
 import { analysisSize } from '../ingest/ffmpeg.js';
 
-export type LayerChoice = 'low' | 'high';
+/** analysis.layer */
+export type LayerChoice = Config['analysis']['layer'];
 
 export interface AnalysisPicture {
   /** The simulcast layer the analysis consumer asks for (absent: the producer sends one). */

@@ -2,10 +2,12 @@ import { concatMap, type OperatorFunction } from 'rxjs';
 import type { StreamAnalyser } from '../analyser.js';
 import type { Classified, Windowed } from './work.js';
 
+const NONE = new Float32Array(0);
+
 /** ARPGNet's fusion head on every due window of the frame, in one batch. */
 export function classify(s: StreamAnalyser): OperatorFunction<Windowed, Classified> {
   return concatMap(async (w) => {
-    if (!w.due.length) return { ...w, probs: new Float32Array(0) };
+    if (!w.due.length) return { ...w, probs: NONE };
     const t = performance.now();
     w.due.forEach(({ state }, slot) => state.window.writeTo(s.headApp, s.headRel, s.headValid, slot));
     const probs = await s.o.model.classify(s.headApp, s.headRel, s.headValid, w.due.length);
