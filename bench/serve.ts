@@ -178,10 +178,8 @@ if (step) {
  * before it (the last setup measured 20-40 % more CPU per frame than the same setup alone).
  */
 function runStep(setup: string, n: number): Record<string, number | boolean | string> {
-  const args = process.argv
-    .slice(2)
-    .filter((a, i, all) => a !== '--setups' && all[i - 1] !== '--setups' && a !== '--streams' && all[i - 1] !== '--streams');
-  const out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--step', `${setup}:${n}`], {
+  // the same options; a step reads only its own (--setups and --streams are the parent's)
+  const out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--step', `${setup}:${n}`], {
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 24,
   });
