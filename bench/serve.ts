@@ -175,7 +175,7 @@ if (step) {
 
 /**
  * Each step runs in a fresh process: in one long process a step paid for the ones
- * before it (the last setup measured 20-40 % more CPU per frame than the same setup alone).
+ * before it (the last setup measured more CPU per frame than the same setup alone).
  */
 function runStep(setup: string, n: number): Record<string, number | boolean | string> {
   // the same options; a step reads only its own (--setups and --streams are the parent's)
