@@ -104,6 +104,22 @@ class Windows(unittest.TestCase):
         self.assertTrue(np.all(valid[:, -1].numpy() == 1), "the newest frame is always real")
 
 
+    def test_held_out_sequences_never_enter_a_window(self) -> None:
+        """Per subject fold, stage D may draw CK+48 sequences only from the training
+        subjects (its seq_idx): a held-out sequence's frames never appear in a window."""
+        rng = np.random.default_rng(2)
+        base = _pools()
+        sb = Bank(torch.zeros(6, 4, 128), torch.zeros(6, 4, 128), np.array([7, 7, 7, 2, 2, 2]), ["c"] * 3 + ["d"] * 3)
+        sb.app[:3, :, 7] = 10.0
+        sb.app[3:, :, 100] = 1e3  # the held-out subject's frames carry a mark no other face has
+        seqs = Sequences(sb, np.array([[0, 1, 2], [3, 4, 5]]), np.array([7, 2]), ["c", "d"])
+        pools = Pools(base.fer, np.arange(len(base.fer.labels)), seqs, np.array([0]), 6)
+        targets = [((0, i), i % 7) for i in range(7)] * 40
+        app, _, _, _, _ = make_windows(pools, targets, 8, 8, rng, Mix(still=0, onset=0, offset=0, change=1), p_seq=1.0)
+        self.assertGreater(float(app[..., 7].max()), 0, "the training sequence is drawn")
+        self.assertEqual(float(app[..., 100].abs().max()), 0.0)
+
+
 class RecencyPooling(unittest.TestCase):
     def test_frames_masked_out_do_not_count(self) -> None:
         torch.manual_seed(0)

@@ -1,0 +1,131 @@
+"""The shipped model's whole recipe per CK+48 subject fold: the clean subject-independent number.
+
+The shipped encoder went through stage C on every CK+48 subject, so a head retrained per
+fold over it (`train_window --folds`) has seen the test subjects' faces through the
+encoder. Here each fold repeats what built the shipped model from the last point that
+never saw CK+48 (the stage-A encoder and the FER2013-only stage-B head):
+
+  stage C on the other folds' subjects -> that encoder exported to ONNX, mirror-averaged,
+  as it ships -> stage D's window head on its embeddings with the same subjects'
+  sequences -> the held-out subjects' sequences, label at the end.
+
+The stage-A encoder is 1.0.0's shipped encoder (FER2013 train only, frozen in 1.0.0's
+stage B), read back with `arpgnet.from_onnx`:
+
+  git show 3b43689:models/arpgnet-edge.encoder.onnx > runs/v1.0.0/arpgnet-edge.encoder.onnx
+  python3 -m arpgnet.from_onnx runs/v1.0.0/arpgnet-edge.encoder.onnx --out runs/clean/stage-a.pt
+  python3 -m arpgnet.train_head --encoder runs/clean/stage-a.pt --out runs/clean/head-fer --sequences 0
+  python3 -m arpgnet.folds --encoder runs/clean/stage-a.pt --head runs/clean/head-fer/head.pt \\
+      --results results/clean-ckplus48-folds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import clips
+from .clips import ck_sequence_rows
+from .common import ROOT, shared_dir
+from .config import ModelConfig
+from .data import load_image_array, scan_images, subject_folds
+from .dynamics import Mix
+from .metrics import summarise
+from .onnx_export import export_encoder, metadata
+from .stage_c import finetune, predict_clips
+from .windows import banks, fit, logits_of
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", required=True, help="stage-A encoder checkpoint (never saw CK+48)")
+    ap.add_argument("--head", required=True, help="stage-B head trained with --sequences 0 (never saw CK+48)")
+    ap.add_argument("--shared", default=None)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--only-folds", default=None, help="comma-separated fold numbers (0-based) to run")
+    ap.add_argument("--seed", type=int, default=0, help="fold f uses seed + f in both stages")
+    ap.add_argument("--stage-c-epochs", type=int, default=16, help="1.1.0's stage C: 16 epochs")
+    ap.add_argument("--fer-ratio", type=float, default=0.5, help="1.1.0's stage C: 0.5 replayed FER2013 clips")
+    ap.add_argument("--window-epochs", type=int, default=10, help="stage D as shipped: 10 epochs")
+    ap.add_argument("--sequences", type=int, default=12, help="stage D as shipped: each sequence 12 times an epoch")
+    ap.add_argument("--train-images", type=int, default=12000, help="stage D as shipped: 12,000 FER2013 faces")
+    ap.add_argument("--work", default=str(ROOT / "training" / "runs" / "clean-folds"),
+                    help="per-fold encoders (ONNX) are written here")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--results", default=None, help="write the measurements as JSON here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shared = shared_dir(args.shared)
+    ck = torch.load(args.encoder, map_location="cpu")
+    cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
+    window_cfg = cfg.replace(pooling="recency", mode="fusion", use_trs=True)
+    data = shared / "data"
+    cache = ROOT / "training" / "cache"
+    samples = scan_images(data / "ckplus48", cfg.labels)
+    images = load_image_array(samples, cfg.input_size, cache)
+    frames, labels, subjects = ck_sequence_rows(samples)
+    fer = scan_images(data / "fer2013" / "train", cfg.labels)
+    fer_images = load_image_array(fer, cfg.input_size, cache)
+    fer_labels = np.array([s.label for s in fer])
+    fold_of = np.array(subject_folds(subjects, args.folds))
+    only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+    names = list(cfg.labels)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict = {"command": "python3 -m arpgnet.folds " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "seed": args.seed, "commit": commit(), "folds": []}
+    truth, pred_c, pred_d = [], [], []
+    t0 = time.time()
+    for f in only:
+        train, test = np.nonzero(fold_of != f)[0], np.nonzero(fold_of == f)[0]
+        model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, fer_images,
+                         fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
+                         quiet=True)
+        # stage C's own head, as 1.1.0's fold protocol measured it
+        p_c = predict_clips(model, images[frames[test]], cfg.window, True)
+        onnx_path = work / f"fold-{f}.encoder.onnx"
+        export_encoder(model.encoder, cfg, onnx_path, 17,
+                       metadata(cfg, "encoder", f"fold-{f}", True,
+                                {"training_data": f"FER2013 train; CK+48 subjects outside fold {f} of {args.folds}"}),
+                       flip_average=True)
+        fer_bank, _, seqs = banks(onnx_path, shared, window_cfg, args.train_images)
+        if seqs.subjects != subjects:
+            raise SystemExit("CK+48 sequences came back in another order than stage C read them")
+        head = fit(window_cfg, fer_bank, seqs, train, args.window_epochs, args.seed + f, args.sequences, Mix(),
+                   quiet=True)
+        a, r = clips.sequence_clips(seqs, test, window_cfg.window, None)
+        p_d = logits_of(head, a, r).argmax(1)
+        row = {"fold": f, "n": len(test), "subjects": sorted({subjects[i] for i in test}),
+               "stage_c_accuracy": float((p_c == labels[test]).mean()),
+               "accuracy": float((p_d == labels[test]).mean()), "seconds": round(time.time() - t0)}
+        print(json.dumps(row), flush=True)
+        result["folds"].append(row)
+        truth.append(labels[test]), pred_c.append(p_c), pred_d.append(p_d)
+    y = np.concatenate(truth)
+    result["stage_c_head"] = summarise(y, np.concatenate(pred_c), names)
+    result["ckplus48_folds"] = summarise(y, np.concatenate(pred_d), names)
+    print(json.dumps({"ckplus48_folds_accuracy": result["ckplus48_folds"]["accuracy"],
+                      "uar": result["ckplus48_folds"]["uar"],
+                      "stage_c_head_accuracy": result["stage_c_head"]["accuracy"]}))
+    if args.results:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
