@@ -9,6 +9,8 @@ import { Labeller, shownLabels, UNCERTAIN } from '../src/pipeline/labeller.js';
 import { RateSampler } from '../src/pipeline/sampler.js';
 import { FaceTracker, iou } from '../src/pipeline/tracker.js';
 import { EmbeddingWindow } from '../src/pipeline/window.js';
+import { FrameCopies } from '../src/pipeline/stream.js';
+import type { Frame } from '../src/ingest/frame.js';
 import type { DetectedFace } from '../src/pipeline/landmarker.js';
 
 const template: Array<[number, number]> = [
@@ -126,6 +128,41 @@ describe('frame pool', () => {
     while (p.acquire()) n++;
     assert.equal(n, 5);
     assert.equal(p.dropped, 0);
+  });
+});
+
+describe('frame copies for the analysis', () => {
+  const frame = (index: number): Frame => ({
+    data: new Uint8Array(16).fill(index),
+    width: 2,
+    height: 2,
+    ts: index * 33,
+    index,
+    arrivedAt: 0,
+  });
+  it('a frame still being analysed keeps its pixels while later frames are sampled out', () => {
+    const copies = new FrameCopies();
+    const kept = copies.hold(frame(0));
+    // 10 fps from 30: the next two are left out (done at once), the third is analysed
+    for (const i of [1, 2]) copies.release(copies.hold(frame(i)));
+    const next = copies.hold(frame(3));
+    assert.ok(
+      kept.data.every((v) => v === 0),
+      'frame 0 overwritten by a later frame',
+    );
+    assert.ok(next.data.every((v) => v === 3));
+    copies.release(kept);
+    copies.release(next);
+    assert.ok(copies.allocated <= 3, `${copies.allocated} buffers for at most two frames in flight`);
+  });
+  it('a frame released twice is lent to one later frame only', () => {
+    const copies = new FrameCopies();
+    const a = copies.hold(frame(1));
+    copies.release(a);
+    copies.release(a);
+    const b = copies.hold(frame(2));
+    const c = copies.hold(frame(3));
+    assert.notEqual(b.data, c.data);
   });
 });
 

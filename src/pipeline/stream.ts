@@ -6,19 +6,34 @@ import type { StreamAnalyser } from './analyser.js';
 import type { Frame } from '../ingest/frame.js';
 import { analyseFrames } from './analysis.js';
 
-/** A small ring of frame copies in shared memory, reused in turn (at most `size` frames in flight). */
-class FrameCopies {
-  private readonly bufs: Uint8Array[] = [];
-  private k = 0;
+/**
+ * Frame copies in shared memory, each lent to one frame until the analysis is done with
+ * it. Not a ring: a frame sampled out is done at once while an older one may still be
+ * aligned, so reusing buffers in turn would let a later frame overwrite pixels that an
+ * earlier frame's face is still being cut from.
+ */
+export class FrameCopies {
+  private readonly free: Uint8Array[] = [];
+  private readonly lent = new Set<Uint8Array>();
 
-  constructor(private readonly size: number) {}
+  /** Buffers made so far (at most one more than the frames ever in flight at once). */
+  get allocated(): number {
+    return this.free.length + this.lent.size;
+  }
 
   hold(f: Frame): Frame {
-    const i = this.k++ % this.size;
-    let b = this.bufs[i];
-    if (!b || b.length !== f.data.length) this.bufs[i] = b = new Uint8Array(new SharedArrayBuffer(f.data.length));
+    let b = this.free.pop();
+    // a stream whose picture size changes gets buffers of the new size
+    while (b && b.length !== f.data.length) b = this.free.pop();
+    b ??= new Uint8Array(new SharedArrayBuffer(f.data.length));
     b.set(f.data);
+    this.lent.add(b);
     return { ...f, data: b };
+  }
+
+  /** The frame is through; a second call for the same frame changes nothing. */
+  release(f: Frame): void {
+    if (this.lent.delete(f.data)) this.free.push(f.data);
   }
 }
 
@@ -55,10 +70,11 @@ class FrameReader {
     private readonly ahead: number,
     private readonly onProgress?: (decoded: number) => void,
   ) {
-    this.copies = ahead > 1 ? new FrameCopies(ahead + 1) : null;
+    this.copies = ahead > 1 ? new FrameCopies() : null;
   }
 
-  readonly done = (): void => {
+  readonly done = (f: Frame): void => {
+    this.copies?.release(f);
     this.inFlight--;
     this.wake?.();
   };
