@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .clips import ck_sequence_rows
 from .common import ROOT, load_targets, shared_dir
 from .config import ModelConfig
-from .data import load_image_array, scan_images, subject_folds
+from .data import subject_folds
 from .metrics import summarise, write
 from .mixing import alpha_name, blend, parse_alphas, save_and_measure, soup
 from .model import ARPGNet
-from .stage_c import fer_val_clips, finetune, initial, predict_clips
+from .stage_c import fer_val_clips, finetune, initial, predict_clips, stage_c_data
 
 
 def fold_list(text: str) -> list[int]:
@@ -97,14 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     ck = torch.load(args.encoder, map_location="cpu")
     cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
-    data = shared_dir(args.shared) / "data"
-    cache = ROOT / "training" / "cache"
-    samples = scan_images(data / "ckplus48", cfg.labels)
-    images = load_image_array(samples, cfg.input_size, cache)
-    frames, labels, subjects = ck_sequence_rows(samples)
-    fer = scan_images(data / "fer2013" / "train", cfg.labels)
-    fer_images = load_image_array(fer, cfg.input_size, cache)
-    fer_labels = np.array([s.label for s in fer])
+    d = stage_c_data(shared_dir(args.shared), cfg)
+    images, frames, labels, subjects = d.images, d.frames, d.labels, d.subjects
+    fer, fer_images, fer_labels = d.fer, d.fer_images, d.fer_labels
     fer_targets = load_targets(Path(args.teacher), [str(s.frames[0]) for s in fer], fer_labels) if args.teacher else None
     if fer_targets is not None and args.distill <= 0:
         ap.error("--teacher needs --distill > 0")

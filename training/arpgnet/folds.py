@@ -32,14 +32,13 @@ import numpy as np
 import torch
 
 from . import clips
-from .clips import ck_sequence_rows
 from .common import ROOT, shared_dir
 from .config import ModelConfig
-from .data import load_image_array, scan_images, subject_folds
+from .data import subject_folds
 from .dynamics import Mix
 from .metrics import summarise
 from .onnx_export import export_encoder, metadata
-from .stage_c import finetune, predict_clips
+from .stage_c import finetune, predict_clips, stage_c_data
 from .windows import banks, fit, logits_of
 
 
@@ -74,14 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ck = torch.load(args.encoder, map_location="cpu")
     cfg = ModelConfig.from_json(ck["config"]).replace(mode="fusion")
     window_cfg = cfg.replace(pooling="recency", mode="fusion", use_trs=True)
-    data = shared / "data"
-    cache = ROOT / "training" / "cache"
-    samples = scan_images(data / "ckplus48", cfg.labels)
-    images = load_image_array(samples, cfg.input_size, cache)
-    frames, labels, subjects = ck_sequence_rows(samples)
-    fer = scan_images(data / "fer2013" / "train", cfg.labels)
-    fer_images = load_image_array(fer, cfg.input_size, cache)
-    fer_labels = np.array([s.label for s in fer])
+    d = stage_c_data(shared, cfg)
+    images, frames, labels, subjects = d.images, d.frames, d.labels, d.subjects
     fold_of = np.array(subject_folds(subjects, args.folds))
     only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
     names = list(cfg.labels)
@@ -93,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     for f in only:
         train, test = np.nonzero(fold_of != f)[0], np.nonzero(fold_of == f)[0]
-        model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, fer_images,
-                         fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
+        model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, d.fer_images,
+                         d.fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
                          quiet=True)
         # stage C's own head, as 1.1.0's fold protocol measured it
         p_c = predict_clips(model, images[frames[test]], cfg.window, True)

@@ -18,6 +18,7 @@ command line; `arpgnet.mixing` blends and soups what this trains.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,32 @@ from tqdm import tqdm
 from . import augment
 from .common import ROOT, class_weights, distillation, normalise, seed_all, shared_dir, to_unit, optimiser_step
 from .config import ModelConfig
-from .data import load_image_array, sample_indices, scan_images
+from .clips import ck_sequence_rows
+from .data import Sample, load_image_array, sample_indices, scan_images
 from .model import ARPGNet
 from .heads import load_encoder
+
+
+@dataclass
+class StageCData:
+    """CK+48 as sequences (rows of `images` per sequence, label, subject) and FER2013 train
+    for the replay, as 48x48 grey arrays."""
+    images: np.ndarray
+    frames: np.ndarray
+    labels: np.ndarray
+    subjects: list[str]
+    fer: list[Sample]
+    fer_images: np.ndarray
+    fer_labels: np.ndarray
+
+
+def stage_c_data(shared: Path, cfg: ModelConfig) -> StageCData:
+    data, cache = shared / "data", ROOT / "training" / "cache"
+    samples = scan_images(data / "ckplus48", cfg.labels)
+    frames, labels, subjects = ck_sequence_rows(samples)
+    fer = scan_images(data / "fer2013" / "train", cfg.labels)
+    return StageCData(load_image_array(samples, cfg.input_size, cache), frames, labels, subjects, fer,
+                      load_image_array(fer, cfg.input_size, cache), np.array([s.label for s in fer]))
 
 
 def _augment(x: Tensor, gen: torch.Generator, flip: Tensor) -> Tensor:
