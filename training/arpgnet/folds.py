@@ -107,17 +107,20 @@ def main(argv: list[str] | None = None) -> None:
                "stage_c_accuracy": float((p_c == labels[test]).mean()),
                "accuracy": float((p_d == labels[test]).mean()), "seconds": round(time.time() - t0)}
         print(json.dumps(row), flush=True)
-        result["folds"].append(row)
+        result["folds"].append({**row, "truth": labels[test].tolist(), "stage_c_prediction": p_c.tolist(),
+                                "prediction": p_d.tolist()})
         truth.append(labels[test]), pred_c.append(p_c), pred_d.append(p_d)
-    y = np.concatenate(truth)
-    result["stage_c_head"] = summarise(y, np.concatenate(pred_c), names)
-    result["ckplus48_folds"] = summarise(y, np.concatenate(pred_d), names)
+        # pooled over the folds run so far, written after each: a long run stopped part-way still says what it measured
+        y = np.concatenate(truth)
+        result["folds_run"] = [r["fold"] for r in result["folds"]]
+        result["stage_c_head"] = summarise(y, np.concatenate(pred_c), names)
+        result["ckplus48_folds"] = summarise(y, np.concatenate(pred_d), names)
+        if args.results:
+            Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.results).write_text(json.dumps(result, indent=1))
     print(json.dumps({"ckplus48_folds_accuracy": result["ckplus48_folds"]["accuracy"],
                       "uar": result["ckplus48_folds"]["uar"],
-                      "stage_c_head_accuracy": result["stage_c_head"]["accuracy"]}))
-    if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(result, indent=1))
+                      "stage_c_head_accuracy": result["stage_c_head"]["accuracy"], "folds_run": result["folds_run"]}))
 
 
 if __name__ == "__main__":
