@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-images", type=int, default=12000, help="stage D as shipped: 12,000 FER2013 faces")
     ap.add_argument("--work", default=str(ROOT / "training" / "runs" / "clean-folds"),
                     help="per-fold encoders (ONNX) are written here")
+    ap.add_argument("--reuse-stage-c", action="store_true",
+                    help="take each fold's stage-C encoder from --work (an earlier run of the same folds and seed) "
+                         "and only train and measure stage D: for stage-D variants")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results", default=None, help="write the measurements as JSON here")
     args = ap.parse_args(argv)
@@ -86,16 +89,21 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     for f in only:
         train, test = np.nonzero(fold_of != f)[0], np.nonzero(fold_of == f)[0]
-        model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, d.fer_images,
-                         d.fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
-                         quiet=True)
-        # stage C's own head, as 1.1.0's fold protocol measured it
-        p_c = predict_clips(model, images[frames[test]], cfg.window, True)
         onnx_path = work / f"fold-{f}.encoder.onnx"
-        export_encoder(model.encoder, cfg, onnx_path, 17,
-                       metadata(cfg, "encoder", f"fold-{f}", True,
-                                {"training_data": f"FER2013 train; CK+48 subjects outside fold {f} of {args.folds}"}),
-                       flip_average=True)
+        p_c = None
+        if args.reuse_stage_c:
+            if not onnx_path.exists():
+                raise SystemExit(f"--reuse-stage-c: {onnx_path} is missing (run the folds once without it)")
+        else:
+            model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, d.fer_images,
+                             d.fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
+                             quiet=True)
+            # stage C's own head, as 1.1.0's fold protocol measured it
+            p_c = predict_clips(model, images[frames[test]], cfg.window, True)
+            export_encoder(model.encoder, cfg, onnx_path, 17,
+                           metadata(cfg, "encoder", f"fold-{f}", True,
+                                    {"training_data": f"FER2013 train; CK+48 subjects outside fold {f} of {args.folds}"}),
+                           flip_average=True)
         fer_bank, _, seqs = banks(onnx_path, shared, window_cfg, args.train_images)
         if seqs.subjects != subjects:
             raise SystemExit("CK+48 sequences came back in another order than stage C read them")
@@ -104,23 +112,26 @@ def main(argv: list[str] | None = None) -> None:
         a, r = clips.sequence_clips(seqs, test, window_cfg.window, None)
         p_d = logits_of(head, a, r).argmax(1)
         row = {"fold": f, "n": len(test), "subjects": sorted({subjects[i] for i in test}),
-               "stage_c_accuracy": float((p_c == labels[test]).mean()),
+               "stage_c_accuracy": None if p_c is None else float((p_c == labels[test]).mean()),
                "accuracy": float((p_d == labels[test]).mean()), "seconds": round(time.time() - t0)}
         print(json.dumps(row), flush=True)
-        result["folds"].append({**row, "truth": labels[test].tolist(), "stage_c_prediction": p_c.tolist(),
-                                "prediction": p_d.tolist()})
-        truth.append(labels[test]), pred_c.append(p_c), pred_d.append(p_d)
+        result["folds"].append({**row, "truth": labels[test].tolist(),
+                                "stage_c_prediction": None if p_c is None else p_c.tolist(), "prediction": p_d.tolist()})
+        truth.append(labels[test]), pred_d.append(p_d)
+        if p_c is not None:
+            pred_c.append(p_c)
         # pooled over the folds run so far, written after each: a long run stopped part-way still says what it measured
         y = np.concatenate(truth)
         result["folds_run"] = [r["fold"] for r in result["folds"]]
-        result["stage_c_head"] = summarise(y, np.concatenate(pred_c), names)
+        if pred_c:
+            result["stage_c_head"] = summarise(y, np.concatenate(pred_c), names)
         result["ckplus48_folds"] = summarise(y, np.concatenate(pred_d), names)
         if args.results:
             Path(args.results).parent.mkdir(parents=True, exist_ok=True)
             Path(args.results).write_text(json.dumps(result, indent=1))
     print(json.dumps({"ckplus48_folds_accuracy": result["ckplus48_folds"]["accuracy"],
                       "uar": result["ckplus48_folds"]["uar"],
-                      "stage_c_head_accuracy": result["stage_c_head"]["accuracy"], "folds_run": result["folds_run"]}))
+                      "stage_c_head_accuracy": result.get("stage_c_head", {}).get("accuracy"), "folds_run": result["folds_run"]}))
 
 
 if __name__ == "__main__":
