@@ -15,7 +15,6 @@
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { lastValueFrom, toArray } from 'rxjs';
 import { loadConfig, type Config } from '../src/config.js';
 import { evaluate } from '../src/eval/evaluate.js';
@@ -24,7 +23,8 @@ import { silentLogger } from '../src/log.js';
 import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import { shownLabels } from '../src/pipeline/labeller.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
-import { ROOT, sharedDir } from '../src/paths.js';
+import { sharedDir } from '../src/paths.js';
+import { commit } from './lib/measure.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -156,8 +156,7 @@ for (const s of setups) {
     devSequences: arg('--only') === 'clips' ? [] : [await sequences(s.cfg, 30), await sequences(s.cfg, 10)],
   });
 }
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
-const out = { command: `npm run bench:labels -- ${process.argv.slice(2).join(' ')}`.trim(), commit, seed: null, results };
+const out = { command: `npm run bench:labels -- ${process.argv.slice(2).join(' ')}`.trim(), commit: commit(), seed: null, results };
 const text = JSON.stringify(out, null, 1);
 const file = arg('--out');
 if (file) writeFileSync(file, `${text}\n`);
