@@ -12,6 +12,8 @@ done by `sample_indices`.
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 import hashlib
 import re
 from dataclasses import dataclass
@@ -177,3 +179,10 @@ def subject_folds(subjects: list[str], k: int) -> list[int]:
     """Fold id per sample from its subject id: no subject is in two folds."""
     fold_of = {s: i % k for i, s in enumerate(sorted(set(subjects)))}
     return [fold_of[s] for s in subjects]
+
+
+def fold_list(text: str) -> list[int]:
+    try:
+        return sorted({int(f) for f in text.split(",")})
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a comma-separated list of fold numbers") from None

@@ -19,18 +19,11 @@ import torch
 
 from .common import ROOT, load_targets, shared_dir
 from .config import ModelConfig
-from .data import subject_folds
+from .data import fold_list, subject_folds
 from .metrics import summarise, write
 from .mixing import alpha_name, blend, parse_alphas, save_and_measure, soup
 from .model import ARPGNet
 from .stage_c import fer_val_clips, finetune, initial, predict_clips, stage_c_data
-
-
-def fold_list(text: str) -> list[int]:
-    try:
-        return sorted({int(f) for f in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fold numbers") from None
 
 
 def main(argv: list[str] | None = None) -> None:

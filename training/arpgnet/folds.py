@@ -34,7 +34,7 @@ import torch
 from . import clips
 from .common import ROOT, shared_dir
 from .config import ModelConfig
-from .data import subject_folds
+from .data import fold_list, subject_folds
 from .dynamics import Mix
 from .metrics import summarise
 from .onnx_export import export_encoder, metadata
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--head", required=True, help="stage-B head trained with --sequences 0 (never saw CK+48)")
     ap.add_argument("--shared", default=None)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--only-folds", default=None, help="comma-separated fold numbers (0-based) to run")
+    ap.add_argument("--only-folds", type=fold_list, default=None, help="comma-separated fold numbers (0-based) to run")
     ap.add_argument("--seed", type=int, default=0, help="fold f uses seed + f in both stages")
     ap.add_argument("--stage-c-epochs", type=int, default=16, help="1.1.0's stage C: 16 epochs")
     ap.add_argument("--fer-ratio", type=float, default=0.5, help="1.1.0's stage C: 0.5 replayed FER2013 clips")
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     d = stage_c_data(shared, cfg)
     images, frames, labels, subjects = d.images, d.frames, d.labels, d.subjects
     fold_of = np.array(subject_folds(subjects, args.folds))
-    only = [int(f) for f in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+    only = args.only_folds or list(range(args.folds))
+    if not set(only) <= set(range(args.folds)):
+        ap.error(f"--only-folds: folds are numbered 0 to {args.folds - 1}")
     names = list(cfg.labels)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
