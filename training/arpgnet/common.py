@@ -39,9 +39,14 @@ def to_unit(batch_u8: np.ndarray) -> Tensor:
 
 def class_weights(labels: np.ndarray, n: int) -> Tensor:
     """(median / count)^0.5: lifts rare classes (disgust) without drowning the common ones."""
-    counts = np.bincount(labels, minlength=n).astype(np.float64)
+    return mass_weights(np.bincount(labels, minlength=n).astype(np.float64))
+
+
+def mass_weights(mass: np.ndarray) -> Tensor:
+    """class_weights' rule on any per-class amount (counts, or soft-target mass)."""
+    counts = np.asarray(mass, dtype=np.float64)
     present = counts > 0
-    w = np.ones(n)
+    w = np.ones(len(counts))
     w[present] = np.sqrt(np.median(counts[present]) / counts[present])
     return torch.tensor(w, dtype=torch.float32)
 

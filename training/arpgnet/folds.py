@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--window-epochs", type=int, default=10, help="stage D as shipped: 10 epochs")
     ap.add_argument("--sequences", type=int, default=12, help="stage D as shipped: each sequence 12 times an epoch")
     ap.add_argument("--train-images", type=int, default=12000, help="stage D as shipped: 12,000 FER2013 faces")
+    ap.add_argument("--still", type=float, default=Mix.still, help="stage D's share of still windows (the rest move)")
+    ap.add_argument("--balance", default="items", choices=["items", "mass"],
+                    help="stage D's class weights: from the items' labels (1.2.0) or the windows' target mass")
+    ap.add_argument("--init", default="new", choices=["new", "stage-c"],
+                    help="stage D's head starts new (1.2.0) or from the fold's stage-C head (kept in --work)")
+    ap.add_argument("--window-lr", type=float, default=1e-3,
+                    help="stage D's learning rate: 1e-3 for a new head (the paper's), 1e-4 for one that starts trained")
     ap.add_argument("--work", default=str(ROOT / "training" / "runs" / "clean-folds"),
                     help="per-fold encoders (ONNX) are written here")
     ap.add_argument("--reuse-stage-c", action="store_true",
@@ -91,17 +98,20 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     for f in only:
         train, test = np.nonzero(fold_of != f)[0], np.nonzero(fold_of == f)[0]
-        onnx_path = work / f"fold-{f}.encoder.onnx"
+        onnx_path, head_c_path = work / f"fold-{f}.encoder.onnx", work / f"fold-{f}.head-c.pt"
         p_c = None
         if args.reuse_stage_c:
             if not onnx_path.exists():
                 raise SystemExit(f"--reuse-stage-c: {onnx_path} is missing (run the folds once without it)")
+            if args.init == "stage-c" and not head_c_path.exists():
+                raise SystemExit(f"--init stage-c: {head_c_path} is missing (run the folds once without --reuse-stage-c)")
         else:
             model = finetune(cfg, Path(args.encoder), Path(args.head), images, frames, labels, train, d.fer_images,
                              d.fer_labels, epochs=args.stage_c_epochs, fer_ratio=args.fer_ratio, seed=args.seed + f,
                              quiet=True)
             # stage C's own head, as 1.1.0's fold protocol measured it
             p_c = predict_clips(model, images[frames[test]], cfg.window, True)
+            torch.save(model.head.state_dict(), head_c_path)
             export_encoder(model.encoder, cfg, onnx_path, 17,
                            metadata(cfg, "encoder", f"fold-{f}", True,
                                     {"training_data": f"FER2013 train; CK+48 subjects outside fold {f} of {args.folds}"}),
@@ -109,16 +119,19 @@ def main(argv: list[str] | None = None) -> None:
         fer_bank, _, seqs = banks(onnx_path, shared, window_cfg, args.train_images)
         if seqs.subjects != subjects:
             raise SystemExit("CK+48 sequences came back in another order than stage C read them")
-        head = fit(window_cfg, fer_bank, seqs, train, args.window_epochs, args.seed + f, args.sequences, Mix(),
-                   quiet=True)
+        head = fit(window_cfg, fer_bank, seqs, train, args.window_epochs, args.seed + f, args.sequences,
+                   Mix(still=args.still), quiet=True, balance=args.balance, lr=args.window_lr,
+                   init=torch.load(head_c_path) if args.init == "stage-c" else None)
         a, r = clips.sequence_clips(seqs, test, window_cfg.window, None)
-        p_d = logits_of(head, a, r).argmax(1)
+        z_d = logits_of(head, a, r)
+        p_d = z_d.argmax(1)
         row = {"fold": f, "n": len(test), "subjects": sorted({subjects[i] for i in test}),
                "stage_c_accuracy": None if p_c is None else float((p_c == labels[test]).mean()),
                "accuracy": float((p_d == labels[test]).mean()), "seconds": round(time.time() - t0)}
         print(json.dumps(row), flush=True)
         result["folds"].append({**row, "truth": labels[test].tolist(),
-                                "stage_c_prediction": None if p_c is None else p_c.tolist(), "prediction": p_d.tolist()})
+                                "stage_c_prediction": None if p_c is None else p_c.tolist(), "prediction": p_d.tolist(),
+                                "logits": np.round(z_d, 4).tolist()})
         truth.append(labels[test]), pred_d.append(p_d)
         if p_c is not None:
             pred_c.append(p_c)

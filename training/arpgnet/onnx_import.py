@@ -1,5 +1,5 @@
-"""A shipped ONNX frame encoder read back into the PyTorch FrameEncoder (fused batch norms
-undone into identity norms that add the fused bias)."""
+"""Shipped ONNX files read back into PyTorch: the frame encoder (fused batch norms undone
+into identity norms that add the fused bias) and the window head."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import torch
 from onnx import numpy_helper
 
 from .config import ModelConfig
-from .model import FrameEncoder
+from .model import FrameEncoder, WindowHead
 
 
 # a fused convolution's batch norm is the module that follows it
 FUSED_NORM = {"stem.0": "stem.1", "conv1": "bn2", "conv2": "bn3", "down.0": "down.1"}
 
 
-def module_path(node_name: str) -> str:
-    """'/encoder/backbone/stage1/stage1.0/conv1/Conv' -> 'backbone.stage1.0.conv1'."""
+def module_path(node_name: str, skip: int = 1) -> str:
+    """'/encoder/backbone/stage1/stage1.0/conv1/Conv' -> 'backbone.stage1.0.conv1' (the
+    encoder is exported inside a wrapper: `skip` drops its segment)."""
     parts: list[str] = []
-    for seg in node_name.strip("/").split("/")[1:-1]:
+    for seg in node_name.strip("/").split("/")[skip:-1]:
         if parts and seg.startswith(parts[-1] + "."):
             parts[-1] = seg
         else:
@@ -82,3 +83,43 @@ def load_onnx_encoder(path: Path) -> tuple[FrameEncoder, ModelConfig, dict[str, 
     if missing or unexpected:
         raise SystemExit(f"{path}: weights do not fit the {cfg.preset} encoder (missing {missing}, unexpected {unexpected})")
     return enc.eval(), cfg, meta
+
+
+def head_state(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
+    """Named initialisers are the head's own parameters; linear weights are stored
+    transposed under generated names (found by the MatMul that uses them), and the node
+    type embeddings `kind` as the two generated addends after the position encoding."""
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
+    # a calibrated head is exported inside a wrapper (`Calibrated.head`)
+    wrapped = any(k.startswith("head.") for k in inits)
+    prefix = "head." if wrapped else ""
+    state = {k[len(prefix):]: v for k, v in inits.items() if not k.startswith("onnx::")}
+    kinds: list[torch.Tensor] = []
+    for node in model.graph.node:
+        generated = [i for i in node.input if i.startswith("onnx::") and i in inits]
+        if not generated:
+            continue
+        if node.op_type == "MatMul":
+            state[f"{module_path(node.name, skip=int(wrapped))}.weight"] = inits[generated[0]].t().contiguous()
+        elif node.op_type == "Add" and len(kinds) < 2:
+            kinds.append(inits[generated[0]])
+        else:
+            raise ValueError(f"{node.name}: unexpected {node.op_type} with unnamed weights")
+    if kinds:
+        state["kind"] = torch.stack(kinds)
+    return state
+
+
+def load_onnx_head(path: Path) -> tuple[WindowHead, ModelConfig, dict[str, str]]:
+    """The head as exported; a temperature exported inside it (metadata `temperature`) is
+    not part of WindowHead and is returned in the metadata for the caller to apply."""
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("arpgnet.kind") != "head":
+        raise SystemExit(f"{path}: not an arpgnet head (kind {meta.get('arpgnet.kind')!r})")
+    cfg = ModelConfig.from_json(json.loads(meta["arpgnet.config"]))
+    head = WindowHead(cfg)
+    missing, unexpected = head.load_state_dict(head_state(model), strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{path}: weights do not fit the {cfg.preset} head (missing {missing}, unexpected {unexpected})")
+    return head.eval(), cfg, meta

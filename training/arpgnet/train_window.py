@@ -24,7 +24,7 @@ from . import clips
 from .common import ROOT, save, shared_dir
 from .data import subject_folds
 from .dynamics import Mix
-from .onnx_import import load_onnx_encoder
+from .onnx_import import load_onnx_encoder, load_onnx_head
 from .metrics import summarise
 from .windows import banks, calibrate, fer_val_logits, fit, logits_of, moving_val
 
@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-images", type=int, default=12000, help="FER2013 train faces in the bank (0 = all)")
     ap.add_argument("--sequences", type=int, default=6, help="times each CK+48 sequence is a target per epoch")
     ap.add_argument("--still", type=float, default=Mix.still, help="share of still windows (the rest move)")
+    ap.add_argument("--balance", default="items", choices=["items", "mass"],
+                    help="class weights from the items' labels (1.2.0) or from the windows' soft-target mass")
+    ap.add_argument("--init-head", default=None,
+                    help="start from a trained head (ONNX, e.g. 1.1.0's stage-C head) instead of a new one")
+    ap.add_argument("--lr", type=float, default=1e-3,
+                    help="1e-3 for a new head (the paper's rate for new layers), 1e-4 for one that starts trained")
     ap.add_argument("--pooling", default="recency", choices=["recency", "mean"])
     ap.add_argument("--mode", default="fusion", choices=["fusion", "appearance", "relation", "concat"],
                     help="ablations: one branch alone, or both concatenated without the fusion graph")
@@ -51,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     _, enc_cfg, _ = load_onnx_encoder(Path(args.encoder_onnx))
     cfg = enc_cfg.replace(pooling=args.pooling, mode=args.mode, use_trs=not args.no_trs)
     mix = Mix(still=args.still)
+    init = None
+    if args.init_head:
+        start, start_cfg, _ = load_onnx_head(Path(args.init_head))
+        if (start_cfg.labels, start_cfg.window, start_cfg.mode) != (cfg.labels, cfg.window, cfg.mode):
+            raise SystemExit(f"{args.init_head}: another label set, window or mode than the encoder's head")
+        init = start.state_dict()
     fer, val, seqs = banks(Path(args.encoder_onnx), shared_dir(args.shared), cfg, args.train_images)
     result: dict = {"command": "python3 -m arpgnet.train_window " + " ".join(argv or __import__("sys").argv[1:]),
                     "seed": args.seed, "mix": mix.__dict__}
@@ -58,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         fold_of = np.array(subject_folds(seqs.subjects, args.folds))
         truth, pred = [], []
         for f in range(args.folds):
-            head = fit(cfg, fer, seqs, np.nonzero(fold_of != f)[0], args.epochs, args.seed + f, args.sequences, mix)
+            head = fit(cfg, fer, seqs, np.nonzero(fold_of != f)[0], args.epochs, args.seed + f, args.sequences, mix,
+                       balance=args.balance, lr=args.lr, init=init)
             idx = np.nonzero(fold_of == f)[0]
             a, r = clips.sequence_clips(seqs, idx, cfg.window, None)
             p = logits_of(head, a, r).argmax(1)
@@ -69,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"ckplus48_folds_accuracy": result["ckplus48_folds"]["accuracy"],
                           "uar": result["ckplus48_folds"]["uar"]}))
     else:
-        head = fit(cfg, fer, seqs, np.arange(len(seqs.labels)), args.epochs, args.seed, args.sequences, mix)
+        head = fit(cfg, fer, seqs, np.arange(len(seqs.labels)), args.epochs, args.seed, args.sequences, mix,
+                   balance=args.balance, lr=args.lr, init=init)
         z = fer_val_logits(head, val, cfg)
         result["fer2013_val"] = summarise(val.labels, z.argmax(1), list(cfg.labels))
         result["calibration"] = calibrate(z, val.labels)

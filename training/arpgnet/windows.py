@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from . import clips
 from .calibration import ece, fit_temperature, softmax
-from .common import ROOT, class_weights, seed_all, optimiser_step
+from .common import ROOT, class_weights, mass_weights, seed_all, optimiser_step
 from .config import ModelConfig
 from .data import scan_images
 from .dynamics import Mix, Pools, make_windows
@@ -52,19 +52,44 @@ def soft_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor 
     return per.mean()
 
 
+def target_mass(pools: Pools, items: list[tuple[tuple[int, int], int]], cfg: ModelConfig, mix: Mix,
+                rng: np.random.Generator, draws: int = 4096) -> np.ndarray:
+    """Each class's share of the soft targets the windows of an epoch carry. Offsets and
+    unfinished onsets move target mass from the expression to neutral, so counting the
+    items' labels undercounts neutral (about threefold with the default mix)."""
+    pick = rng.choice(len(items), size=min(draws, len(items)), replace=False)
+    _, _, _, y, _ = make_windows(pools, [items[k] for k in pick], cfg.window, cfg.num_classes, rng, mix)
+    m = y.sum(0).double().numpy()
+    return m / m.sum()
+
+
 def fit(cfg: ModelConfig, fer: clips.Bank, seqs: clips.Sequences | None, seq_idx: np.ndarray, epochs: int,
-        seed: int, seq_repeat: int, mix: Mix, batch: int = 128, lr: float = 1e-3, quiet: bool = False) -> WindowHead:
+        seed: int, seq_repeat: int, mix: Mix, batch: int = 128, lr: float = 1e-3, quiet: bool = False,
+        balance: str = "items", init: dict[str, torch.Tensor] | None = None) -> WindowHead:
+    """`balance`: class weights from the items' labels (1.2.0) or from the windows' target mass.
+    `init`: a trained head's weights to start from (a mean-pooling head lacks only the
+    recency pooling's, which start new)."""
     seed_all(seed)
     rng = np.random.default_rng(seed)
     head = WindowHead(cfg)
+    if init is not None:
+        missing, unexpected = head.load_state_dict(init, strict=False)
+        if unexpected or any(not k.startswith("pool_") for k in missing):
+            raise ValueError(f"init head does not fit: missing {missing}, unexpected {unexpected}")
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     fer_idx = np.arange(len(fer.labels))
     pools = Pools(fer, fer_idx, seqs, seq_idx, cfg.labels.index("neutral"))
     items = [((0, int(i)), int(fer.labels[i])) for i in fer_idx]
     if seqs is not None:
         items += [((1, int(i)), int(seqs.labels[i])) for i in np.repeat(seq_idx, seq_repeat)]
-    all_labels = np.array([y for _, y in items])
-    weights = class_weights(all_labels, cfg.num_classes)
+    if balance == "mass":
+        weights = mass_weights(target_mass(pools, items, cfg, mix, np.random.default_rng(seed + 10_000)))
+        if not quiet:
+            print("class weights from target mass:", [round(float(w), 3) for w in weights])
+    elif balance == "items":
+        weights = class_weights(np.array([y for _, y in items]), cfg.num_classes)
+    else:
+        raise ValueError(f"balance: 'items' or 'mass', not {balance!r}")
     steps = math.ceil(len(items) / batch)
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))

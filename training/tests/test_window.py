@@ -10,12 +10,14 @@ import numpy as np
 import torch
 
 from arpgnet.calibration import ece, fit_temperature, softmax
+from arpgnet.common import mass_weights
 from arpgnet.clips import Bank, Sequences
 from arpgnet.config import preset
 from arpgnet.dynamics import Mix, Pools, make_windows, ramp
-from arpgnet.onnx_export import EncoderExport, export_encoder, metadata
-from arpgnet.onnx_import import load_onnx_encoder
+from arpgnet.onnx_export import Calibrated, EncoderExport, export_encoder, export_head, metadata
+from arpgnet.onnx_import import load_onnx_encoder, load_onnx_head
 from arpgnet.model import FrameEncoder, WindowHead
+from arpgnet.windows import target_mass
 
 
 def _randomise(m: torch.nn.Module) -> None:
@@ -61,6 +63,27 @@ class FromOnnx(unittest.TestCase):
             with self.assertRaises(SystemExit) as e:
                 load_onnx_encoder(path)
         self.assertIn("not an arpgnet encoder", str(e.exception))
+
+
+class HeadFromOnnx(unittest.TestCase):
+    def test_exported_heads_read_back_to_the_same_function(self) -> None:
+        for pooling, temperature in (("mean", 1.0), ("recency", 1.3)):
+            cfg = preset("edge").replace(pooling=pooling)
+            head = WindowHead(cfg).eval()
+            _randomise(head)
+            with tempfile.TemporaryDirectory() as d:
+                path = Path(d) / "head.onnx"
+                module = Calibrated(head, temperature) if temperature != 1.0 else head
+                export_head(module, cfg, path, 17, metadata(cfg, "head", "0.0.0-test", True, {}))
+                back, cfg2, _ = load_onnx_head(path)
+            self.assertEqual(cfg2.pooling, pooling)
+            g = torch.Generator().manual_seed(2)
+            app, rel = torch.randn(3, cfg.window, cfg.app_dim, generator=g), torch.randn(3, cfg.window, cfg.rel_dim, generator=g)
+            valid = torch.ones(3, cfg.window)
+            valid[0, :5] = 0
+            with torch.no_grad():
+                z0, z1 = head(app, rel, valid), back(app, rel, valid)
+            self.assertLess(float((z0 - z1).abs().max()), 1e-5)
 
 
 def _pools(classes: int = 8, neutral: int = 6) -> Pools:
@@ -118,6 +141,22 @@ class Windows(unittest.TestCase):
         app, _, _, _, _ = make_windows(pools, targets, 8, 8, rng, Mix(still=0, onset=0, offset=0, change=1), p_seq=1.0)
         self.assertGreater(float(app[..., 7].max()), 0, "the training sequence is drawn")
         self.assertEqual(float(app[..., 100].abs().max()), 0.0)
+
+
+class Balance(unittest.TestCase):
+    def test_target_mass_counts_the_neutral_that_offsets_carry(self) -> None:
+        pools = _pools()
+        cfg = preset("edge")
+        items = [((0, int(i)), int(pools.fer.labels[i])) for i in pools.fer_idx]
+        rng = np.random.default_rng(0)
+        # every window an offset: the label of a finished ramp is neutral, whatever the item's
+        mass = target_mass(pools, items, cfg, Mix(still=0, onset=0, offset=1, change=0), rng, draws=40)
+        self.assertAlmostEqual(float(mass.sum()), 1.0, places=5)
+        self.assertGreater(mass[pools.neutral], 0.5)  # items: 6 of 40 are neutral
+        still = target_mass(pools, items, cfg, Mix(still=1, onset=0, offset=0, change=0), rng, draws=40)
+        np.testing.assert_allclose(still[:7], np.bincount(pools.fer.labels, minlength=7) / 40, atol=1e-6)
+        w_still, w_off = mass_weights(still), mass_weights(mass)
+        self.assertLess(float(w_off[pools.neutral]), float(w_still[pools.neutral]))
 
 
 class RecencyPooling(unittest.TestCase):
