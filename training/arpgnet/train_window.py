@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     init = None
     if args.init_head:
         start, start_cfg, _ = load_onnx_head(Path(args.init_head))
-        if (start_cfg.labels, start_cfg.window, start_cfg.mode) != (cfg.labels, cfg.window, cfg.mode):
-            raise SystemExit(f"{args.init_head}: another label set, window or mode than the encoder's head")
+        if (start_cfg.labels, start_cfg.window) != (cfg.labels, cfg.window):
+            raise SystemExit(f"{args.init_head}: another label set or window than the encoder's head")
         init = start.state_dict()
     fer, val, seqs = banks(Path(args.encoder_onnx), shared_dir(args.shared), cfg, args.train_images)
     result: dict = {"command": "python3 -m arpgnet.train_window " + " ".join(argv or __import__("sys").argv[1:]),
