@@ -56,7 +56,7 @@ def target_mass(pools: Pools, items: list[tuple[tuple[int, int], int]], cfg: Mod
                 rng: np.random.Generator, draws: int = 4096) -> np.ndarray:
     """Each class's share of the soft targets the windows of an epoch carry. Offsets and
     unfinished onsets move target mass from the expression to neutral, so counting the
-    items' labels undercounts neutral (about threefold with the default mix)."""
+    items' labels undercounts neutral."""
     pick = rng.choice(len(items), size=min(draws, len(items)), replace=False)
     _, _, _, y, _ = make_windows(pools, [items[k] for k in pick], cfg.window, cfg.num_classes, rng, mix)
     m = y.sum(0).double().numpy()
