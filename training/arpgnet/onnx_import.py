@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import onnx
 import torch
@@ -72,17 +73,25 @@ def encoder_state(model: onnx.ModelProto, cfg: ModelConfig) -> dict[str, torch.T
     return state
 
 
-def load_onnx_encoder(path: Path) -> tuple[FrameEncoder, ModelConfig, dict[str, str]]:
+M = TypeVar("M", FrameEncoder, WindowHead)
+
+
+def _load(path: Path, kind: str, build: Callable[[ModelConfig], M],
+          state_of: Callable[[onnx.ModelProto, ModelConfig], dict[str, torch.Tensor]]) -> tuple[M, ModelConfig, dict[str, str]]:
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("arpgnet.kind") != "encoder":
-        raise SystemExit(f"{path}: not an arpgnet encoder (kind {meta.get('arpgnet.kind')!r})")
+    if meta.get("arpgnet.kind") != kind:
+        raise SystemExit(f"{path}: not an arpgnet {kind} (kind {meta.get('arpgnet.kind')!r})")
     cfg = ModelConfig.from_json(json.loads(meta["arpgnet.config"]))
-    enc = FrameEncoder(cfg)
-    missing, unexpected = enc.load_state_dict(encoder_state(model, cfg), strict=False)
+    module = build(cfg)
+    missing, unexpected = module.load_state_dict(state_of(model, cfg), strict=False)
     if missing or unexpected:
-        raise SystemExit(f"{path}: weights do not fit the {cfg.preset} encoder (missing {missing}, unexpected {unexpected})")
-    return enc.eval(), cfg, meta
+        raise SystemExit(f"{path}: weights do not fit the {cfg.preset} {kind} (missing {missing}, unexpected {unexpected})")
+    return module.eval(), cfg, meta
+
+
+def load_onnx_encoder(path: Path) -> tuple[FrameEncoder, ModelConfig, dict[str, str]]:
+    return _load(path, "encoder", FrameEncoder, encoder_state)
 
 
 def head_state(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
@@ -111,15 +120,6 @@ def head_state(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
 
 
 def load_onnx_head(path: Path) -> tuple[WindowHead, ModelConfig, dict[str, str]]:
-    """The head as exported; a temperature exported inside it (metadata `temperature`) is
-    not part of WindowHead and is returned in the metadata for the caller to apply."""
-    model = onnx.load(str(path))
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("arpgnet.kind") != "head":
-        raise SystemExit(f"{path}: not an arpgnet head (kind {meta.get('arpgnet.kind')!r})")
-    cfg = ModelConfig.from_json(json.loads(meta["arpgnet.config"]))
-    head = WindowHead(cfg)
-    missing, unexpected = head.load_state_dict(head_state(model), strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: weights do not fit the {cfg.preset} head (missing {missing}, unexpected {unexpected})")
-    return head.eval(), cfg, meta
+    """The head as exported; a temperature exported inside it (metadata `arpgnet.temperature`)
+    is not part of WindowHead: the caller applies it or fits its own."""
+    return _load(path, "head", WindowHead, lambda model, _cfg: head_state(model))
