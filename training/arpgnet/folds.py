@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default=str(ROOT / "training" / "runs" / "clean-folds"),
                     help="per-fold encoders (ONNX) are written here")
     ap.add_argument("--reuse-stage-c", action="store_true",
-                    help="take each fold's stage-C encoder from --work (an earlier run of the same folds and seed) "
-                         "and only train and measure stage D: for stage-D variants")
+                    help="take each fold's stage-C encoder (and head) from --work, written by an earlier run of the "
+                         "same folds, and only train and measure stage D: for stage-D variants (stage C keeps that "
+                         "run's seed; --seed then moves stage D's only)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results", default=None, help="write the measurements as JSON here")
     args = ap.parse_args(argv)
