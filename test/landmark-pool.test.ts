@@ -56,4 +56,22 @@ describe('face finding on worker threads', () => {
         await pool.close();
       }
     });
+
+  it('close lets every worker release its sessions and end by itself, with streams still open', async () => {
+    const f = frames(1)[0]!;
+    const pool = new LandmarkPool(2, silentLogger);
+    const workers = (pool as unknown as { slots: Array<{ worker: { once(e: 'exit', l: (code: number) => void): void } }> }).slots.map(
+      (s) => s.worker,
+    );
+    const codes = workers.map((w) => new Promise<number>((r) => w.once('exit', r)));
+    const streams = await Promise.all([0, 1, 2, 3].map(() => pool.open(opts('yunet'))));
+    await Promise.all(streams.map((s, i) => s.detect(f, i)));
+    // two streams are closing (not awaited, as a stream's end does it), two are still open
+    streams[0]!.close();
+    streams[1]!.close();
+    await pool.close();
+    // terminate() would end them with code 1: only a worker that returned from its own loop exits 0
+    assert.deepEqual(await Promise.all(codes), [0, 0]);
+    assert.equal(pool.forcedStops, 0);
+  });
 });

@@ -34,6 +34,7 @@ export class StreamFaceFinder implements Landmarker {
   /** MediaPipe: the primary detector, or (yunet streams) only while actions are on. */
   private mp: FaceLandmarks | null;
   private last: Promise<unknown> = Promise.resolve();
+  private closed: Promise<void> | null = null;
 
   private constructor(
     private readonly o: FaceFinderOptions,
@@ -78,18 +79,20 @@ export class StreamFaceFinder implements Landmarker {
   async setActions(on: boolean): Promise<void> {
     if (this.o.detector === 'mediapipe') return this.mp!.setActions(on);
     if (on && !this.mp) this.mp = await FaceLandmarks.create({ ...this.o, actions: true });
-    else if (!on && this.mp) this.retire(false);
+    else if (!on && this.mp) void this.retire(false);
   }
 
-  close(): void {
-    this.retire(true);
+  /** Resolves once the sessions are released: a worker must not end while a release is still in native code. */
+  close(): Promise<void> {
+    this.closed ??= this.retire(true);
+    return this.closed;
   }
 
   /** Closes MediaPipe (and with `all` the YuNet session) once the frame that may still be on them is done. */
-  private retire(all: boolean): void {
+  private retire(all: boolean): Promise<void> {
     const mp = this.mp;
     this.mp = null;
-    void this.last.then(async () => {
+    return this.last.then(async () => {
       mp?.close();
       if (all) await this.owner?.close();
     });

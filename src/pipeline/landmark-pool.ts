@@ -68,7 +68,32 @@ class Slot {
 
   closing = false;
   generation = 0;
+
+  /**
+   * Ends the worker the way that cannot abort the process: it releases its sessions and
+   * ends by itself. `terminate()` while onnxruntime is releasing a session in that thread
+   * aborted the whole process now and then (a C++ exception out of the binding); it is
+   * only the fallback for a worker that does not end in time.
+   */
+  async shutdown(timeoutMs: number): Promise<boolean> {
+    this.closing = true;
+    const w = this.worker;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    const replied = new Promise<WorkerReply>((resolve, reject) => this.send({ type: 'shutdown', req: nextReq++ }, { resolve, reject }));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
+    const ended = await Promise.race([Promise.all([replied, exited]).then(() => 'ended' as const), late]);
+    clearTimeout(timer);
+    if (ended === 'late') {
+      this.log.warn({ timeoutMs }, 'landmark worker did not end in time; terminating it');
+      await w.terminate();
+    }
+    return ended === 'ended';
+  }
 }
+
+/** How long a worker gets to release its sessions and end before it is terminated. */
+const SHUTDOWN_MS = 5000;
 
 let nextReq = 1;
 let nextId = 1;
@@ -81,6 +106,8 @@ let nextId = 1;
 export class LandmarkPool {
   private readonly slots: Slot[];
   deaths = 0;
+  /** Workers that did not end by themselves on close and were terminated. */
+  forcedStops = 0;
 
   constructor(
     size: number,
@@ -102,12 +129,8 @@ export class LandmarkPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.slots.map((s) => {
-        s.closing = true;
-        return s.worker.terminate();
-      }),
-    );
+    const ended = await Promise.all(this.slots.map((s) => s.shutdown(SHUTDOWN_MS)));
+    this.forcedStops += ended.filter((e) => !e).length;
   }
 }
 

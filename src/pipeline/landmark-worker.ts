@@ -20,7 +20,9 @@ export type WorkerRequest =
       ts: number;
     }
   | { type: 'actions'; req: number; id: number; on: boolean }
-  | { type: 'close'; req: number; id: number };
+  | { type: 'close'; req: number; id: number }
+  /** Releases every session, replies, then lets the thread end by itself (see LandmarkPool.close). */
+  | { type: 'shutdown'; req: number };
 
 export type WorkerReply = { req: number; ok: true; faces?: DetectedFace[] } | { req: number; ok: false; error: string };
 
@@ -31,6 +33,12 @@ const open = new Map<number, StreamFaceFinder>();
 async function handle(m: WorkerRequest): Promise<WorkerReply> {
   if (m.type === 'open') {
     open.set(m.id, await StreamFaceFinder.create(m.opts));
+    return { req: m.req, ok: true };
+  }
+  if (m.type === 'shutdown') {
+    const all = [...open.values()];
+    open.clear();
+    await Promise.all(all.map((f) => f.close()));
     return { req: m.req, ok: true };
   }
   const lm = open.get(m.id);
@@ -44,8 +52,8 @@ async function handle(m: WorkerRequest): Promise<WorkerReply> {
       await lm.setActions(m.on);
       return { req: m.req, ok: true };
     case 'close':
-      lm.close();
       open.delete(m.id);
+      await lm.close();
       return { req: m.req, ok: true };
   }
 }
@@ -62,5 +70,7 @@ port.on('message', (m: WorkerRequest) => {
       reply = { req: m.req, ok: false, error: (e as Error).message };
     }
     port.postMessage(reply);
+    // nothing else holds the thread open: it ends once the reply is out
+    if (m.type === 'shutdown') port.close();
   });
 });
