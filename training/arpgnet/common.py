@@ -1,9 +1,10 @@
-"""Helpers shared by the training stages: paths, seeding, normalisation, checkpoints."""
+"""Helpers shared by the training stages: paths, seeding, normalisation, checkpoints, the commit measured."""
 
 from __future__ import annotations
 
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,15 @@ from torch import Tensor
 from .config import ModelConfig, load_contract
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def commit() -> str:
+    """The commit a result was measured on, for its result file."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def shared_dir(arg: str | None = None) -> Path:

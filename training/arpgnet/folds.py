@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from . import clips
-from .common import ROOT, shared_dir
+from .common import ROOT, commit, shared_dir
 from .config import ModelConfig
 from .data import fold_list, subject_folds
 from .dynamics import Mix
@@ -40,14 +39,6 @@ from .metrics import summarise
 from .onnx_export import export_encoder, metadata
 from .stage_c import finetune, predict_clips, stage_c_data
 from .windows import banks, fit, logits_of
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import commit
+
 
 def summarise(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
     n = len(labels)
@@ -31,7 +33,7 @@ def summarise(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict
 
 def write(result: dict, out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    out.with_suffix(".json").write_text(json.dumps({**result, "commit": commit()}, indent=1))
     import matplotlib
 
     matplotlib.use("Agg")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import clips
-from .common import ROOT, save, shared_dir
+from .common import ROOT, commit, save, shared_dir
 from .data import subject_folds
 from .dynamics import Mix
 from .onnx_import import load_onnx_encoder, load_onnx_head
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         init = start.state_dict()
     fer, val, seqs = banks(Path(args.encoder_onnx), shared_dir(args.shared), cfg, args.train_images)
     result: dict = {"command": "python3 -m arpgnet.train_window " + " ".join(argv or __import__("sys").argv[1:]),
-                    "seed": args.seed, "mix": mix.__dict__}
+                    "seed": args.seed, "commit": commit(), "mix": mix.__dict__}
     if args.folds:
         fold_of = np.array(subject_folds(seqs.subjects, args.folds))
         truth, pred = [], []
