@@ -31,7 +31,7 @@ class Slot {
   deaths = 0;
 
   constructor(
-    private readonly log: Logger,
+    readonly log: Logger,
     private readonly onDeath: () => void,
   ) {
     this.worker = this.spawn();
@@ -195,6 +195,11 @@ class RemoteLandmarks implements Landmarker {
     if (this.closed) return;
     this.closed = true;
     this.slot.streams--;
-    this.call({ type: 'close', req: nextReq++, id: this.id }).catch(() => undefined);
+    this.call({ type: 'close', req: nextReq++, id: this.id })
+      .then((r) => {
+        if (!r.ok) this.slot.log.warn({ err: r.error }, 'face finder did not close cleanly');
+      })
+      // the worker died meanwhile: its sessions went with it
+      .catch(() => undefined);
   }
 }
