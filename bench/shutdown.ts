@@ -63,6 +63,7 @@ const hogs = Array.from({ length: load }, () => spawn(process.execPath, ['-e', '
 const current = tally();
 const other = tally();
 const t0 = Date.now();
+const measured = commit();
 try {
   for (let i = 0; i < runs; i++) {
     await once(ROOT, current);
@@ -76,7 +77,7 @@ process.stdout.write(
   `${JSON.stringify(
     {
       command: `npm run bench:shutdown -- ${process.argv.slice(2).join(' ')}`.trim(),
-      commit: commit(),
+      commit: measured,
       seed: null,
       clip: arg('--clip', 'd12.mp4'),
       load,

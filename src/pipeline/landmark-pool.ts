@@ -78,11 +78,12 @@ class Slot {
   async shutdown(timeoutMs: number): Promise<boolean> {
     this.closing = true;
     const w = this.worker;
-    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    const replied = new Promise<WorkerReply>((resolve, reject) => this.send({ type: 'shutdown', req: nextReq++ }, { resolve, reject }));
+    const exited = new Promise<'ended'>((resolve) => w.once('exit', () => resolve('ended')));
+    // the reply is not awaited: a worker that replied closes its port and ends; one that died has ended
+    this.send({ type: 'shutdown', req: nextReq++ }, { resolve: () => undefined, reject: () => undefined });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
-    const ended = await Promise.race([Promise.all([replied, exited]).then(() => 'ended' as const), late]);
+    const ended = await Promise.race([exited, late]);
     clearTimeout(timer);
     if (ended === 'late') {
       this.log.warn({ timeoutMs }, 'landmark worker did not end in time; terminating it');
