@@ -30,12 +30,17 @@ const port = parentPort;
 if (!port) throw new Error('landmark-worker runs as a worker thread');
 const open = new Map<number, StreamFaceFinder>();
 
+let ending = false;
+
 async function handle(m: WorkerRequest): Promise<WorkerReply> {
+  // a request that was queued behind the shutdown would open a session nobody releases
+  if (ending) return { req: m.req, ok: false, error: 'the landmark worker is shutting down' };
   if (m.type === 'open') {
     open.set(m.id, await StreamFaceFinder.create(m.opts));
     return { req: m.req, ok: true };
   }
   if (m.type === 'shutdown') {
+    ending = true;
     const all = [...open.values()];
     open.clear();
     await Promise.all(all.map((f) => f.close()));
