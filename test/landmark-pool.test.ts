@@ -50,9 +50,9 @@ describe('face finding on worker threads', () => {
         await new Promise((r) => setTimeout(r, 100));
         assert.equal(pool.deaths, 1);
         assert.equal((await remote.detect(fs[1]!, 2000)).length, 1, 'landmarks again after the worker was replaced');
-        remote.close();
+        await remote.close();
       } finally {
-        local.close();
+        await local.close();
         await pool.close();
       }
     });
@@ -67,8 +67,8 @@ describe('face finding on worker threads', () => {
     const streams = await Promise.all([0, 1, 2, 3].map(() => pool.open(opts('yunet'))));
     await Promise.all(streams.map((s, i) => s.detect(f, i)));
     // two streams are closing (not awaited, as a stream's end does it), two are still open
-    streams[0]!.close();
-    streams[1]!.close();
+    void streams[0]!.close();
+    void streams[1]!.close();
     await pool.close();
     // terminate() would end them with code 1: only a worker that returned from its own loop exits 0
     assert.deepEqual(await Promise.all(codes), [0, 0]);

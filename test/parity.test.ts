@@ -48,7 +48,7 @@ describe('PyTorch <-> onnxruntime-node parity', () => {
     writeFileSync(join(dir, 'frame.rgba'), rgba);
     const lm = await FaceLandmarks.create({ modelPath: join(SHARED, 'models/mediapipe/face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
     const face = lm.detect({ data: rgba, width: w, height: h }, 0)[0];
-    lm.close();
+    await lm.close();
     assert.ok(face, 'a face in frame 40 of d18.mp4');
     const m = await Arpgnet.load(
       { encoder: join(ROOT, 'models/arpgnet-edge.encoder.onnx'), head: join(ROOT, 'models/arpgnet-edge.head.onnx') },

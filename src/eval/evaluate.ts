@@ -142,7 +142,7 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
       o.onProgress?.(out.length, samples.length);
     }
   } finally {
-    lm?.close();
+    await lm?.close();
   }
   return out;
 }

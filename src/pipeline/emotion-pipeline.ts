@@ -151,10 +151,9 @@ export class EmotionPipeline {
         })
       : events$;
     // the landmarker holds wasm memory: free it however the stream ends
-    const release = (): void => {
-      // a face finder on this thread releases its sessions asynchronously; a failure must not become an unhandled rejection
-      Promise.resolve(lm?.close()).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'face finder did not close cleanly'));
-    };
+    // a release that fails must not become an unhandled rejection
+    const release = (): void =>
+      void lm?.close().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'face finder did not close cleanly'));
     return { analyser, landmarks: lm, events$: counted$.pipe(finalize(release)) };
   }
 

@@ -82,7 +82,6 @@ export class StreamFaceFinder implements Landmarker {
     else if (!on && this.mp) void this.retire(false);
   }
 
-  /** Resolves once the sessions are released: a worker must not end while a release is still in native code. */
   close(): Promise<void> {
     this.closed ??= this.retire(true);
     return this.closed;
@@ -93,7 +92,7 @@ export class StreamFaceFinder implements Landmarker {
     const mp = this.mp;
     this.mp = null;
     return this.last.then(async () => {
-      mp?.close();
+      await mp?.close();
       if (all) await this.owner?.close();
     });
   }

@@ -9,7 +9,8 @@ import type { WorkerReply, WorkerRequest } from './landmark-worker.js';
 export interface Landmarker {
   detect(frame: RgbaFrame, tsMs: number): DetectedFace[] | Promise<DetectedFace[]>;
   setActions(on: boolean): Promise<void>;
-  close(): void;
+  /** Resolves once its sessions are released (a worker must not end while a release is in native code). */
+  close(): Promise<void>;
 }
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -192,11 +193,11 @@ class RemoteLandmarks implements Landmarker {
     if (!r.ok) throw new Error(r.error);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.slot.streams--;
-    this.call({ type: 'close', req: nextReq++, id: this.id })
+    await this.call({ type: 'close', req: nextReq++, id: this.id })
       .then((r) => {
         if (!r.ok) this.slot.log.warn({ err: r.error }, 'face finder did not close cleanly');
       })

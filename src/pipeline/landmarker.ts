@@ -101,8 +101,9 @@ export class FaceLandmarks implements Landmarker {
     });
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.mp.close();
+    return Promise.resolve();
   }
 }
 
