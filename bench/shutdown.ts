@@ -9,7 +9,7 @@
  * with another checkout's build (its dist/, same node_modules), so a fix and the code
  * before it are measured in one run under the same load.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { ROOT, sharedDir } from '../src/paths.js';
 import { arg, commit } from './lib/measure.js';
@@ -51,14 +51,6 @@ function once(root: string, t: Tally): Promise<void> {
   });
 }
 
-const gitCommit = (dir: string): string => {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-};
-
 const hogs = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
 const current = tally();
 const other = tally();
@@ -83,7 +75,7 @@ process.stdout.write(
       load,
       seconds: Math.round((Date.now() - t0) / 1000),
       current,
-      ...(against ? { against: { commit: gitCommit(against), ...other } } : {}),
+      ...(against ? { against: { commit: commit(against), ...other } } : {}),
     },
     null,
     2,

@@ -27,10 +27,10 @@ export const procCpuMs = (pid: number): number => {
   }
 };
 
-/** The commit a result was measured on, for its result file. */
-export const commit = (): string => {
+/** The commit a result was measured on (this checkout, or another one's folder), for its result file. */
+export const commit = (dir = ROOT): string => {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
   } catch {
     return 'unknown';
   }
