@@ -14,7 +14,7 @@
 import { defaults } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
-import { startServer } from '../src/serve/server.js';
+import { serve } from '../src/roles/serve.js';
 import { publishClip, subscribeEvents, TestPeer, until, type PlainTransportInfo } from './lib/call.js';
 import { arg, commit, pct } from './lib/measure.js';
 import { UdpRelay } from './lib/udp-relay.js';
@@ -27,7 +27,7 @@ const jitterMs = Number(arg('--jitter', '10'));
 const seed = Number(arg('--seed', '1'));
 
 const cfg = defaults();
-const s = await startServer(
+const s = await serve(
   { ...cfg, runtime: { ...cfg.runtime, providers: ['cpu'] }, serve: { ...cfg.serve, port: 0 }, sfu: { ...cfg.sfu, workers: 1 } },
   silentLogger,
 );
@@ -47,12 +47,12 @@ try {
       await until(() => emotions().length > 0, 120_000, `a first event at ${loss} % loss`);
       const firstMs = performance.now() - t0;
       const from = emotions().length;
-      const st0 = s.live.streams().find((x) => x.producerId === id);
+      const st0 = s.analyser!.streams().find((x) => x.stream === id);
       const w0 = performance.now();
       await new Promise((r) => setTimeout(r, seconds * 1000));
       const wall = (performance.now() - w0) / 1000;
       const window = emotions().slice(from);
-      const st = s.live.streams().find((x) => x.producerId === id);
+      const st = s.analyser!.streams().find((x) => x.stream === id);
       const lat = window.map((e) => e.latencyMs);
       rows.push({
         lossPercent: loss,

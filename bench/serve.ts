@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
-import { startServer } from '../src/serve/server.js';
+import { serve } from '../src/roles/serve.js';
 import { RelayHost } from './lib/relay-host.js';
 import { h264Clip, publishClip, subscribeEvents, TestPeer, until } from './lib/call.js';
 import { processes } from './lib/clips.js';
@@ -56,7 +56,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
   if (!setupOf) throw new Error(`unknown setup ${setup}: one of ${Object.keys(SETUPS).join(', ')}`);
   const over = setupOf.analysis;
   const threads = threadsArg ? Number(threadsArg) : (setupOf.threads ?? cfg.runtime.threads);
-  const s = await startServer(
+  const s = await serve(
     {
       ...cfg,
       analysis: { ...cfg.analysis, fps, ...over, ...(maxSide ? { maxSide } : {}) },
@@ -104,7 +104,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     const serverSide = (): number => Object.values(parts()).reduce((a, b) => a + b, 0);
     const parts0 = parts();
     const startIdx = sub.got.length;
-    const stats0 = new Map(s.live.streams().map((x) => [x.producerId, x]));
+    const stats0 = new Map(s.analyser!.streams().map((x) => [x.stream, x]));
     const cpu0 = serverSide();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -114,14 +114,14 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     const share = (k: keyof typeof parts0): number => Math.round(((parts1[k] - parts0[k]) / wall) * 100);
     const window = sub.got.slice(startIdx).filter((e): e is EmotionEvent => e.type === 'emotion');
     const lat = window.map((e) => e.latencyMs);
-    const streams = s.live.streams();
+    const streams = s.analyser!.streams();
     const perStream = (k: 'decoded' | 'analysed'): number =>
-      streams.reduce((a, x) => a + (x[k] - (stats0.get(x.producerId)?.[k] ?? 0)), 0) / n / (wall / 1000);
+      streams.reduce((a, x) => a + (x[k] - (stats0.get(x.stream)?.[k] ?? 0)), 0) / n / (wall / 1000);
     const decodedFps = perStream('decoded');
     const analysedFps = perStream('analysed');
     // fairness under load: each stream's own analysed rate, and the frames its decoder dropped
-    const own = streams.map((x) => (x.analysed - (stats0.get(x.producerId)?.analysed ?? 0)) / (wall / 1000));
-    const droppedEach = streams.map((x) => x.dropped - (stats0.get(x.producerId)?.dropped ?? 0));
+    const own = streams.map((x) => (x.analysed - (stats0.get(x.stream)?.analysed ?? 0)) / (wall / 1000));
+    const droppedEach = streams.map((x) => x.dropped - (stats0.get(x.stream)?.dropped ?? 0));
     const a = { ...cfg.analysis, ...over };
     return {
       setup,
@@ -149,9 +149,9 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       droppedFramesMax: Math.max(...droppedEach),
       senderSide: senderSide ?? 0,
       simulcast,
-      layer: streams[0]?.layer ?? 'none',
+      layer: s.sfu!.placement.streams()[0]?.layer ?? 'none',
       maxSide: maxSide ?? cfg.analysis.maxSide,
-      eventsDropped: s.hub.droppedTotal,
+      eventsDropped: s.gateway!.droppedTotal,
       decoderRestarts: streams.reduce((a, x) => a + x.restarts, 0),
       ok: pct(lat, 95) <= 150 && analysedFps >= 0.9 * fps,
     };

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { mediapipeModelsDir, ROOT } from './paths.js';
-import { EXEMPTIONS, PURPOSES } from './serve/privacy.js';
+import { EXEMPTIONS, PURPOSES } from './host/privacy.js';
 
 const provider = z.enum(['tensorrt', 'cuda', 'cpu']);
 
@@ -81,7 +81,11 @@ export const Config = z
     publish: z.object({
       host: z.string(),
       maxQueue: z.number().int().min(1),
-      /** Events kept per room for subscribers that reconnect with their last seq. */
+      /**
+       * The event log, per room (in-process ring or JetStream stream alike): its last
+       * ringSize events, at most ringMaxAgeMs old and cluster.retentionBytes large, are
+       * what a subscriber that reconnects with its last seq can still get.
+       */
       ringSize: z.number().int().min(1).max(1_000_000),
       ringMaxAgeMs: z.number().int().min(1000),
     }),
@@ -116,8 +120,7 @@ export const Config = z
         .optional(),
       /** The address SFUs send an analyser's RTP to (this host, as the SFU hosts reach it). */
       advertise: z.string(),
-      /** Events kept per room in JetStream: what a reconnecting subscriber can still resume. */
-      retentionMs: z.number().int().min(1000),
+      /** Bytes of events kept per room in the log (see publish.ringSize). */
       retentionBytes: z.number().int().min(1024),
       /** Public ws(s):// URLs of the gateways' /events, told to the pages when this SFU serves no /events itself. */
       eventsUrls: z.array(z.string().regex(/^wss?:\/\//, 'a ws:// or wss:// URL')),
@@ -206,7 +209,7 @@ export function defaults(): Config {
     publish: { host: '127.0.0.1', maxQueue: 256, ringSize: 2048, ringMaxAgeMs: 5 * 60_000 },
     privacy: { purpose: 'personal' },
     auth: { mode: 'auto', origins: [] },
-    cluster: { roles: ['all'], advertise: '127.0.0.1', retentionMs: 10 * 60_000, retentionBytes: 64 << 20, eventsUrls: [] },
+    cluster: { roles: ['all'], advertise: '127.0.0.1', retentionBytes: 64 << 20, eventsUrls: [] },
     limits: {
       requestsPerSecond: 20,
       requestBurst: 60,

@@ -8,8 +8,8 @@ import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../src/log.js';
 import type { PipelineEvent } from '../src/publish/events.js';
-import { Authenticator, CLOSE, type Grant } from '../src/serve/auth.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { Authenticator, CLOSE, type Grant } from '../src/host/auth.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { h264Producer, TestPeer, until } from './call.js';
 import { runCli, serveTestConfig } from './helpers.js';
@@ -64,7 +64,7 @@ describe('room tokens on /signaling and /events', () => {
   let s: Serving;
   before(async () => {
     const c = serveTestConfig();
-    s = await startServer({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
+    s = await serve({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
   });
   after(async () => {
     await s?.close();
@@ -126,7 +126,7 @@ describe('room isolation with a real browser call and tokens', () => {
   let chrome: Awaited<ReturnType<typeof launchChromium>>;
   before(async () => {
     const c = serveTestConfig();
-    s = await startServer({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
+    s = await serve({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
     chrome = await launchChromium(y4mClip());
   });
   after(async () => {
@@ -150,7 +150,7 @@ describe('room isolation with a real browser call and tokens', () => {
       // the page itself reads its events through the client, authenticated by the same token
       await page.locator('.face .label').first().waitFor({ timeout: 30_000 });
     } catch (e) {
-      process.stderr.write(`browser console:\n${logs.slice(-20).join('\n')}\nanalysis: ${JSON.stringify(s.live.counters)}\n`);
+      process.stderr.write(`browser console:\n${logs.slice(-20).join('\n')}\nanalysis: ${JSON.stringify(s.analyser!.counters)}\n`);
       throw e;
     }
     await page.close();
@@ -170,7 +170,7 @@ describe('EdDSA room tokens: the server holds only the public key', () => {
     writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
     const c = serveTestConfig();
-    s = await startServer({ ...c, auth: { mode: 'on', publicKeyFile: pub, origins: [] } }, silentLogger);
+    s = await serve({ ...c, auth: { mode: 'on', publicKeyFile: pub, origins: [] } }, silentLogger);
   });
   after(async () => {
     await s?.close();

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { LocalBus } from '../src/bus/local.js';
 import { silentLogger } from '../src/log.js';
 import type { PipelineEvent } from '../src/publish/events.js';
-import { startCluster } from '../src/serve/cluster.js';
+import { serve } from '../src/roles/serve.js';
 import { publishClip, subscribeEvents, TestPeer, until } from './call.js';
 import { serveTestConfig, testEvent } from './helpers.js';
 
@@ -44,7 +44,7 @@ describe('the in-process bus: the same interface as NATS, so the scale-out roles
 
   it('serve --role sfu,analyser,gateway without NATS: an RTP participant analysed through the roles, events resumed by seq', async () => {
     const c = serveTestConfig();
-    const s = await startCluster({ ...c, cluster: { ...c.cluster, roles: ['sfu', 'analyser', 'gateway'] } }, silentLogger);
+    const s = await serve({ ...c, cluster: { ...c.cluster, roles: ['sfu', 'analyser', 'gateway'] } }, silentLogger);
     let sender: ChildProcess | null = null;
     try {
       const health = (await (await fetch(`${s.url}/healthz`)).json()) as { roles: string[]; bus: { inProcess?: boolean } };

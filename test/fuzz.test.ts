@@ -7,9 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { createLogger, silentLogger } from '../src/log.js';
-import { EventHub } from '../src/publish/ws-hub.js';
-import { Authenticator } from '../src/serve/auth.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { Authenticator } from '../src/host/auth.js';
+import { serve, serveEvents, type Serving } from '../src/roles/serve.js';
 import { analysedSender, h264Producer, publishClip, subscribeEvents, TestPeer, until, type PlainTransportInfo } from './call.js';
 import { seeded, UdpRelay } from '../bench/lib/udp-relay.js';
 import { serveTestConfig } from './helpers.js';
@@ -129,7 +128,7 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
   let s: Serving;
   let sender: ChildProcess | null = null;
   before(async () => {
-    s = await startServer(serveTestConfig(), process.env['TEST_LOG'] ? createLogger() : silentLogger);
+    s = await serve(serveTestConfig(), process.env['TEST_LOG'] ? createLogger() : silentLogger);
     summary.rssMB.start = mb(process.memoryUsage().rss);
     summary.heapMB.start = mb(process.memoryUsage().heapUsed);
   });
@@ -153,9 +152,9 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
     const { sub, producerId: goodProducer, peer: good } = healthy;
     sender = healthy.sender;
     const emotions = (): number => sub.got.filter((e) => e.stream === goodProducer && e.type === 'emotion').length;
-    const rooms0 = s.rooms.size;
+    const rooms0 = s.sfu!.rooms.size;
     const media = async (): Promise<Record<string, number>> =>
-      ((await (await fetch(`${s.url}/healthz`)).json()) as { media: Record<string, number> }).media;
+      ((await (await fetch(`${s.url}/healthz`)).json()) as { sfu: { media: Record<string, number> } }).sfu.media;
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const media0 = await media();
     const timers0 = timers();
@@ -170,17 +169,17 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
       { numRuns: RUNS, seed: SEED },
     );
 
-    await until(() => s.rooms.size === rooms0, 5000, 'the fuzzed rooms to close');
+    await until(() => s.sfu!.rooms.size === rooms0, 5000, 'the fuzzed rooms to close');
     // every transport, producer and consumer the fuzzed sessions made is gone again
     assert.deepEqual(await media(), media0);
     const timerGrowth = timers() - timers0;
     summary.signaling.timerGrowth = timerGrowth;
     assert.ok(timerGrowth <= 5, `${timerGrowth} more timers than before the fuzzing`);
     await until(() => emotions() > before + 3, 30_000, 'the healthy stream to go on');
-    assert.ok(s.live.isAnalysed(goodProducer), 'the healthy stream is still analysed');
+    assert.ok(s.sfu!.placement.isAnalysed(goodProducer), 'the healthy stream is still analysed');
     assert.deepEqual(good.stray, [], 'no error reached the healthy peer');
     const grew = (process.memoryUsage().rss - rss0) / 2 ** 20;
-    process.stderr.write(`fuzz: ${RUNS} sessions, rooms back to ${s.rooms.size}, RSS +${grew.toFixed(1)} MB\n`);
+    process.stderr.write(`fuzz: ${RUNS} sessions, rooms back to ${s.sfu!.rooms.size}, RSS +${grew.toFixed(1)} MB\n`);
     assert.ok(grew < 200, `RSS grew ${grew.toFixed(1)} MB`);
     good.close();
     sub.ws.close();
@@ -189,7 +188,7 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
   it(`${RUNS} /events connections with random queries and first messages: each accepted or closed with a reason; nothing leaks`, async () => {
     const base = s.url.replace('http', 'ws');
     await new Promise((r) => setTimeout(r, 300)); // the last test's sockets finish closing
-    const hub0 = s.hub.size;
+    const hub0 = s.gateway!.size;
     const conns0 = s.limits.connections;
     const query = fc
       .array(
@@ -229,18 +228,17 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
       { numRuns: RUNS, seed: SEED },
     );
     await until(
-      () => s.hub.size === hub0 && s.limits.connections === conns0,
+      () => s.gateway!.size === hub0 && s.limits.connections === conns0,
       5000,
-      `the fuzzed subscribers to be gone (subscribers ${s.hub.size} of ${hub0}, connections ${s.limits.connections} of ${conns0})`,
+      `the fuzzed subscribers to be gone (subscribers ${s.gateway!.size} of ${hub0}, connections ${s.limits.connections} of ${conns0})`,
     );
   });
 
   it(`${RUNS} /events connections with auth on: random and real-but-wrong tokens are refused with their close code`, async () => {
     const auth = new Authenticator('fuzz-secret-fuzz-secret-fuzz-secret!', true);
-    const server = createServer();
-    const hub = new EventHub(server, silentLogger, { maxQueue: 16, highWaterBytes: 1 << 16, ringSize: 64, ringMaxAgeMs: 60_000, auth });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+    const c = serveTestConfig();
+    const hub = await serveEvents({ ...c, publish: { ...c.publish, maxQueue: 16, ringSize: 64 } }, silentLogger, 0, { auth, highWaterBytes: 1 << 16 });
+    const url = `${hub.url.replace('http', 'ws')}/events`;
     const good = await auth.sign({ room: 'fz', identity: 'fuzzer', grants: ['subscribe'], ttlSeconds: 60 });
     const joinOnly = await auth.sign({ room: 'fz', identity: 'fuzzer', grants: ['join'], ttlSeconds: 60 });
     const otherRoom = await auth.sign({ room: 'elsewhere', identity: 'fuzzer', grants: ['subscribe'], ttlSeconds: 60 });
@@ -275,10 +273,9 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
         }),
         { numRuns: RUNS, seed: SEED },
       );
-      await until(() => hub.size === 0, 5000, 'every subscriber gone');
+      await until(() => hub.gateway.size === 0, 5000, 'every subscriber gone');
     } finally {
       await hub.close();
-      server.close();
     }
   });
 
@@ -402,10 +399,10 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
         const afterDamage = emotions();
 
         await until(() => emotions() > afterDamage + 5, 60_000, 'emotion events once good packets are back');
-        assert.ok(s.live.isAnalysed(producerId), 'the same stream is still analysed');
+        assert.ok(s.sfu!.placement.isAnalysed(producerId), 'the same stream is still analysed');
         assert.equal(sub.got.filter((e) => e.stream === producerId && e.type === 'stream_end').length, 0, 'the stream never ended');
         assert.ok(relay.stats.injected > 500, `${relay.stats.injected} datagrams injected`);
-        const st = s.live.streams().find((x) => x.producerId === producerId)!;
+        const st = s.analyser!.streams().find((x) => x.stream === producerId)!;
         process.stderr.write(
           `rtp garbage: ${relay.stats.injected} injected, ${relay.stats.forwarded} forwarded; decoder restarts ${st.restarts}; events ${afterDamage} -> ${emotions()}\n`,
         );

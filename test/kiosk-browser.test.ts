@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { until } from './call.js';
 import { cachedClip, serveTestConfig } from './helpers.js';
@@ -22,7 +22,7 @@ const emptyCamera = (): string =>
 describe('kiosk page in headless Chromium with a camera source', () => {
   let s: Serving;
   before(async () => {
-    s = await startServer(serveTestConfig(), silentLogger);
+    s = await serve(serveTestConfig(), silentLogger);
   });
   after(async () => {
     await s?.close();
@@ -42,14 +42,14 @@ describe('kiosk page in headless Chromium with a camera source', () => {
       assert.ok(await page.locator('#privacy').isVisible(), 'the privacy notice is visible');
       const fontPx = await page.locator('#big').evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
       assert.ok(fontPx >= 48, `the label is large (${fontPx}px)`);
-      assert.equal(s.live.active, 1);
+      assert.equal(s.analyser!.streams().length, 1);
 
       await page.click('#off');
       await page.waitForSelector('body[data-analysis="off"]');
-      await until(() => s.live.active === 0, 10_000, 'the analysis to stop');
+      await until(() => s.analyser!.streams().length === 0, 10_000, 'the analysis to stop');
       assert.ok(await page.locator('#off-screen').isVisible());
       await page.click('#off');
-      await until(() => s.live.active === 1, 10_000, 'the analysis to start again');
+      await until(() => s.analyser!.streams().length === 1, 10_000, 'the analysis to start again');
     } finally {
       await chrome.close();
     }
@@ -61,7 +61,7 @@ describe('kiosk page in headless Chromium with a camera source', () => {
       const page = await (await chrome.browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
       await page.goto(`${s.url}/kiosk?room=kiosk-empty&idleMs=1500`);
       await page.waitForSelector('body[data-state="running"]', { timeout: 30_000 });
-      await until(() => s.live.streams().some((x) => x.analysed > 20), 30_000, 'frames analysed');
+      await until(() => s.analyser!.streams().some((x) => x.analysed > 20), 30_000, 'frames analysed');
       assert.equal(await page.evaluate(() => document.body.dataset['presence']), 'idle');
       assert.ok(await page.locator('#idle').isVisible());
       assert.ok(!(await page.locator('#big').isVisible()));

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../src/log.js';
-import { TokenBucket } from '../src/serve/limits.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { TokenBucket } from '../src/host/limits.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { TestPeer } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -23,7 +23,7 @@ describe('limits: per-connection request rate, peers and producers per room, roo
   let s: Serving;
   before(async () => {
     const c = serveTestConfig();
-    s = await startServer(
+    s = await serve(
       {
         ...c,
         limits: {

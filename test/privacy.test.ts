@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
-import { checkPurpose } from '../src/serve/privacy.js';
-import { startServer } from '../src/serve/server.js';
+import { checkPurpose } from '../src/host/privacy.js';
+import { serve } from '../src/roles/serve.js';
 import { TestPeer, until } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -16,13 +16,13 @@ describe('privacy by default', () => {
     assert.doesNotThrow(() => checkPurpose('workplace', 'safety'));
     assert.doesNotThrow(() => checkPurpose('personal'));
     const c = serveTestConfig();
-    await assert.rejects(startServer({ ...c, privacy: { purpose: 'education' } }, silentLogger), /Art\. 5\(1\)\(f\)/);
+    await assert.rejects(serve({ ...c, privacy: { purpose: 'education' } }, silentLogger), /Art\. 5\(1\)\(f\)/);
   });
 
   it('writes consent given and withdrawn to an append-only log, and nothing of the face', async () => {
     const log = join(mkdtempSync(join(tmpdir(), 'arpgnet-audit-')), 'consent.jsonl');
     const c = serveTestConfig();
-    const s = await startServer({ ...c, privacy: { purpose: 'personal', auditLog: log } }, silentLogger);
+    const s = await serve({ ...c, privacy: { purpose: 'personal', auditLog: log } }, silentLogger);
     try {
       const p = await TestPeer.open(s.url);
       await p.request('join', { room: 'audit', name: 'ana', consent: true });

@@ -6,19 +6,17 @@ import { WebSocket } from 'ws';
 import { EventsClient, type HubEvent, type SocketFactory } from '../src/client/index.js';
 import { silentLogger } from '../src/log.js';
 import type { PipelineEvent } from '../src/publish/events.js';
-import { EventHub } from '../src/publish/ws-hub.js';
-import { Authenticator } from '../src/serve/auth.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { Authenticator } from '../src/host/auth.js';
+import { serve, serveEvents, type EventsServing, type Serving } from '../src/roles/serve.js';
 import { until } from './call.js';
-import { assertSchemaV1, serveTestConfig, testEvent } from './helpers.js';
+import { assertSchemaV1, serveTestConfig, testConfig, testEvent } from './helpers.js';
 
 const event = (room: string, i: number): PipelineEvent => testEvent(room, i);
 
-async function hubOn(ringSize: number): Promise<{ server: Server; hub: EventHub; url: string }> {
-  const server = createServer();
-  const hub = new EventHub(server, silentLogger, { maxQueue: 256, highWaterBytes: 1 << 20, ringSize, ringMaxAgeMs: 60_000 });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, hub, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/events` };
+async function hubOn(ringSize: number): Promise<{ hub: EventsServing; url: string }> {
+  const c = testConfig();
+  const hub = await serveEvents({ ...c, publish: { ...c.publish, maxQueue: 256, ringSize, ringMaxAgeMs: 60_000 } }, silentLogger, 0);
+  return { hub, url: `${hub.url.replace('http', 'ws')}/events` };
 }
 
 function listen(url: string): Promise<{ ws: WebSocket; got: HubEvent[] }> {
@@ -33,7 +31,7 @@ function listen(url: string): Promise<{ ws: WebSocket; got: HubEvent[] }> {
 
 describe('resume by seq on /events', () => {
   it('a subscriber dropped mid-stream gets every missed event exactly once; past the ring, a gap', async () => {
-    const { server, hub, url } = await hubOn(8);
+    const { hub, url } = await hubOn(8);
     try {
       const a = await listen(`${url}?room=r`);
       for (let i = 1; i <= 5; i++) hub.publish(event('r', i));
@@ -83,7 +81,6 @@ describe('resume by seq on /events', () => {
       assert.equal(code, 4400, 'resume without a room is refused');
     } finally {
       await hub.close();
-      server.close();
     }
   });
 });
@@ -93,7 +90,7 @@ describe('arpgnet-edge/client against a real server', () => {
   const SECRET = 'client-test-secret-at-least-thirty-two-chars';
   before(async () => {
     const c = serveTestConfig();
-    s = await startServer({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
+    s = await serve({ ...c, auth: { mode: 'on', secret: SECRET, origins: [] } }, silentLogger);
   });
   after(async () => {
     await s?.close();
@@ -128,10 +125,10 @@ describe('arpgnet-edge/client against a real server', () => {
     try {
       await until(() => client.state === 'open', 5000, 'the client to connect');
       await new Promise((r) => setTimeout(r, 200)); // its auth message is on its way
-      for (let i = 1; i <= 5; i++) s.hub.publish(event('c', i));
+      for (let i = 1; i <= 5; i++) void s.bus.publishEvent(event('c', i));
       await until(() => seen.length === 5, 5000, 'five events');
       sockets.at(-1)!.terminate(); // the network drops
-      for (let i = 6; i <= 12; i++) s.hub.publish(event('c', i));
+      for (let i = 6; i <= 12; i++) void s.bus.publishEvent(event('c', i));
       await until(() => seen.length === 12, 15_000, 'the missed events after reconnecting');
       assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
       assert.equal(viaRx.length, 12, 'the Observable sees the same events');

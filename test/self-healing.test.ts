@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger, silentLogger } from '../src/log.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { subscribeEvents, until } from './call.js';
 import { ROOT, serveTestConfig } from './helpers.js';
@@ -14,7 +14,7 @@ interface Health {
   workerDeaths: number;
   roomsRebuilt: number;
 }
-const health = async (url: string): Promise<Health> => (await (await fetch(`${url}/healthz`)).json()) as Health;
+const health = async (url: string): Promise<Health> => ((await (await fetch(`${url}/healthz`)).json()) as { sfu: Health }).sfu;
 
 /** Image and video containers by their first bytes: what a stored frame or face crop would start with. */
 const MEDIA_MAGIC: Array<[string, number[]]> = [
@@ -58,7 +58,7 @@ describe('serve: self-healing in a real browser (headless Debian Chromium, a fac
   let s: Serving;
   let chrome: Awaited<ReturnType<typeof launchChromium>>;
   before(async () => {
-    s = await startServer(serveTestConfig(), process.env['TEST_LOG'] ? createLogger() : silentLogger);
+    s = await serve(serveTestConfig(), process.env['TEST_LOG'] ? createLogger() : silentLogger);
     chrome = await launchChromium(y4mClip());
   });
   after(async () => {

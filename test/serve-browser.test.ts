@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { launchChromium, y4mClip } from './browser.js';
 import { subscribeEvents, until } from './call.js';
 import { assertSchema, processes, serveTestConfig } from './helpers.js';
@@ -13,7 +13,7 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
   let s: Serving;
   let chrome: Awaited<ReturnType<typeof launchChromium>>;
   before(async () => {
-    s = await startServer(serveTestConfig(), silentLogger);
+    s = await serve(serveTestConfig(), silentLogger);
     chrome = await launchChromium(y4mClip());
   });
   after(async () => {
@@ -46,7 +46,7 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
       assertSchema(emo);
       assert.equal(emo.room, 'browser');
       // her page publishes simulcast and the analysis decodes the half-size layer
-      assert.equal(s.live.streams().find((x) => x.producerId === aliceProducer)?.layer, 'low');
+      assert.equal(s.sfu!.placement.streams().find((x) => x.producerId === aliceProducer)?.layer, 'low');
       const start = sub.got.find((e) => e.stream === aliceProducer && e.type === 'stream_start');
       assert.ok(start?.type === 'stream_start' && start.source.width <= 320, `decoded at ${JSON.stringify(start)}`);
 
@@ -66,8 +66,8 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
       await alice.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first().waitFor({ timeout: 30_000 });
 
       // bob did not consent: no analysis, no decoder, no events, and his tile says so
-      assert.equal(s.live.isAnalysed(bobProducer), false);
-      assert.equal(s.live.counters.started, 1);
+      assert.equal(s.sfu!.placement.isAnalysed(bobProducer), false);
+      assert.equal(s.sfu!.placement.counters.started, 1);
       assert.equal(decoders(), 1, "only alice's video is decoded");
       assert.equal(sub.got.filter((e) => e.stream === bobProducer).length, 0);
       assert.equal(await alice.locator(`.tile[data-producer="${bobProducer}"]`).getAttribute('data-analysed'), 'false');

@@ -36,9 +36,9 @@ describe('arpgnet-edge serve (the main job, as a process)', () => {
             }
           });
         });
-        const health = (await (await fetch(`${url}/healthz`)).json()) as { ok: boolean; workers: number };
+        const health = (await (await fetch(`${url}/healthz`)).json()) as { ok: boolean; sfu: { workers: number } };
         assert.equal(health.ok, true);
-        assert.ok(health.workers >= 1);
+        assert.ok(health.sfu.workers >= 1);
         const page = await fetch(`${url}/?room=x`);
         assert.equal(page.status, 200);
         assert.match(await page.text(), /overlay\.js/);

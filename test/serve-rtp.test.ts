@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
-import { startServer, type Serving } from '../src/serve/server.js';
+import { serve, type Serving } from '../src/roles/serve.js';
 import { publishClip, subscribeEvents, TestPeer, until } from './call.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
   let s: Serving;
   const senders: ChildProcess[] = [];
   before(async () => {
-    s = await startServer(serveTestConfig({ maxStreams: 3 }), silentLogger);
+    s = await serve(serveTestConfig({ maxStreams: 3 }), silentLogger);
   });
   after(async () => {
     for (const p of senders) p.kill('SIGKILL');
@@ -59,9 +59,9 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     assert.ok(start.model.labels.includes(emo.label) || emo.label === 'uncertain', emo.label);
     assert.ok(emo.box.w > 0.1 && emo.box.w < 1, 'the face box (normalised) covers a face');
     const health = (await (await fetch(`${s.url}/healthz`)).json()) as {
-      streams: Array<{ producerId: string; decoded: number; firstFrameMs: number }>;
+      analyser: { streams: Array<{ stream: string; decoded: number; firstFrameMs: number }> };
     };
-    const st = health.streams.find((x) => x.producerId === producerId);
+    const st = health.analyser.streams.find((x) => x.stream === producerId);
     assert.ok(st && st.decoded > 0 && st.firstFrameMs > 0);
 
     // /metrics is Prometheus text, and its counters move while the stream is analysed
@@ -101,7 +101,7 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     assert.equal(pids.length, 1, 'one decoder process for one analysed producer');
     process.kill(pids[0]!, 'SIGKILL');
     const before = sub.got.filter((e) => mine(e) && e.type === 'emotion').length;
-    await until(() => s.live.streams().some((x) => x.producerId === producerId && x.restarts === 1), 10_000, 'a decoder restart');
+    await until(() => s.analyser!.streams().some((x) => x.stream === producerId && x.restarts === 1), 10_000, 'a decoder restart');
     await until(() => sub.got.filter((e) => mine(e) && e.type === 'emotion').length > before + 2, 30_000, 'events after the restart');
     assert.ok(!sub.got.some((e) => mine(e) && e.type === 'stream_end'), 'a restart does not end the stream');
 
@@ -122,12 +122,12 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     const sub = await subscribeEvents(s.url, '?room=quiet');
     const b = await TestPeer.open(s.url);
     await b.request('join', { room: 'quiet', name: 'bob' });
-    const started = s.live.counters.started;
+    const started = s.sfu!.placement.counters.started;
     const { producerId, analysed, sender } = await sendInto(b, 2222);
     senders.push(sender);
     assert.equal(analysed, false);
     await new Promise((r) => setTimeout(r, 3000));
-    assert.equal(s.live.counters.started, started, 'no analysis was started');
+    assert.equal(s.sfu!.placement.counters.started, started, 'no analysis was started');
     assert.equal(decoders().length, 0, 'no decoder process runs');
     assert.equal(sub.got.filter((e) => e.stream === producerId).length, 0, 'no events');
 
@@ -145,7 +145,7 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
     await b.request('setConsent', { consent: true });
     await until(() => decoders().length === 1, 10_000, 'a decoder again');
     b.close();
-    await until(() => decoders().length === 0 && s.live.active === 0, 10_000, 'cleanup after leave');
+    await until(() => decoders().length === 0 && s.analyser!.streams().length === 0, 10_000, 'cleanup after leave');
     sub.ws.close();
   });
 });

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
-import { securityHeaders } from '../src/serve/headers.js';
-import { startServer, type Serving } from '../src/serve/server.js';
-import { staticFiles } from '../src/serve/static.js';
+import { securityHeaders } from '../src/host/headers.js';
+import { serve, type Serving } from '../src/roles/serve.js';
+import { staticFiles } from '../src/host/static.js';
 import { analysedSender, h264Producer, TestPeer, until } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -17,7 +17,7 @@ describe('serve: bad signaling input gets a clear error reply and disturbs nothi
   let s: Serving;
   let sender: ChildProcess | null = null;
   before(async () => {
-    s = await startServer(serveTestConfig(), silentLogger);
+    s = await serve(serveTestConfig(), silentLogger);
   });
   after(async () => {
     sender?.kill('SIGKILL');
@@ -86,10 +86,10 @@ describe('serve: bad signaling input gets a clear error reply and disturbs nothi
       'more healthy events',
     );
     assert.ok(!sub.got.some((e) => e.stream === goodProducer && e.type === 'stream_end'));
-    assert.equal(s.live.isAnalysed(goodProducer), true);
-    const health = (await (await fetch(`${s.url}/healthz`)).json()) as { ok: boolean; workerDeaths: number };
+    assert.equal(s.sfu!.placement.isAnalysed(goodProducer), true);
+    const health = (await (await fetch(`${s.url}/healthz`)).json()) as { ok: boolean; sfu: { workerDeaths: number } };
     assert.equal(health.ok, true);
-    assert.equal(health.workerDeaths, 0);
+    assert.equal(health.sfu.workerDeaths, 0);
     bad.close();
     good.close();
     sub.ws.close();

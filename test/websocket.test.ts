@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { lastValueFrom, tap } from 'rxjs';
@@ -9,12 +7,13 @@ import { openSource } from '../src/ingest/source.js';
 import { silentLogger } from '../src/log.js';
 import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import type { PipelineEvent } from '../src/publish/events.js';
-import { EventHub } from '../src/publish/ws-hub.js';
+import { serveEvents, type EventsServing } from '../src/roles/serve.js';
 import { assertSchema, testConfig, VIDEOS } from './helpers.js';
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
+async function hubOn(maxQueue = 256, highWaterBytes = 1 << 20): Promise<{ hub: EventsServing; port: number }> {
+  const c = testConfig();
+  const hub = await serveEvents({ ...c, publish: { ...c.publish, maxQueue } }, silentLogger, 0, { highWaterBytes });
+  return { hub, port: Number(new URL(hub.url).port) };
 }
 
 function subscribe(port: number, query = ''): Promise<{ ws: WebSocket; got: PipelineEvent[] }> {
@@ -31,9 +30,7 @@ const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, m
 
 describe('events over WebSocket (/events)', () => {
   it("subscribers receive a real stream's events; ?stream= and ?room= narrow them", async () => {
-    const server = createServer();
-    const hub = new EventHub(server, silentLogger);
-    const port = await listen(server);
+    const { hub, port } = await hubOn();
     const all = await subscribe(port);
     const mine = await subscribe(port, '?stream=cam-1');
     const other = await subscribe(port, '?stream=cam-2');
@@ -56,13 +53,10 @@ describe('events over WebSocket (/events)', () => {
     for (const c of [all, mine, other, room]) c.ws.close();
     await hub.close();
     await pipeline.close();
-    server.close();
   });
 
   it('a client that stops reading loses its oldest events (counted); the others lose none', async () => {
-    const server = createServer();
-    const hub = new EventHub(server, silentLogger, { maxQueue: 16, highWaterBytes: 64 * 1024, ringSize: 64, ringMaxAgeMs: 60_000 });
-    const port = await listen(server);
+    const { hub, port } = await hubOn(16, 64 * 1024);
     const fast = await subscribe(port);
     const slow = await subscribe(port);
     // stop reading: the kernel buffers fill, then the hub's queue for this client
@@ -84,8 +78,8 @@ describe('events over WebSocket (/events)', () => {
     }
     await settle(500);
     assert.equal(fast.got.length, n, 'the reading client got every event');
-    assert.ok(hub.droppedTotal > 0, 'the stalled client dropped events');
-    assert.ok(hub.droppedTotal < n);
+    assert.ok(hub.gateway.droppedTotal > 0, 'the stalled client dropped events');
+    assert.ok(hub.gateway.droppedTotal < n);
     // reading again, the slow client is told what it lost: a gap covering exactly the dropped events
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     hub.publish({
@@ -108,12 +102,11 @@ describe('events over WebSocket (/events)', () => {
     assert.ok(gaps.every((g) => g.reason === 'dropped'));
     assert.equal(
       gaps.reduce((a, g) => a + g.to - g.from + 1, 0),
-      hub.droppedTotal,
+      hub.gateway.droppedTotal,
       'the gaps name every dropped event',
     );
     fast.ws.close();
     slow.ws.terminate();
     await hub.close();
-    server.close();
   });
 });

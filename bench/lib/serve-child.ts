@@ -6,7 +6,7 @@
  */
 import { defaults, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { startServer } from '../../src/serve/server.js';
+import { serve } from '../../src/roles/serve.js';
 
 type Over = { [K in keyof Config]?: Partial<Config[K]> };
 const over = JSON.parse(process.env['ARPGNET_TEST_CONFIG'] ?? '{}') as Over;
@@ -14,7 +14,7 @@ const base = defaults();
 const cfg = Object.fromEntries(
   Object.entries(base).map(([k, v]) => [k, { ...(v as object), ...((over as Record<string, object | undefined>)[k] ?? {}) }]),
 ) as unknown as Config;
-const s = await startServer(cfg, createLogger(process.env['LOG_LEVEL'] ?? 'warn'));
+const s = await serve(cfg, createLogger(process.env['LOG_LEVEL'] ?? 'warn'));
 process.stdout.write(`${JSON.stringify({ url: s.url, pid: process.pid })}\n`);
 const stop = (): void => void s.close().then(() => process.exit(0));
 process.once('SIGTERM', stop);

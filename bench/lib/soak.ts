@@ -102,7 +102,7 @@ const metric = (text: string, name: string): number => {
 
 async function sample(url: string, pid: number, t0: number): Promise<Sample> {
   const [health, metrics] = await Promise.all([
-    fetch(`${url}/healthz`).then((r) => r.json() as Promise<{ rooms: number; streams: unknown[]; media: Media }>),
+    fetch(`${url}/healthz`).then(async (r) => ((await r.json()) as { sfu: { rooms: number; streams: unknown[]; media: Media } }).sfu),
     fetch(`${url}/metrics`).then((r) => r.text()),
   ]);
   const pids = processTree([pid]);

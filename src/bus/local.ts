@@ -1,33 +1,33 @@
 import type { PipelineEvent } from '../publish/events.js';
-import type { Bus, BusMessage, RoomReader } from './bus.js';
-import type { Retention } from './nats.js';
+import type { Bus, BusMessage, Logged, LogReader, Retention } from './bus.js';
 
-interface Logged {
-  seq: number;
+interface Entry extends Logged {
   stream: string;
-  data: string;
   at: number;
 }
 
 interface RoomLog {
-  entries: Logged[];
+  room: string;
+  entries: Entry[];
   next: number;
   bytes: number;
-  /** Readers waiting for the next entry. */
-  wake: Set<() => void>;
 }
 
 /**
  * The bus inside one process: subjects are exact names delivered on the next
  * microtask, requests need a subscriber that responds, and each room's log is a
- * bounded array with the same contiguous seq and retention rules as its JetStream
- * stream. The roles cannot tell it from NATS, so one process can run them all.
+ * bounded ring with the same contiguous seq and retention rules as its JetStream
+ * stream. The roles cannot tell it from NATS, so one process runs them all.
  */
 export class LocalBus implements Bus {
   readonly up = true;
   readonly lastError = null;
+  readonly describe = { inProcess: true };
   private readonly subs = new Map<string, Set<(m: BusMessage) => void>>();
   private readonly rooms = new Map<string, RoomLog>();
+  private readonly starts = new Map<string, Entry>();
+  /** Readers waiting for the next entry of any room. */
+  private readonly wake = new Set<() => void>();
   private closed = false;
 
   constructor(private readonly retention: Retention) {}
@@ -62,24 +62,31 @@ export class LocalBus implements Bus {
 
   private log(room: string): RoomLog {
     let l = this.rooms.get(room);
-    if (!l) this.rooms.set(room, (l = { entries: [], next: 1, bytes: 0, wake: new Set() }));
+    if (!l) this.rooms.set(room, (l = { room, entries: [], next: 1, bytes: 0 }));
     return l;
   }
 
   private trim(l: RoomLog): void {
     const old = Date.now() - this.retention.maxAgeMs;
+    const most = this.retention.maxEvents ?? Infinity;
     let k = 0;
-    while (k < l.entries.length && (l.entries[k]!.at < old || l.bytes > this.retention.maxBytes)) l.bytes -= l.entries[k++]!.data.length;
+    while (
+      k < l.entries.length &&
+      (l.entries[k]!.at < old || l.bytes > this.retention.maxBytes || l.entries.length - k > most)
+    )
+      l.bytes -= l.entries[k++]!.data.length;
     if (k) l.entries.splice(0, k);
   }
 
   publishEvent(e: PipelineEvent): Promise<number> {
     const l = this.log(e.room ?? '');
-    const entry: Logged = { seq: l.next++, stream: e.stream, data: JSON.stringify(e), at: Date.now() };
+    const entry: Entry = { room: l.room, seq: l.next++, stream: e.stream, data: JSON.stringify(e), at: Date.now() };
     l.entries.push(entry);
     l.bytes += entry.data.length;
     this.trim(l);
-    for (const w of [...l.wake]) w();
+    if (e.type === 'stream_start') this.starts.set(e.stream, entry);
+    else if (e.type === 'stream_end') this.starts.delete(e.stream);
+    for (const w of [...this.wake]) w();
     return Promise.resolve(entry.seq);
   }
 
@@ -89,35 +96,53 @@ export class LocalBus implements Bus {
     return Promise.resolve({ first: l.entries[0]?.seq ?? l.next, last: l.next - 1 });
   }
 
-  readRoom(room: string, o: { from: number | null; stream: string | null }): Promise<RoomReader> {
-    const l = this.log(room);
-    let next = o.from ?? l.next;
+  liveStarts(room: string | null): Promise<Logged[]> {
+    const out = [...this.starts.values()].filter((s) => room === null || s.room === room);
+    return Promise.resolve(out.map(({ room: r, seq, data }) => ({ room: r, seq, data })));
+  }
+
+  readRoom(room: string | null, o: { from: number | null; stream: string | null }): Promise<LogReader> {
+    // the next seq to read in each room; a room first seen later is read from its start
+    const cursor = new Map<RoomLog, number>();
+    const rooms = (): RoomLog[] => (room === null ? [...this.rooms.values()] : [this.log(room)]);
+    for (const l of rooms()) cursor.set(l, room !== null && o.from !== null ? o.from : l.next);
     let stopped = false;
-    let wake: (() => void) | null = null;
-    const busClosed = (): boolean => this.closed;
+    let waiting: (() => void) | null = null;
+    const bus = this;
+    const next = (): Entry | null => {
+      for (const l of rooms()) {
+        const at = cursor.get(l) ?? 1;
+        // seqs in a room's log are contiguous: the next one's index is arithmetic
+        const first = l.entries[0]?.seq ?? l.next;
+        for (let i = Math.max(0, at - first); i < l.entries.length; i++) {
+          const x = l.entries[i]!;
+          cursor.set(l, x.seq + 1);
+          if (!o.stream || x.stream === o.stream) return x;
+        }
+        cursor.set(l, Math.max(at, l.next));
+      }
+      return null;
+    };
     return Promise.resolve({
-      close: async () => {
+      close: () => {
         stopped = true;
-        wake?.();
+        waiting?.();
+        return Promise.resolve();
       },
       async *[Symbol.asyncIterator]() {
-        while (!stopped && !busClosed()) {
-          // seqs in a room's log are contiguous: the next one's index is arithmetic
-          const first = l.entries[0]?.seq ?? l.next;
-          const i = Math.max(0, next - first);
-          if (i >= l.entries.length) {
-            await new Promise<void>((r) => {
-              wake = () => {
-                l.wake.delete(wake!);
-                r();
-              };
-              l.wake.add(wake);
-            });
+        while (!stopped && !bus.closed) {
+          const x = next();
+          if (x) {
+            yield { room: x.room, seq: x.seq, data: x.data };
             continue;
           }
-          const x = l.entries[i]!;
-          next = x.seq + 1;
-          if (!o.stream || x.stream === o.stream) yield { seq: x.seq, data: x.data };
+          await new Promise<void>((r) => {
+            waiting = () => {
+              bus.wake.delete(waiting!);
+              r();
+            };
+            bus.wake.add(waiting);
+          });
         }
       },
     });
@@ -125,7 +150,7 @@ export class LocalBus implements Bus {
 
   close(): Promise<void> {
     this.closed = true;
-    for (const l of this.rooms.values()) for (const w of [...l.wake]) w();
+    for (const w of [...this.wake]) w();
     this.subs.clear();
     return Promise.resolve();
   }

@@ -2,14 +2,12 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../log.js';
 import type { PipelineEvent } from '../publish/events.js';
-import type { Bus, BusMessage, RoomReader } from './bus.js';
-import { eventSubject, roomEvents, roomStream } from './subjects.js';
+import type { Bus, BusMessage, Logged, LogReader, Retention } from './bus.js';
+import { mergeReaders } from './merge.js';
+import { eventSubject, LIVE_STREAM, liveSubject, liveSubjects, roomEvents, roomOfStream, roomStream, STREAM_CREATED } from './subjects.js';
 
-export interface Retention {
-  /** Events kept per room, and for how long: what a reconnecting subscriber can still resume. */
-  maxAgeMs: number;
-  maxBytes: number;
-}
+/** A stream_start left by a host that died without a word ages out after this long. */
+const LIVE_MAX_AGE_MS = 24 * 3600_000;
 
 /**
  * One NATS connection with JetStream: the control plane (heartbeats, requests) and the
@@ -20,8 +18,14 @@ export class NatsBus implements Bus {
   up = true;
   lastError: string | null = null;
   private readonly known = new Set<string>();
+  private live: Promise<void> | null = null;
+
+  get describe(): Record<string, unknown> {
+    return { nats: this.url, connected: this.up, error: this.lastError };
+  }
 
   private constructor(
+    private readonly url: string,
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
@@ -55,7 +59,7 @@ export class NatsBus implements Bus {
       throw new Error(`NATS at ${url} has no JetStream (start nats-server with -js): ${(e as Error).message}`, { cause: e });
     });
     log.info({ nats: url }, 'connected to NATS');
-    return new NatsBus(nc, jetstream(nc), jsm, retention, log);
+    return new NatsBus(url, nc, jetstream(nc), jsm, retention, log);
   }
 
   /** The room's event stream, made on first use by whoever needs it first (idempotent). */
@@ -67,6 +71,7 @@ export class NatsBus implements Bus {
       subjects: [roomEvents(room)],
       max_age: this.retention.maxAgeMs * 1e6,
       max_bytes: this.retention.maxBytes,
+      ...(this.retention.maxEvents ? { max_msgs: this.retention.maxEvents } : {}),
     };
     try {
       await this.jsm.streams.info(name);
@@ -84,8 +89,46 @@ export class NatsBus implements Bus {
   async publishEvent(e: PipelineEvent): Promise<number> {
     const room = e.room ?? '';
     await this.ensureRoom(room);
-    const ack = await this.js.publish(eventSubject(room, e.stream), JSON.stringify(e));
+    const data = JSON.stringify(e);
+    const ack = await this.js.publish(eventSubject(room, e.stream), data);
+    if (e.type === 'stream_start' || e.type === 'stream_end') {
+      await this.ensureLive();
+      const subject = liveSubject(room, e.stream);
+      const start: Logged = { room, seq: ack.seq, data };
+      if (e.type === 'stream_start') await this.js.publish(subject, JSON.stringify(start));
+      else await this.jsm.streams.purge(LIVE_STREAM, { filter: subject });
+    }
     return ack.seq;
+  }
+
+  /** One stream for every room's running streams, the last message per subject kept. */
+  private ensureLive(): Promise<void> {
+    return (this.live ??= this.jsm.streams
+      .info(LIVE_STREAM)
+      .then(() => undefined)
+      .catch(() =>
+        this.jsm.streams
+          .add({ name: LIVE_STREAM, subjects: [liveSubjects(null)], max_msgs_per_subject: 1, max_age: LIVE_MAX_AGE_MS * 1e6 })
+          .then(() => undefined)
+          .catch((e: unknown) => {
+            if (!/already in use|exists/i.test((e as Error).message)) throw e;
+          }),
+      )
+      .catch((e: unknown) => {
+        this.live = null;
+        throw e;
+      }));
+  }
+
+  async liveStarts(room: string | null): Promise<Logged[]> {
+    await this.ensureLive();
+    const info = await this.jsm.streams.info(LIVE_STREAM, { subjects_filter: liveSubjects(room) });
+    const out: Logged[] = [];
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const m = await this.jsm.streams.getMessage(LIVE_STREAM, { last_by_subj: subject }).catch(() => null);
+      if (m) out.push(m.json<Logged>());
+    }
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
   publish(subject: string, data: string): void {
@@ -110,7 +153,8 @@ export class NatsBus implements Bus {
   }
 
   /** An ordered consumer of the room's stream: exactly from `from`, or what comes next. */
-  async readRoom(room: string, o: { from: number | null; stream: string | null }): Promise<RoomReader> {
+  async readRoom(room: string | null, o: { from: number | null; stream: string | null }): Promise<LogReader> {
+    if (room === null) return this.readEveryRoom(o.stream);
     const name = await this.ensureRoom(room);
     const consumer = await this.js.consumers.get(name, {
       filter_subjects: o.stream ? eventSubject(room, o.stream) : roomEvents(room),
@@ -120,9 +164,33 @@ export class NatsBus implements Bus {
     return {
       close: () => messages.close().then(() => undefined),
       async *[Symbol.asyncIterator]() {
-        for await (const m of messages) yield { seq: m.seq, data: m.string() };
+        for await (const m of messages) yield { room, seq: m.seq, data: m.string() };
       },
     };
+  }
+
+  /**
+   * Every room: the rooms there now from what comes next, and each room made later from
+   * its first event (JetStream announces every new stream), so nothing new is missed.
+   */
+  private async readEveryRoom(stream: string | null): Promise<LogReader> {
+    const merged = mergeReaders();
+    const opened = new Set<string>();
+    const open = async (name: string, from: number | null): Promise<void> => {
+      const room = roomOfStream(name);
+      if (room === null || opened.has(room)) return;
+      opened.add(room);
+      merged.add(room, await this.readRoom(room, { from, stream }));
+    };
+    const created = this.nc.subscribe(STREAM_CREATED, {
+      callback: (err, m) => {
+        const name = m.subject.slice(STREAM_CREATED.length - 1);
+        if (!err) open(name, 1).catch((e: unknown) => this.log.warn({ err: e, room: roomOfStream(name) }, 'cannot read a new room'));
+      },
+    });
+    merged.onClose(() => created.unsubscribe());
+    for await (const name of this.jsm.streams.names(roomEvents(null))) await open(name, null);
+    return merged;
   }
 
   async close(): Promise<void> {

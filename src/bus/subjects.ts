@@ -6,14 +6,30 @@ export const roomToken = (room: string): string => room.replaceAll('.', '%2E');
 
 /** Every event of a room and stream; gateways serve /events from these. */
 export const eventSubject = (room: string, stream: string): string => `arpgnet.events.${roomToken(room)}.${stream}`;
-export const roomEvents = (room: string): string => `arpgnet.events.${roomToken(room)}.>`;
+/** A room's events, or every room's (null). */
+export const roomEvents = (room: string | null): string => `arpgnet.events.${room === null ? '*' : roomToken(room)}.>`;
 
 /**
  * One JetStream stream per room, so its sequence numbers are the room's own and
  * contiguous: a subscriber resumes from the last one it saw on any gateway. Stream
  * names allow no '.', '*', '>' or spaces: the room id is hex-encoded.
  */
-export const roomStream = (room: string): string => `ARPGNET_ROOM_${Buffer.from(room, 'utf8').toString('hex')}`;
+const ROOM_PREFIX = 'ARPGNET_ROOM_';
+export const roomStream = (room: string): string => `${ROOM_PREFIX}${Buffer.from(room, 'utf8').toString('hex')}`;
+/** The room of a stream name, or null when the stream is not a room's. */
+export const roomOfStream = (name: string): string | null =>
+  name.startsWith(ROOM_PREFIX) ? Buffer.from(name.slice(ROOM_PREFIX.length), 'hex').toString('utf8') : null;
+
+/** JetStream's advisory for each stream made: a reader of every room opens the new ones. */
+export const STREAM_CREATED = '$JS.EVENT.ADVISORY.STREAM.CREATED.*';
+
+/** The stream_start of each running stream, one subject per stream, the last one kept. */
+export const LIVE_STREAM = 'ARPGNET_LIVE';
+export const liveSubject = (room: string, stream: string): string => `arpgnet.live.${roomToken(room)}.${stream}`;
+export const liveSubjects = (room: string | null): string => (room === null ? 'arpgnet.live.>' : `arpgnet.live.${roomToken(room)}.*`);
+
+/** Gateways say whether any subscriber of theirs asks for facial actions (analysers compute them only then). */
+export const ACTIONS_DEMAND = 'arpgnet.actions.demand';
 
 /** Analysers say they are alive, and how loaded, on this subject (the lease). */
 export const ANALYSER_HEARTBEAT = 'arpgnet.analysers.heartbeat';

@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -10,7 +9,7 @@ import { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import type { PipelineEvent, StreamEndEvent } from '../publish/events.js';
 import { JsonlSink } from '../publish/jsonl.js';
 import { writeReport } from '../publish/report.js';
-import { EventHub } from '../publish/ws-hub.js';
+import { serveEvents, type EventsServing } from '../roles/serve.js';
 import { sharedDir } from '../paths.js';
 
 export interface RunFlags {
@@ -43,43 +42,14 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
   );
   const pipeline = await EmotionPipeline.create(cfg, log);
   const sink = flags.events ? new JsonlSink(flags.events) : null;
-  let hub: EventHub | null = null;
-  let server: ReturnType<typeof createServer> | null = null;
-  if (flags.ws !== undefined) {
-    server = createServer((req, res) => {
-      res
-        .writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' })
-        .end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
-    });
-    hub = new EventHub(server, log, {
-      maxQueue: cfg.publish.maxQueue,
-      highWaterBytes: 1 << 20,
-      ringSize: cfg.publish.ringSize,
-      ringMaxAgeMs: cfg.publish.ringMaxAgeMs,
-    });
-    const srv = server;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new Error(`cannot listen on ${cfg.publish.host}:${flags.ws} (${e.code ?? e.message})`, { cause: e })),
-      );
-      srv.listen(flags.ws, cfg.publish.host, resolve);
-    }).catch(async (e: unknown) => {
+  let hub: EventsServing | null = null;
+  if (flags.ws !== undefined)
+    hub = await serveEvents(cfg, log, flags.ws).catch(async (e: unknown) => {
       // the pipeline's landmark workers would keep the process alive: close what was opened
       source.stop();
-      await hub?.close();
       await pipeline.close();
       throw e;
     });
-    // only /events upgrades: anything else is closed rather than left hanging
-    srv.on('upgrade', (req, socket) => {
-      if (!req.url?.startsWith('/events')) socket.destroy();
-    });
-    const addr = server.address();
-    log.info(
-      { url: `ws://${cfg.publish.host}:${typeof addr === 'object' && addr ? addr.port : flags.ws}/events` },
-      'events WebSocket listening',
-    );
-  }
   const total = source.info.frames;
   const bar =
     source.kind !== 'camera' && process.stderr.isTTY && total
@@ -113,7 +83,6 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
   process.off('SIGTERM', stop);
   await sink?.close();
   await hub?.close();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   await pipeline.close();
   const t = running.analyser.times;
   const finalEnd = end as StreamEndEvent | null;

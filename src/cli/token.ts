@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { Authenticator, GRANTS, type Grant } from '../serve/auth.js';
+import { Authenticator, GRANTS, type Grant } from '../host/auth.js';
 
 export interface TokenFlags {
   room: string;

@@ -11,7 +11,10 @@
  *   client.events$.pipe(filter((e) => e.type === 'gap')).subscribe((g) => console.warn('missed', g));
  */
 import { Observable, Subject } from 'rxjs';
+import { CLOSE, FATAL_CLOSE } from '../publish/close-codes.js';
 import type { GapEvent, HubEvent } from '../publish/events.js';
+
+export { CLOSE };
 
 export type { HubEvent, GapEvent };
 export type { EmotionEvent, PipelineEvent } from '../publish/events.js';
@@ -53,7 +56,7 @@ export interface ClientOptions {
 export type ClientState = 'connecting' | 'open' | 'waiting' | 'closed';
 
 /** Close codes after which reconnecting cannot help (the token is wrong, not late). */
-const FATAL = new Set([4400, 4401, 4403, 4404, 4405]);
+
 
 export class EventsClient {
   private socket: SocketLike | null = null;
@@ -142,7 +145,7 @@ export class EventsClient {
       this.lastClose = { code: ev.code, reason: ev.reason };
       if (this.socket === ws) this.socket = null;
       if (this.stopped) return;
-      if (FATAL.has(ev.code)) {
+      if (FATAL_CLOSE.has(ev.code)) {
         this.state = 'closed';
         this.subject.error(new Error(`events refused (${ev.code}): ${ev.reason}`));
         return;

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
 import type { types } from 'mediasoup';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
+import type { Endpoint } from '../host/host.js';
 import type { Logger } from '../log.js';
-import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../serve/auth.js';
-import type { LimitName, Limits, TokenBucket } from '../serve/limits.js';
-import type { ConsentAudit } from '../serve/privacy.js';
+import { AuthError, type Authenticator, type Grant, type RoomClaims } from '../host/auth.js';
+import type { LimitName, Limits, TokenBucket } from '../host/limits.js';
+import type { ConsentAudit } from '../host/privacy.js';
 import {
   Envelope,
   Request,
@@ -20,7 +20,7 @@ import {
 } from './protocol.js';
 import { Peer, type Room } from './room.js';
 import type { Rooms } from './rooms.js';
-import { requestUrl } from '../serve/request-url.js';
+import { CLOSE } from '../publish/close-codes.js';
 
 export interface TransportSettings {
   listenIp: string;
@@ -71,7 +71,6 @@ interface Deps {
   analysis: AnalysisControl;
   log: Logger;
   auth?: Authenticator | undefined;
-  origins?: readonly string[] | undefined;
   /** Where consent given and withdrawn is written down. */
   audit?: ConsentAudit | undefined;
   limits: Limits;
@@ -79,44 +78,29 @@ interface Deps {
   eventsUrls?: readonly string[] | undefined;
 }
 
-export class SignalingServer {
-  private readonly wss: WebSocketServer;
+export class SignalingServer implements Endpoint {
+  readonly path = '/signaling';
+  /** Over it the socket is closed (1009); up to it, an oversized message gets an error reply. */
+  readonly maxPayload: number;
   private readonly clients = new Set<SignalingClient>();
 
-  constructor(
-    server: Server,
-    private readonly deps: Deps,
-    path = '/signaling',
-  ) {
-    // over the hard limit the socket is closed (1009); up to it, an oversized message gets an error reply
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: 4 * deps.limits.s.messageBytes });
-    server.on('upgrade', (req: IncomingMessage, socket, head) => {
-      if (requestUrl(req)?.pathname !== path) return;
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (!this.deps.limits.admit(ws)) return;
-        const auth = this.deps.auth;
-        if (auth?.required && !auth.originAllowed(req.headers.origin, req.headers.host, this.deps.origins ?? [])) {
-          auth.refusals.badOrigin++;
-          ws.close(4405, `origin ${req.headers.origin ?? ''} is not allowed`);
-          return;
-        }
-        const c = new SignalingClient(ws, this.deps);
-        this.clients.add(c);
-        ws.once('close', () => this.clients.delete(c));
-      });
-    });
+  constructor(private readonly deps: Deps) {
+    this.maxPayload = 4 * deps.limits.s.messageBytes;
+  }
+
+  accept(ws: WebSocket): void {
+    const c = new SignalingClient(ws, this.deps);
+    this.clients.add(c);
+    ws.once('close', () => this.clients.delete(c));
   }
 
   get size(): number {
     return this.clients.size;
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     for (const c of this.clients) c.shutdown();
-    // ws calls back once every client socket is gone; a peer that never answers the close is cut off
-    const cut = setTimeout(() => this.wss.clients.forEach((ws) => ws.terminate()), 1000);
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
-    clearTimeout(cut);
+    return Promise.resolve();
   }
 }
 
@@ -402,7 +386,7 @@ class SignalingClient {
 
   shutdown(): void {
     this.leave('server shutting down');
-    this.ws.close(1001, 'server shutting down');
+    this.ws.close(CLOSE.goingAway, 'server shutting down');
   }
 
   leave(reason: string): void {

@@ -4,11 +4,11 @@ import { AnalyserBeat, AnalyserReply, SfuRequest, type SfuBeat } from '../bus/me
 import { analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
 import { decoderCapabilities } from '../ingest/rtp-sdp.js';
 import type { Logger } from '../log.js';
-import { wallTime, type StreamEndEvent } from '../publish/events.js';
+import { failoverEnd } from '../publish/envelopes.js';
 import type { Peer, Room } from '../sfu/room.js';
 import { consentPlan, type AnalysisControl } from '../sfu/signaling.js';
 import { analysisPicture, type LayerChoice } from '../sfu/layers.js';
-import { BEAT_MS, LEASE_MS } from './analyser.js';
+import { BEAT_MS, LEASE_MS } from './lease.js';
 
 interface Analysed {
   room: Room;
@@ -21,6 +21,10 @@ interface Analysed {
   assigning: boolean;
   stopped: boolean;
   failovers: number;
+  /** No analyser had room for it: said and counted once, retried every beat. */
+  waiting: boolean;
+  /** The simulcast layer sent to the analyser (null: the producer sends one). */
+  layer: LayerChoice | null;
 }
 
 interface Seen {
@@ -35,7 +39,7 @@ interface Seen {
  * stop for LEASE_MS loses its streams: a stream_end (failover) goes into the room's
  * log and the stream moves to another analyser.
  */
-export class RemoteAnalysis implements AnalysisControl {
+export class StreamPlacement implements AnalysisControl {
   private readonly running = new Map<string, Analysed>();
   private readonly analysers = new Map<string, Seen>();
   private readonly subs: Array<{ unsubscribe(): void }> = [];
@@ -107,6 +111,8 @@ export class RemoteAnalysis implements AnalysisControl {
         assigning: false,
         stopped: false,
         failovers: 0,
+        waiting: false,
+        layer: null,
       };
       this.running.set(p.id, r);
       this.counters.started++;
@@ -134,6 +140,7 @@ export class RemoteAnalysis implements AnalysisControl {
       });
       // the layer's own size: each analyser fits it to its analysis size
       const picture = analysisPicture(r.producer, Infinity, this.layer);
+      r.layer = picture.layer;
       const consumer = await transport.consume({
         producerId: r.producer.id,
         rtpCapabilities: decoderCapabilities(r.producer),
@@ -168,14 +175,17 @@ export class RemoteAnalysis implements AnalysisControl {
         await consumer.resume();
         void consumer.requestKeyFrame().catch(() => undefined);
         a.streams.push(r.producer.id); // counted until its next heartbeat says so itself
-        Object.assign(r, { analyser: reply.analyser, pid: reply.pid, transport, consumer });
+        Object.assign(r, { analyser: reply.analyser, pid: reply.pid, transport, consumer, waiting: false });
         this.log.info({ stream: r.producer.id, analyser: reply.analyser, pid: reply.pid }, 'stream assigned');
         if (r.stopped) this.stop(r.producer.id, true);
         return;
       }
       transport.close();
-      this.counters.refused++;
-      this.log.warn({ stream: r.producer.id, analysers: this.analysers.size }, 'no analyser has room for this stream; will retry');
+      if (!r.waiting) {
+        r.waiting = true;
+        this.counters.refused++;
+        this.log.warn({ stream: r.producer.id, analysers: this.analysers.size }, 'no analyser has room for this stream; it waits for one');
+      }
     } catch (e) {
       this.log.error({ stream: r.producer.id, err: (e as Error).message }, 'assigning the stream failed; will retry');
     } finally {
@@ -187,16 +197,7 @@ export class RemoteAnalysis implements AnalysisControl {
   private failover(r: Analysed): void {
     this.counters.failovers++;
     r.failovers++;
-    const end: StreamEndEvent = {
-      v: 2,
-      type: 'stream_end',
-      stream: r.producer.id,
-      room: r.room.id,
-      ts: 0,
-      wallTime: wallTime(),
-      reason: 'failover',
-      stats: { decoded: 0, analysed: 0, sampledOut: 0, dropped: 0, decodeErrors: 0, framesWithoutFace: 0, emotions: 0 },
-    };
+    const end = failoverEnd(r.room.id, r.producer.id);
     void this.bus.publishEvent(end).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'failover notice not written'));
     r.transport?.close();
     Object.assign(r, { analyser: null, pid: null, transport: null, consumer: null });
@@ -216,13 +217,23 @@ export class RemoteAnalysis implements AnalysisControl {
   }
 
   /** Each analysed stream with the analyser (and its process) holding it, for /healthz. */
-  streams(): Array<{ producerId: string; room: string; analyser: string | null; pid: number | null; failovers: number }> {
+  streams(): Array<{
+    producerId: string;
+    room: string;
+    analyser: string | null;
+    pid: number | null;
+    failovers: number;
+    waiting: boolean;
+    layer: LayerChoice | null;
+  }> {
     return [...this.running.values()].map((r) => ({
       producerId: r.producer.id,
       room: r.room.id,
       analyser: r.analyser,
       pid: r.pid,
       failovers: r.failovers,
+      waiting: r.waiting,
+      layer: r.layer,
     }));
   }
 

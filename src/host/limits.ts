@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { CLOSE } from '../publish/close-codes.js';
 
 export type LimitSettings = Config['limits'];
 
@@ -56,7 +57,7 @@ export class Limits {
   admit(ws: { close(code: number, reason: string): void; once(event: 'close', f: () => void): unknown }): boolean {
     if (this.open >= this.s.connections) {
       this.refuse('connections');
-      ws.close(1013, 'the server is at its connection limit; try again later');
+      ws.close(CLOSE.tryAgainLater, 'the server is at its connection limit; try again later');
       return false;
     }
     this.open++;

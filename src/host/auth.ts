@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
+import { CLOSE } from '../publish/close-codes.js';
 
 /**
  * Room tokens: JWTs scoped to one room and one identity, carrying grants; HS256 with a
@@ -22,17 +23,9 @@ export interface RoomClaims {
   exp: number;
 }
 
-/** WebSocket close codes that say why a connection was refused. */
-export const CLOSE = {
-  /** No token, or one that is not ours (bad signature, malformed). */
-  unauthenticated: 4401,
-  expired: 4402,
-  missingGrant: 4403,
-  wrongRoom: 4404,
-  /** The Origin header is not in auth.origins. */
-  badOrigin: 4405,
-} as const;
-export type RefusalReason = keyof typeof CLOSE;
+export { CLOSE };
+/** Why a token or origin was refused: each has its close code in CLOSE. */
+export type RefusalReason = 'unauthenticated' | 'expired' | 'missingGrant' | 'wrongRoom' | 'badOrigin';
 
 export class AuthError extends Error {
   constructor(

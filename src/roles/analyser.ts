@@ -1,0 +1,292 @@
+import type { Subscription } from 'rxjs';
+import { z } from 'zod';
+import { parseJson, type Bus, type BusMessage } from '../bus/bus.js';
+import { AnalyserRequest, SfuBeat, type AnalyserBeat, type AnalyserReply } from '../bus/messages.js';
+import { ACTIONS_DEMAND, analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../host/metrics.js';
+import { analysisSize } from '../ingest/ffmpeg.js';
+import { decodeRtp, type RtpSource } from '../ingest/rtp-source.js';
+import { decoderSdp, freePortPair } from '../ingest/rtp-sdp.js';
+import type { Logger } from '../log.js';
+import type { EmotionPipeline, RunningStream } from '../pipeline/emotion-pipeline.js';
+import { DEMAND_MS } from './gateway.js';
+import { BEAT_MS, SFU_LEASE_MS } from './lease.js';
+
+interface Held {
+  stream: string;
+  room: string;
+  sfu: string;
+  source: RtpSource;
+  running: RunningStream | null;
+  sub: Subscription | null;
+  log: Logger;
+}
+
+const Demand = z.object({ gateway: z.string(), wanted: z.boolean() });
+
+/**
+ * The analyser role: announces itself and its free capacity every BEAT_MS, takes
+ * streams an SFU asks it to analyse (the RTP comes straight from the SFU's plain
+ * transport to a port of ours), and writes their events into the room's log. Streams of
+ * an SFU that went quiet are ended. Facial actions are computed while any gateway says
+ * a subscriber asks for them.
+ */
+export class AnalyserRole {
+  private readonly held = new Map<string, Held>();
+  private readonly sfuSeen = new Map<string, number>();
+  private readonly demand = new Map<string, { wanted: boolean; at: number }>();
+  private readonly subs: Array<{ unsubscribe(): void }> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private actions = false;
+  readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0, published: 0, publishFailed: 0 };
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly pipeline: EmotionPipeline,
+    private readonly cfg: Config,
+    private readonly log: Logger,
+    readonly id: string,
+    /** The address SFUs send RTP to. */
+    private readonly address: string,
+    private readonly health: string,
+    private readonly metrics: Metrics,
+  ) {
+    metrics.gauge('arpgnet_streams_active', 'Streams being analysed', () => this.held.size);
+    metrics.gauge('arpgnet_faces_active', 'Face tracks in analysed streams', () => this.faces());
+    metrics.total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => this.restarts());
+    metrics.total('arpgnet_analysis_refused_total', 'Streams this analyser refused at analysis.maxStreams', () => this.counters.refused);
+    metrics.total('arpgnet_events_log_failed_total', 'Events that could not be written to the event log', () => this.counters.publishFailed);
+  }
+
+  start(): void {
+    this.subs.push(this.bus.subscribe(analyserControl(this.id), (m) => void this.onRequest(m)));
+    this.subs.push(
+      this.bus.subscribe(SFU_HEARTBEAT, (m) => {
+        const b = SfuBeat.safeParse(parseJson(m.data));
+        if (b.success) this.sfuSeen.set(b.data.id, Date.now());
+      }),
+      this.bus.subscribe(ACTIONS_DEMAND, (m) => {
+        const d = Demand.safeParse(parseJson(m.data));
+        if (!d.success) return;
+        this.demand.set(d.data.gateway, { wanted: d.data.wanted, at: Date.now() });
+        this.checkDemand();
+      }),
+    );
+    this.timer = setInterval(() => this.beat(), BEAT_MS);
+    this.timer.unref();
+    this.beat();
+  }
+
+  /** Facial actions while some gateway that is still heard from asks for them. */
+  private checkDemand(): void {
+    const now = Date.now();
+    let wanted = false;
+    for (const [g, d] of this.demand) {
+      if (now - d.at > 3 * DEMAND_MS) this.demand.delete(g);
+      else wanted ||= d.wanted;
+    }
+    if (wanted === this.actions) return;
+    this.actions = wanted;
+    for (const h of this.held.values()) this.applyActions(h);
+    this.log.info({ on: wanted }, 'facial actions for subscribers');
+  }
+
+  private applyActions(h: Held): void {
+    h.running?.landmarks
+      ?.setActions(this.actions || this.cfg.analysis.actions)
+      .catch((e: unknown) => h.log.warn({ err: e }, 'could not switch facial actions'));
+  }
+
+  private beat(): void {
+    const b: AnalyserBeat = {
+      id: this.id,
+      pid: process.pid,
+      address: this.address,
+      capacity: this.cfg.serve.maxStreams,
+      streams: [...this.held.keys()],
+      health: this.health,
+    };
+    if (this.bus.up) this.bus.publish(ANALYSER_HEARTBEAT, JSON.stringify(b));
+    const now = Date.now();
+    for (const h of this.held.values()) {
+      const seen = this.sfuSeen.get(h.sfu);
+      if (seen !== undefined && now - seen > SFU_LEASE_MS) {
+        h.log.warn('the SFU of this stream went quiet; ending it');
+        this.stop(h.stream);
+      }
+    }
+    this.checkDemand();
+  }
+
+  private async onRequest(m: BusMessage): Promise<void> {
+    const reply = (r: AnalyserReply): void => m.respond?.(JSON.stringify(r));
+    const req = AnalyserRequest.safeParse(parseJson(m.data));
+    if (!req.success) return reply({ ok: false, error: `bad request: ${req.error.issues[0]?.message ?? ''}` });
+    const r = req.data;
+    if (r.op === 'stop') return reply({ ok: true, stopped: this.stop(r.stream) });
+    if (this.held.has(r.stream)) this.stop(r.stream);
+    if (this.held.size >= this.cfg.serve.maxStreams) {
+      this.counters.refused++;
+      return reply({ ok: false, error: `at capacity (${this.cfg.serve.maxStreams})` });
+    }
+    const log = this.log.child({ room: r.room, stream: r.stream });
+    try {
+      const port = await freePortPair(this.address);
+      const size = analysisSize(r.width, r.height, this.cfg.analysis.maxSide);
+      this.sfuSeen.set(r.sfu, Date.now());
+      const source = decodeRtp(
+        decoderSdp({ ...r.codec, parameters: r.codec.parameters ?? {} }, this.address, port),
+        r.codec.mimeType,
+        {
+          requestKeyFrame: () => this.bus.publish(sfuControl(r.sfu), JSON.stringify({ op: 'keyframe', stream: r.stream })),
+          start: async () => undefined,
+          close: () => undefined,
+        },
+        {
+          id: r.stream,
+          uri: `webrtc:${r.room}/${encodeURIComponent(r.name)}`,
+          ...size,
+          maxRestarts: this.cfg.serve.decoderRestarts,
+          log,
+          maxFps: this.cfg.analysis.fps,
+        },
+      );
+      const h: Held = { stream: r.stream, room: r.room, sfu: r.sfu, source, running: null, sub: null, log };
+      this.held.set(r.stream, h);
+      this.counters.started++;
+      reply({ ok: true, ip: this.address, port, rtcpPort: port + 1, analyser: this.id, pid: process.pid });
+      log.info({ sfu: r.sfu, port, ...size }, 'analysis started');
+      await this.run(h);
+    } catch (e) {
+      log.error({ err: e }, 'could not analyse the stream');
+      this.held.delete(r.stream);
+      reply({ ok: false, error: (e as Error).message });
+    }
+  }
+
+  private async run(h: Held): Promise<void> {
+    const m = this.metrics;
+    let decoded = 0;
+    let dropped = 0;
+    const asked = this.actions;
+    const stream = await this.pipeline.analyse(h.source, {
+      room: h.room,
+      actions: asked,
+      observe: (stage, ms) => {
+        m.observe(stage, ms);
+        if (stage === 'landmarks') m.frame('analysed'); // every analysed frame is landmarked once
+      },
+      onProgress: (n) => {
+        m.frame('decoded', n - decoded);
+        decoded = n;
+        const d = h.source.stats().dropped;
+        m.frame('dropped', d - dropped);
+        dropped = d;
+      },
+    });
+    h.running = stream;
+    // a demand that changed while the stream was opening
+    if (this.actions !== asked) this.applyActions(h);
+    // events go out in order: each publish waits for the one before (JetStream acks them)
+    let chain: Promise<void> = Promise.resolve();
+    const t0 = performance.now();
+    let first = true;
+    h.sub = stream.events$.subscribe({
+      next: (e) => {
+        m.event(e);
+        if (first && e.type === 'emotion') {
+          first = false;
+          h.log.info({ ms: Math.round(performance.now() - t0), firstFrameMs: h.source.firstFrameMs }, 'first emotion event');
+        }
+        chain = chain.then(() =>
+          this.bus.publishEvent(e).then(
+            () => void this.counters.published++,
+            (err: unknown) => {
+              this.counters.publishFailed++;
+              h.log.warn({ err }, 'event not written to the log');
+            },
+          ),
+        );
+      },
+      error: (e: unknown) => this.ended(h, e),
+      complete: () => this.ended(h, null),
+    });
+  }
+
+  private ended(h: Held, err: unknown): void {
+    if (this.held.get(h.stream) === h) this.held.delete(h.stream);
+    this.counters.ended++;
+    this.counters.decoderRestarts += h.source.restarts;
+    h.source.stop();
+    if (err) {
+      this.counters.failed++;
+      h.log.error({ err }, 'analysis of this stream failed');
+    } else h.log.info({ restarts: h.source.restarts }, 'analysis ended');
+  }
+
+  private stop(stream: string): boolean {
+    const h = this.held.get(stream);
+    if (!h) return false;
+    this.held.delete(stream);
+    h.source.stop(); // the stream emits stream_end (stopped) and completes
+    return true;
+  }
+
+  /** Face tracks alive in the analysed streams. */
+  faces(): number {
+    let n = 0;
+    for (const h of this.held.values()) n += h.running?.analyser.tracks ?? 0;
+    return n;
+  }
+
+  /** Decoder restarts, of ended and of running streams. */
+  restarts(): number {
+    let n = this.counters.decoderRestarts;
+    for (const h of this.held.values()) n += h.source.restarts;
+    return n;
+  }
+
+  /** What each analysed stream is doing, for /healthz and operators. */
+  streams(): Array<{
+    stream: string;
+    room: string;
+    sfu: string;
+    decoded: number;
+    analysed: number;
+    dropped: number;
+    restarts: number;
+    firstFrameMs: number | null;
+  }> {
+    return [...this.held.values()].map((h) => ({
+      stream: h.stream,
+      room: h.room,
+      sfu: h.sfu,
+      decoded: h.source.stats().decoded,
+      analysed: h.running?.analyser.analysed ?? 0,
+      dropped: h.source.stats().dropped,
+      restarts: h.source.restarts,
+      firstFrameMs: h.source.firstFrameMs == null ? null : Math.round(h.source.firstFrameMs),
+    }));
+  }
+
+  healthSection(): Record<string, unknown> {
+    return { capacity: this.cfg.serve.maxStreams, actions: this.actions, counters: this.counters, streams: this.streams() };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const s of this.subs) s.unsubscribe();
+    const done = [...this.held.values()].map(
+      (h) =>
+        new Promise<void>((resolve) => {
+          if (!h.sub) return resolve();
+          h.sub.add(() => resolve());
+        }),
+    );
+    for (const k of [...this.held.keys()]) this.stop(k);
+    // the last stream_end events reach the log
+    await Promise.race([Promise.all(done), new Promise((r) => setTimeout(r, 3000))]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,86 @@
+import { join } from 'node:path';
+import type { Bus } from '../bus/bus.js';
+import type { Config } from '../config.js';
+import type { Authenticator } from '../host/auth.js';
+import type { Host } from '../host/host.js';
+import type { Limits } from '../host/limits.js';
+import { checkPurpose, ConsentAudit } from '../host/privacy.js';
+import { staticFiles } from '../host/static.js';
+import type { Logger } from '../log.js';
+import { ROOT } from '../paths.js';
+import { Rooms } from '../sfu/rooms.js';
+import { SignalingServer } from '../sfu/signaling.js';
+import { WorkerPool } from '../sfu/workers.js';
+import { StreamPlacement } from './placement.js';
+
+export const WEB_DIR = join(ROOT, 'dist', 'web');
+
+export interface SfuRole {
+  pool: WorkerPool;
+  rooms: Rooms;
+  placement: StreamPlacement;
+  signaling: SignalingServer;
+}
+
+/**
+ * The SFU role: mediasoup workers, a router per room, the /signaling endpoint and the
+ * pages; consenting producers are placed on analysers over the bus, and their media
+ * sent there over a PlainTransport. Without its bus it keeps routing calls (analysis
+ * waits), so it stays in service.
+ */
+export async function startSfu(
+  host: Host,
+  bus: Bus,
+  cfg: Config,
+  log: Logger,
+  o: { id: string; auth: Authenticator; limits: Limits; eventsUrls: readonly string[]; webDir?: string | undefined },
+): Promise<SfuRole> {
+  checkPurpose(cfg.privacy.purpose, cfg.privacy.exemption);
+  log.info({ purpose: cfg.privacy.purpose, exemption: cfg.privacy.exemption, auditLog: cfg.privacy.auditLog ?? null }, 'deployment purpose');
+  host.route(staticFiles(o.webDir ?? WEB_DIR));
+  const pool = await WorkerPool.create({ count: cfg.sfu.workers, rtcMinPort: cfg.sfu.rtcMinPort, rtcMaxPort: cfg.sfu.rtcMaxPort }, log);
+  host.onClose(() => pool.close());
+  const rooms = new Rooms(pool, log);
+  host.onClose(() => rooms.closeAll());
+  const placement = new StreamPlacement(bus, log, o.id, cfg.sfu.listenIp, cfg.analysis.layer);
+  host.onClose(() => placement.close());
+  const signaling = new SignalingServer({
+    rooms,
+    analysis: placement,
+    log,
+    auth: o.auth,
+    audit: new ConsentAudit(cfg.privacy.auditLog),
+    limits: o.limits,
+    eventsUrls: o.eventsUrls,
+    transport: {
+      listenIp: cfg.sfu.listenIp,
+      announcedAddress: cfg.sfu.announcedAddress,
+      maxIncomingBitrate: cfg.sfu.maxIncomingBitrate,
+      initialOutgoingBitrate: cfg.sfu.initialOutgoingBitrate,
+    },
+  });
+  host.endpoint(signaling);
+  placement.start();
+  const m = host.metrics;
+  m.total('arpgnet_worker_deaths_total', 'mediasoup worker processes that died', () => pool.deaths);
+  m.total('arpgnet_streams_refused_total', 'Consenting streams that found no analyser with room (then they wait for one)', () => placement.counters.refused);
+  m.total('arpgnet_failovers_total', 'Streams moved to another analyser after theirs was lost', () => placement.counters.failovers);
+  m.gauge('arpgnet_rooms', 'Rooms open', () => rooms.size);
+  m.gauge('arpgnet_streams_placed', 'Consenting streams placed or waiting for an analyser', () => placement.active);
+  host.health({
+    section: 'sfu',
+    read: () => ({
+      workers: pool.size,
+      workerPids: pool.pids(),
+      workerDeaths: pool.deaths,
+      rooms: rooms.size,
+      roomsRebuilt: rooms.rebuilt,
+      peers: signaling.size,
+      media: pool.media.snapshot(),
+      placement: placement.counters,
+      streams: placement.streams(),
+      analysers: placement.analyserList(),
+    }),
+  });
+  return { pool, rooms, placement, signaling };
+}
