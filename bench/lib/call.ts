@@ -142,10 +142,12 @@ export function subscribeEvents(base: string, query = ''): Promise<{ ws: WebSock
   });
 }
 
-export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Waits for `cond`; `what` names it in the error, as a function when it should say how far it got. */
+export async function until(cond: () => boolean, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

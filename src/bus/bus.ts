@@ -51,6 +51,8 @@ export interface EventLog {
  * event log. NATS with JetStream between processes and hosts, or in one process.
  */
 export interface Bus extends EventLog {
+  /** What it is called in words a user reads ("NATS", "in-process"). */
+  readonly name: string;
   readonly up: boolean;
   readonly lastError: string | null;
   /** Says what it is on /healthz. */

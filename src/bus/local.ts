@@ -20,6 +20,7 @@ interface RoomLog {
  * stream. The roles cannot tell it from NATS, so one process runs them all.
  */
 export class LocalBus implements Bus {
+  readonly name = 'in-process';
   readonly up = true;
   readonly lastError = null;
   readonly describe = { inProcess: true };

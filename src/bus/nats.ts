@@ -15,6 +15,7 @@ const LIVE_MAX_AGE_MS = 24 * 3600_000;
  * process lives; `up` says whether it is connected now, for /healthz.
  */
 export class NatsBus implements Bus {
+  readonly name = 'NATS';
   up = true;
   lastError: string | null = null;
   private readonly known = new Set<string>();

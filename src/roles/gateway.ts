@@ -25,12 +25,17 @@ interface Subscriber {
   stream: string | null;
   v: 1 | 2;
   actions: boolean;
-  queue: Logged[];
+  queue: Queued[];
   dropped: number;
   /** Ranges of this subscriber's events dropped from its queue, per room, sent as a gap before the next event. */
-  gaps: Map<string, { from: number; to: number }>;
+  gaps: Map<string, { from: number; to: number; reason: GapEvent['reason'] }>;
+  /** The last seq read per room, to see what the log let go before this reader came to it. */
+  read: Map<string, number>;
   reader: LogReader | null;
 }
+
+/** An event to send, or (`expiredFrom` set) the seqs before it that the log no longer held when read. */
+type Queued = Logged & { expiredFrom?: number };
 
 const AUTH_TIMEOUT_MS = 5000;
 const ROOM = /^[\w.-]{1,64}$/;
@@ -95,6 +100,7 @@ export class EventGateway implements Endpoint {
       queue: [],
       dropped: 0,
       gaps: new Map(),
+      read: new Map(),
       reader: null,
     };
     this.admit(s)
@@ -155,6 +161,7 @@ export class EventGateway implements Endpoint {
     for await (const m of reader) {
       if (s.ws.readyState !== WebSocket.OPEN) break;
       if (replayed.size && replayed.delete(`${m.room}\n${m.seq}`)) continue;
+      this.expiredBefore(s, m, from);
       this.push(s, m);
     }
   }
@@ -166,14 +173,32 @@ export class EventGateway implements Endpoint {
     if (s.dropped) this.log.warn({ dropped: s.dropped, room: s.room }, 'events subscriber closed after dropping events');
   }
 
+  /**
+   * A room's log is contiguous, so a jump in seq between two reads (on one room, unfiltered)
+   * means the log let events go (age, bytes) before this reader got to them: queued as a
+   * gap in its place, so the subscriber is told of every seq it does not get.
+   */
+  private expiredBefore(s: Subscriber, m: Logged, from: number | null): void {
+    if (s.stream !== null) return;
+    const last = s.read.get(m.room) ?? (from !== null && s.room === m.room ? from - 1 : null);
+    s.read.set(m.room, m.seq);
+    if (last === null || m.seq <= last + 1) return;
+    this.dropped.expired_from_ring += m.seq - last - 1;
+    s.queue.push({ room: m.room, seq: m.seq - 1, data: '', expiredFrom: last + 1 });
+  }
+
   private push(s: Subscriber, m: Logged): void {
     s.queue.push(m);
-    if (s.queue.length > this.o.maxQueue) {
+    while (s.queue.length > this.o.maxQueue) {
       const lost = s.queue.shift()!;
-      s.dropped++;
-      this.dropped.slow_client++;
+      const from = lost.expiredFrom ?? lost.seq;
+      if (lost.expiredFrom === undefined) {
+        s.dropped++;
+        this.dropped.slow_client++;
+      }
       const g = s.gaps.get(lost.room);
-      s.gaps.set(lost.room, { from: g?.from ?? lost.seq, to: lost.seq });
+      const reason = g?.reason === 'dropped' || lost.expiredFrom === undefined ? 'dropped' : 'expired';
+      s.gaps.set(lost.room, { from: g?.from ?? from, to: lost.seq, reason });
     }
     this.drain(s);
   }
@@ -188,7 +213,11 @@ export class EventGateway implements Endpoint {
       const g = s.gaps.get(m.room);
       if (g) {
         s.gaps.delete(m.room);
-        this.sendGap(s, gapEvent(m.room, g.from, g.to, 'dropped'));
+        this.sendGap(s, gapEvent(m.room, g.from, g.to, g.reason));
+      }
+      if (m.expiredFrom !== undefined) {
+        this.sendGap(s, gapEvent(m.room, m.expiredFrom, m.seq, 'expired'));
+        continue;
       }
       // the log holds each event as JSON without its seq: v2 readers get it spliced in, not re-encoded
       if (s.v === 2) s.ws.send(`{"seq":${m.seq},${m.data.slice(1)}`);

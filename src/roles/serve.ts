@@ -67,7 +67,7 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
     log,
     identity: () => ({
       ok: bus.up,
-      degraded: bus.up ? null : `bus unreachable (${bus.lastError ?? 'connecting'}): ${roles.includes('sfu') ? 'calls are routed, analysis is paused' : 'this role waits for it'}`,
+      degraded: bus.up ? null : `${bus.name} unreachable (${bus.lastError ?? 'connecting'}): ${roles.includes('sfu') ? 'calls are routed, analysis is paused' : 'this role waits for it'}`,
       id,
       pid: process.pid,
       roles,
