@@ -79,7 +79,7 @@ async function once(
   const cpu = cpuSeconds() - cpu0;
   const wall = performance.now() - t0;
   clearInterval(timer);
-  const a = run.analyser;
+  const a = run.state;
   const t = a.times;
   await pipeline.close();
   return {

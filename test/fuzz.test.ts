@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
@@ -237,7 +236,10 @@ describe('signaling fuzzed with random and mutated messages (fast-check)', () =>
   it(`${RUNS} /events connections with auth on: random and real-but-wrong tokens are refused with their close code`, async () => {
     const auth = new Authenticator('fuzz-secret-fuzz-secret-fuzz-secret!', true);
     const c = serveTestConfig();
-    const hub = await serveEvents({ ...c, publish: { ...c.publish, maxQueue: 16, ringSize: 64 } }, silentLogger, 0, { auth, highWaterBytes: 1 << 16 });
+    const hub = await serveEvents({ ...c, publish: { ...c.publish, maxQueue: 16, ringSize: 64 } }, silentLogger, 0, {
+      auth,
+      highWaterBytes: 1 << 16,
+    });
     const url = `${hub.url.replace('http', 'ws')}/events`;
     const good = await auth.sign({ room: 'fz', identity: 'fuzzer', grants: ['subscribe'], ttlSeconds: 60 });
     const joinOnly = await auth.sign({ room: 'fz', identity: 'fuzzer', grants: ['join'], ttlSeconds: 60 });

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { Arpgnet } from '../src/model/arpgnet.js';
 import { templateToFrame, warpToTensor } from '../src/pipeline/align.js';
-import { FaceLandmarks } from '../src/pipeline/landmarker.js';
+import { MediaPipeFaces } from '../src/pipeline/faces/mediapipe.js';
 import { rgbaFrames, ROOT, SHARED } from './helpers.js';
 
 const PY = '/usr/bin/python3';
@@ -46,7 +46,11 @@ describe('PyTorch <-> onnxruntime-node parity', () => {
     const raw = rgbaFrames('d18.mp4', ['-vf', 'select=eq(n\\,40)', '-frames:v', '1']);
     const rgba = new Uint8Array(raw);
     writeFileSync(join(dir, 'frame.rgba'), rgba);
-    const lm = await FaceLandmarks.create({ modelPath: join(SHARED, 'models/mediapipe/face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
+    const lm = await MediaPipeFaces.create({
+      modelPath: join(SHARED, 'models/mediapipe/face_landmarker.task'),
+      maxFaces: 1,
+      mode: 'IMAGE',
+    });
     const face = lm.detect({ data: rgba, width: w, height: h }, 0)[0];
     await lm.close();
     assert.ok(face, 'a face in frame 40 of d18.mp4');

@@ -7,11 +7,12 @@ import { labelIndex } from '../src/model/labels.js';
 import { cropToInput, templateToFrame } from '../src/pipeline/align.js';
 import { Labeller, shownLabels, UNCERTAIN } from '../src/pipeline/labeller.js';
 import { RateSampler } from '../src/pipeline/sampler.js';
-import { FaceTracker, iou } from '../src/pipeline/tracker.js';
+import { iou } from '../src/pipeline/faces/face.js';
+import { FaceTracker } from '../src/pipeline/tracker.js';
 import { EmbeddingWindow } from '../src/pipeline/window.js';
 import { FrameCopies } from '../src/pipeline/stream.js';
 import type { Frame } from '../src/ingest/frame.js';
-import type { DetectedFace } from '../src/pipeline/landmarker.js';
+import type { DetectedFace } from '../src/pipeline/faces/face.js';
 
 const template: Array<[number, number]> = [
   [14.5, 18.55],

@@ -71,10 +71,7 @@ export class LocalBus implements Bus {
     const old = Date.now() - this.retention.maxAgeMs;
     const most = this.retention.maxEvents ?? Infinity;
     let k = 0;
-    while (
-      k < l.entries.length &&
-      (l.entries[k]!.at < old || l.bytes > this.retention.maxBytes || l.entries.length - k > most)
-    )
+    while (k < l.entries.length && (l.entries[k]!.at < old || l.bytes > this.retention.maxBytes || l.entries.length - k > most))
       l.bytes -= l.entries[k++]!.data.length;
     if (k) l.entries.splice(0, k);
   }
@@ -109,7 +106,9 @@ export class LocalBus implements Bus {
     for (const l of rooms()) cursor.set(l, room !== null && o.from !== null ? o.from : l.next);
     let stopped = false;
     let waiting: (() => void) | null = null;
-    const bus = this;
+    // the iterator below is a method of the reader: it reaches the bus through these
+    const wake = this.wake;
+    const closed = (): boolean => this.closed;
     const next = (): Entry | null => {
       for (const l of rooms()) {
         const at = cursor.get(l) ?? 1;
@@ -131,7 +130,7 @@ export class LocalBus implements Bus {
         return Promise.resolve();
       },
       async *[Symbol.asyncIterator]() {
-        while (!stopped && !bus.closed) {
+        while (!stopped && !closed()) {
           const x = next();
           if (x) {
             yield { room: x.room, seq: x.seq, data: x.data };
@@ -139,10 +138,10 @@ export class LocalBus implements Bus {
           }
           await new Promise<void>((r) => {
             waiting = () => {
-              bus.wake.delete(waiting!);
+              wake.delete(waiting!);
               r();
             };
-            bus.wake.add(waiting);
+            wake.add(waiting);
           });
         }
       },

@@ -84,14 +84,14 @@ export async function runCommand(cfg: Config, flags: RunFlags, log: Logger): Pro
   await sink?.close();
   await hub?.close();
   await pipeline.close();
-  const t = running.analyser.times;
+  const t = running.state.times;
   const finalEnd = end as StreamEndEvent | null;
   const stats = finalEnd?.stats;
   log.info(
     {
       ...stats,
       msPerStage: {
-        landmarks: +(t.landmarks / Math.max(1, running.analyser.analysed)).toFixed(2),
+        landmarks: +(t.landmarks / Math.max(1, running.state.analysed)).toFixed(2),
         align: +(t.align / Math.max(1, t.faceFrames)).toFixed(2),
         encoder: +(t.encoder / Math.max(1, t.faceFrames)).toFixed(2),
         head: +(t.head / Math.max(1, t.windows)).toFixed(2),

@@ -57,7 +57,6 @@ export type ClientState = 'connecting' | 'open' | 'waiting' | 'closed';
 
 /** Close codes after which reconnecting cannot help (the token is wrong, not late). */
 
-
 export class EventsClient {
   private socket: SocketLike | null = null;
   private readonly subject = new Subject<HubEvent>();

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { labelIndex } from '../model/labels.js';
-import { IMAGE_EXT } from './decode.js';
+import { IMAGE_EXT } from '../ingest/still-image.js';
 
 export type Format = 'images' | 'sequences';
 

@@ -5,12 +5,12 @@ import { imageSequenceSource } from '../ingest/image-sequence.js';
 import type { Logger } from '../log.js';
 import { cropToInput, templateToFrame, warpToTensor } from '../pipeline/align.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
-import { FaceLandmarks } from '../pipeline/landmarker.js';
+import { MediaPipeFaces } from '../pipeline/faces/mediapipe.js';
 import { bestShown } from '../pipeline/labeller.js';
 import { RateSampler } from '../pipeline/sampler.js';
-import { StillFaces } from '../pipeline/still-faces.js';
+import { StillFaces } from '../pipeline/faces/still-faces.js';
 import type { EmotionEvent, PipelineEvent } from '../publish/events.js';
-import { decodeImage } from './decode.js';
+import { decodeImage } from '../ingest/still-image.js';
 import { listSamples, sequenceFrames, type Format, type Sample, type Skipped } from './dataset.js';
 import { expectedCalibrationError, summarise, type EvalResult } from './metrics.js';
 
@@ -83,7 +83,7 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
   const valid = new Float32Array(o.batch * t).fill(1);
   const lm = o.aligned
     ? null
-    : await FaceLandmarks.create({ modelPath: join(o.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
+    : await MediaPipeFaces.create({ modelPath: join(o.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
   const finder = lm && new StillFaces(lm);
   const out: Outcome[] = [];
   try {

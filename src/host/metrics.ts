@@ -1,9 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Stage } from '../pipeline/analyser.js';
+import type { Stage } from '../pipeline/stream-state.js';
 import type { PipelineEvent } from '../publish/events.js';
 
 /** Stages timed per analysed frame (decode happens inside ffmpeg: its frames are counted, not timed). */
-export type { Stage } from '../pipeline/analyser.js';
+export type { Stage } from '../pipeline/stream-state.js';
 
 const MS_BUCKETS = [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500];
 

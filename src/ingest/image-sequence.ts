@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { decodeImage } from '../eval/decode.js';
+import { decodeImage } from './still-image.js';
 import type { Frame } from './frame.js';
 import { SourceError, type Source } from './source.js';
 

@@ -1,7 +1,7 @@
 import { catchError, concat, concatMap, finalize, of, pipe, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import type { Frame } from '../ingest/frame.js';
 import type { PipelineEvent } from '../publish/events.js';
-import type { StreamAnalyser } from './analyser.js';
+import type { StreamState } from './stream-state.js';
 import { align } from './stages/align.js';
 import { classify } from './stages/classify.js';
 import { detect, found } from './stages/detect.js';
@@ -32,7 +32,7 @@ export interface AnalysisOptions {
  * a time. A frame that fails becomes a non-fatal error event and the stream goes on;
  * a stage that keeps failing ends it.
  */
-export function analyseFrames(s: StreamAnalyser, o: AnalysisOptions): OperatorFunction<Frame, PipelineEvent> {
+export function analyseFrames(s: StreamState, o: AnalysisOptions): OperatorFunction<Frame, PipelineEvent> {
   let failedInRow = 0;
   const failed = (frame: Frame, e: Error): Observable<PipelineEvent> => {
     s.failed++;
@@ -75,6 +75,6 @@ export function analyseFrames(s: StreamAnalyser, o: AnalysisOptions): OperatorFu
 }
 
 /** A frame's own stages, once its faces are found: one frame at a time, in order. */
-function ownStages(s: StreamAnalyser): OperatorFunction<Found, PipelineEvent> {
+function ownStages(s: StreamState): OperatorFunction<Found, PipelineEvent> {
   return pipe(track(s), align(s), encode(s), window(s), classify(s), label(s), toEvents(s));
 }

@@ -8,11 +8,11 @@ import type { Logger } from '../log.js';
 import { Arpgnet } from '../model/arpgnet.js';
 import { EncoderBatcher } from '../model/batcher.js';
 import type { PipelineEvent } from '../publish/events.js';
-import { StreamAnalyser, type AnalyserOptions, type FaceFinder } from './analyser.js';
 import type { Similarity } from './align.js';
-import type { DetectedFace } from './landmarker.js';
-import { StreamFaceFinder, type FaceFinderOptions } from './face-finder.js';
-import { LandmarkPool, type Landmarker } from './landmark-pool.js';
+import type { DetectedFace, FaceFinder } from './faces/face.js';
+import { FacePool } from './faces/face-pool.js';
+import { StreamFaces, type FaceFinderOptions } from './faces/stream-faces.js';
+import { StreamState, type StreamStateOptions } from './stream-state.js';
 import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
 
@@ -20,30 +20,30 @@ export interface AnalyseOptions {
   room?: string | undefined;
   onProgress?: ((decoded: number) => void) | undefined;
   /** Replace MediaPipe, e.g. for images that are already aligned crops. */
-  faces?: FaceFinder | undefined;
+  faces?: Pick<FaceFinder, 'detect'> | undefined;
   align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
   /** Analysis rate for this stream (defaults to the configured one). */
   fps?: number | undefined;
-  observe?: AnalyserOptions['observe'];
+  observe?: StreamStateOptions['observe'];
   /** Compute facial actions from the start (a subscriber asked for them). */
   actions?: boolean | undefined;
 }
 
 export interface RunningStream {
   events$: Observable<PipelineEvent>;
-  analyser: StreamAnalyser;
-  /** The stream's landmarker (null when faces come from elsewhere), e.g. to turn facial actions on. */
-  landmarks: Landmarker | null;
+  state: StreamState;
+  /** The stream's face finder (null when faces come from elsewhere), e.g. to turn facial actions on. */
+  faces: FaceFinder | null;
 }
 
-/** The model loaded once, and a fresh face tracker + analyser for each stream fed to it. */
+/** The model loaded once, and a fresh face tracker + stream state for each stream fed to it. */
 export class EmotionPipeline {
   private constructor(
     readonly model: Arpgnet,
     private readonly cfg: Config,
     private readonly log: Logger,
     /** Face finding on worker threads (analysis.landmarkWorkers > 0), else on this thread. */
-    readonly landmarkPool: LandmarkPool | null,
+    readonly facePool: FacePool | null,
     /** YuNet's model, where it exists. */
     private readonly yunetPath: string | null,
     /** Encoder calls of all streams, batched (null: analysis.batchWaitMs 0). */
@@ -78,22 +78,22 @@ export class EmotionPipeline {
             maxFaces: 16,
           })
         : null;
-    return new EmotionPipeline(model, cfg, log, workers > 0 ? new LandmarkPool(workers, log) : null, yunet, batcher);
+    return new EmotionPipeline(model, cfg, log, workers > 0 ? new FacePool(workers, log) : null, yunet, batcher);
   }
 
   /**
-   * Loads MediaPipe in every landmark worker now rather than with the first stream (the
+   * Loads MediaPipe in every face worker now rather than with the first stream (the
    * first open in a worker loads its wasm and costs several times a later one): an
-   * analyser that takes over a stream must answer fast.
+   * analyser role that takes over a stream must answer fast.
    */
-  async warmLandmarks(): Promise<void> {
-    const n = Math.max(1, this.landmarkPool?.size ?? 1);
-    const opened = await Promise.all(Array.from({ length: n }, () => this.landmarker()));
+  async warmFaceFinders(): Promise<void> {
+    const n = Math.max(1, this.facePool?.size ?? 1);
+    const opened = await Promise.all(Array.from({ length: n }, () => this.faceFinder()));
     await Promise.all(opened.map((l) => l.close()));
   }
 
-  /** A stream's face finder (see face-finder.ts), on a worker thread where there are workers. */
-  async landmarker(actions = this.cfg.analysis.actions): Promise<Landmarker> {
+  /** A stream's face finder (see faces/stream-faces.ts), on a worker thread where there are workers. */
+  async faceFinder(actions = this.cfg.analysis.actions): Promise<FaceFinder> {
     const a = this.cfg.analysis;
     const opts: FaceFinderOptions = {
       modelPath: join(this.cfg.models.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
@@ -104,13 +104,13 @@ export class EmotionPipeline {
       yunetSize: a.detectorSize,
       smallFaces: a.smallFaces,
     };
-    return this.landmarkPool ? this.landmarkPool.open(opts) : StreamFaceFinder.create(opts);
+    return this.facePool ? this.facePool.open(opts) : StreamFaces.create(opts);
   }
 
-  /** A fresh analyser on the shared model, configured from the config with any overrides. */
-  createAnalyser(stream: string, faces: FaceFinder, over: Partial<AnalyserOptions> = {}): StreamAnalyser {
+  /** A fresh stream state on the shared model, configured from the config with any overrides. */
+  createState(stream: string, faces: Pick<FaceFinder, 'detect'>, over: Partial<StreamStateOptions> = {}): StreamState {
     const a = this.cfg.analysis;
-    return new StreamAnalyser({
+    return new StreamState({
       stream,
       model: this.model,
       encode: this.batcher ? this.batcher.encode.bind(this.batcher) : undefined,
@@ -133,12 +133,12 @@ export class EmotionPipeline {
   }
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
-    const lm = o.faces ? null : await this.landmarker(this.cfg.analysis.actions || (o.actions ?? false));
+    const lm = o.faces ? null : await this.faceFinder(this.cfg.analysis.actions || (o.actions ?? false));
     const faces = o.faces ?? lm!;
-    const analyser = this.createAnalyser(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
-    const events$ = analyseStream(source, analyser, this.model, {
+    const state = this.createState(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
+    const events$ = analyseStream(source, state, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
-      lookahead: this.landmarkPool !== null && !o.faces,
+      lookahead: this.facePool !== null && !o.faces,
       room: o.room,
       maxFailedFrames: this.cfg.analysis.maxFailedFrames,
       onProgress: o.onProgress,
@@ -150,15 +150,14 @@ export class EmotionPipeline {
           return events$.pipe(finalize(() => batcher.leave()));
         })
       : events$;
-    // the landmarker holds wasm memory: free it however the stream ends
+    // the face finder holds wasm memory: free it however the stream ends
     // a release that fails must not become an unhandled rejection
-    const release = (): void =>
-      void lm?.close().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'face finder did not close cleanly'));
-    return { analyser, landmarks: lm, events$: counted$.pipe(finalize(release)) };
+    const release = (): void => void lm?.close().catch((e: unknown) => this.log.warn({ err: e }, 'face finder did not close cleanly'));
+    return { state, faces: lm, events$: counted$.pipe(finalize(release)) };
   }
 
   async close(): Promise<void> {
-    await this.landmarkPool?.close();
+    await this.facePool?.close();
     await this.model.release();
     this.log.debug('pipeline closed');
   }

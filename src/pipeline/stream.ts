@@ -2,7 +2,7 @@ import { catchError, concat, defer, from, Observable, of } from 'rxjs';
 import type { Source } from '../ingest/source.js';
 import type { Arpgnet } from '../model/arpgnet.js';
 import { wallTime, type PipelineEvent, type StreamStats } from '../publish/events.js';
-import type { StreamAnalyser } from './analyser.js';
+import type { StreamState } from './stream-state.js';
 import type { Frame } from '../ingest/frame.js';
 import { analyseFrames } from './analysis.js';
 
@@ -112,7 +112,7 @@ class FrameReader {
  * stream_start, the analysis events, stream_end with the stream's counts. A source or
  * stage that fails for good becomes a fatal error event before stream_end.
  */
-export function analyseStream(source: Source, analyser: StreamAnalyser, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
+export function analyseStream(source: Source, state: StreamState, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
   return defer(() => {
     const base = (ts: number) => ({
       v: 2 as const,
@@ -130,7 +130,7 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
       model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
     };
     const events$ = reader.frames$.pipe(
-      analyseFrames(analyser, {
+      analyseFrames(state, {
         fps: o.fps,
         maxFailedFrames: o.maxFailedFrames ?? Infinity,
         done: reader.done,
@@ -151,14 +151,14 @@ export function analyseStream(source: Source, analyser: StreamAnalyser, model: A
       const s = source.stats();
       const stats: StreamStats = {
         decoded: s.decoded,
-        analysed: analyser.analysed,
-        sampledOut: analyser.sampledOut,
+        analysed: state.analysed,
+        sampledOut: state.sampledOut,
         dropped: s.dropped,
-        decodeErrors: s.decodeErrors + analyser.failed,
-        framesWithoutFace: analyser.framesWithoutFace,
-        emotions: analyser.emotions,
+        decodeErrors: s.decodeErrors + state.failed,
+        framesWithoutFace: state.framesWithoutFace,
+        emotions: state.emotions,
       };
-      return from<PipelineEvent[]>([...analyser.finish(reader.lastTs), { ...base(reader.lastTs), type: 'stream_end', reason, stats }]);
+      return from<PipelineEvent[]>([...state.finish(reader.lastTs), { ...base(reader.lastTs), type: 'stream_end', reason, stats }]);
     });
     return concat(of(start), events$, end);
   });

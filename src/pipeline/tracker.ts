@@ -1,4 +1,4 @@
-import type { DetectedFace, FaceBox } from './landmarker.js';
+import { iou, type DetectedFace } from './faces/face.js';
 
 export interface Track {
   readonly id: string;
@@ -13,16 +13,6 @@ export interface TrackUpdate {
   seen: Track[];
   entered: Track[];
   left: Track[];
-}
-
-export function iou(a: FaceBox, b: FaceBox): number {
-  const x0 = Math.max(a.x, b.x);
-  const y0 = Math.max(a.y, b.y);
-  const x1 = Math.min(a.x + a.w, b.x + b.w);
-  const y1 = Math.min(a.y + a.h, b.y + b.h);
-  const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
-  const union = a.w * a.h + b.w * b.h - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 export interface TrackerOptions {

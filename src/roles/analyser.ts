@@ -56,7 +56,11 @@ export class AnalyserRole {
     metrics.gauge('arpgnet_faces_active', 'Face tracks in analysed streams', () => this.faces());
     metrics.total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => this.restarts());
     metrics.total('arpgnet_analysis_refused_total', 'Streams this analyser refused at analysis.maxStreams', () => this.counters.refused);
-    metrics.total('arpgnet_events_log_failed_total', 'Events that could not be written to the event log', () => this.counters.publishFailed);
+    metrics.total(
+      'arpgnet_events_log_failed_total',
+      'Events that could not be written to the event log',
+      () => this.counters.publishFailed,
+    );
   }
 
   start(): void {
@@ -93,7 +97,7 @@ export class AnalyserRole {
   }
 
   private applyActions(h: Held): void {
-    h.running?.landmarks
+    h.running?.faces
       ?.setActions(this.actions || this.cfg.analysis.actions)
       .catch((e: unknown) => h.log.warn({ err: e }, 'could not switch facial actions'));
   }
@@ -236,7 +240,7 @@ export class AnalyserRole {
   /** Face tracks alive in the analysed streams. */
   faces(): number {
     let n = 0;
-    for (const h of this.held.values()) n += h.running?.analyser.tracks ?? 0;
+    for (const h of this.held.values()) n += h.running?.state.tracks ?? 0;
     return n;
   }
 
@@ -263,7 +267,7 @@ export class AnalyserRole {
       room: h.room,
       sfu: h.sfu,
       decoded: h.source.stats().decoded,
-      analysed: h.running?.analyser.analysed ?? 0,
+      analysed: h.running?.state.analysed ?? 0,
       dropped: h.source.stats().dropped,
       restarts: h.source.restarts,
       firstFrameMs: h.source.firstFrameMs == null ? null : Math.round(h.source.firstFrameMs),

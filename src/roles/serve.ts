@@ -32,7 +32,8 @@ export interface Serving {
   close(): Promise<void>;
 }
 
-export const rolesOf = (cfg: Config): Role[] => (cfg.cluster.roles.includes('all') ? [...ROLES] : ROLES.filter((r) => cfg.cluster.roles.includes(r)));
+export const rolesOf = (cfg: Config): Role[] =>
+  cfg.cluster.roles.includes('all') ? [...ROLES] : ROLES.filter((r) => cfg.cluster.roles.includes(r));
 
 /** What every room's event log keeps for subscribers that resume, in the ring or in JetStream. */
 export const logRetention = (cfg: Config): Retention => ({
@@ -57,7 +58,9 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
   if (auth.required) log.info('room tokens are required on /signaling and /events');
   else log.warn({ host: cfg.serve.host }, 'room tokens are NOT required: anyone who reaches this address can join, publish and subscribe');
   const limits = new Limits(cfg.limits);
-  const bus: Bus = nats ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log) : new LocalBus(logRetention(cfg));
+  const bus: Bus = nats
+    ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log)
+    : new LocalBus(logRetention(cfg));
   const host = new Host({
     host: cfg.serve.host,
     port: cfg.serve.port,
@@ -67,7 +70,9 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
     log,
     identity: () => ({
       ok: bus.up,
-      degraded: bus.up ? null : `${bus.name} unreachable (${bus.lastError ?? 'connecting'}): ${roles.includes('sfu') ? 'calls are routed, analysis is paused' : 'this role waits for it'}`,
+      degraded: bus.up
+        ? null
+        : `${bus.name} unreachable (${bus.lastError ?? 'connecting'}): ${roles.includes('sfu') ? 'calls are routed, analysis is paused' : 'this role waits for it'}`,
       id,
       pid: process.pid,
       roles,
@@ -77,8 +82,18 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
   // without its bus an SFU still routes every call: a process with one stays in service
   const inService = (): boolean => bus.up || roles.includes('sfu');
   const m = host.metrics;
-  m.totals('arpgnet_limit_refusals_total', 'Requests or connections refused by a configured limit (limits.*), by limit', 'limit', () => limits.refusals);
-  m.totals('arpgnet_auth_refusals_total', 'Connections or requests refused for their token or origin, by reason', 'reason', () => auth.refusals);
+  m.totals(
+    'arpgnet_limit_refusals_total',
+    'Requests or connections refused by a configured limit (limits.*), by limit',
+    'limit',
+    () => limits.refusals,
+  );
+  m.totals(
+    'arpgnet_auth_refusals_total',
+    'Connections or requests refused for their token or origin, by reason',
+    'reason',
+    () => auth.refusals,
+  );
   m.gauge('arpgnet_connections', 'WebSocket connections open on /signaling and /events', () => limits.connections);
   m.gauge('arpgnet_bus_up', '1 while this process reaches its bus', () => (bus.up ? 1 : 0));
   let sfu: SfuRole | null = null;
@@ -118,7 +133,7 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
       pipeline = await EmotionPipeline.create(cfg, log);
       const p = pipeline;
       host.onClose(() => p.close());
-      await pipeline.warmLandmarks(); // announced only once it can take a stream at full speed
+      await pipeline.warmFaceFinders(); // announced only once it can take a stream at full speed
     }
     const url = await host.listen();
     if (pipeline) {

@@ -36,7 +36,10 @@ export async function startSfu(
   o: { id: string; auth: Authenticator; limits: Limits; eventsUrls: readonly string[]; webDir?: string | undefined },
 ): Promise<SfuRole> {
   checkPurpose(cfg.privacy.purpose, cfg.privacy.exemption);
-  log.info({ purpose: cfg.privacy.purpose, exemption: cfg.privacy.exemption, auditLog: cfg.privacy.auditLog ?? null }, 'deployment purpose');
+  log.info(
+    { purpose: cfg.privacy.purpose, exemption: cfg.privacy.exemption, auditLog: cfg.privacy.auditLog ?? null },
+    'deployment purpose',
+  );
   host.route(staticFiles(o.webDir ?? WEB_DIR));
   const pool = await WorkerPool.create({ count: cfg.sfu.workers, rtcMinPort: cfg.sfu.rtcMinPort, rtcMaxPort: cfg.sfu.rtcMaxPort }, log);
   host.onClose(() => pool.close());
@@ -63,7 +66,11 @@ export async function startSfu(
   placement.start();
   const m = host.metrics;
   m.total('arpgnet_worker_deaths_total', 'mediasoup worker processes that died', () => pool.deaths);
-  m.total('arpgnet_streams_refused_total', 'Consenting streams that found no analyser with room (then they wait for one)', () => placement.counters.refused);
+  m.total(
+    'arpgnet_streams_refused_total',
+    'Consenting streams that found no analyser with room (then they wait for one)',
+    () => placement.counters.refused,
+  );
   m.total('arpgnet_failovers_total', 'Streams moved to another analyser after theirs was lost', () => placement.counters.failovers);
   m.gauge('arpgnet_rooms', 'Rooms open', () => rooms.size);
   m.gauge('arpgnet_streams_placed', 'Consenting streams placed or waiting for an analyser', () => placement.active);

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FaceLandmarks } from '../../src/pipeline/landmarker.js';
+import { MediaPipeFaces } from '../../src/pipeline/faces/mediapipe.js';
 import { sharedDir } from '../../src/paths.js';
 
 const args = process.argv.slice(2);
@@ -35,7 +35,7 @@ function decode(files: string[]): Uint8Array[] {
   return out;
 }
 
-const lm = await FaceLandmarks.create({
+const lm = await MediaPipeFaces.create({
   modelPath: join(shared, 'models/mediapipe/face_landmarker.task'), maxFaces: 1, mode: 'IMAGE',
 });
 const pts: number[][][] = [[], [], [], [], []];

@@ -1,5 +1,5 @@
 import { tap, type MonoTypeOperatorFunction } from 'rxjs';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import { templateToFrame, warpToTensor } from '../align.js';
 import type { Tracked } from './work.js';
 
@@ -7,7 +7,7 @@ import type { Tracked } from './work.js';
  * Each seen face warped straight from the frame onto the model's input (similarity from
  * its five points to the template), into the stream's face batch in `seen` order.
  */
-export function align(s: StreamAnalyser): MonoTypeOperatorFunction<Tracked> {
+export function align(s: StreamState): MonoTypeOperatorFunction<Tracked> {
   const { model } = s.o;
   return tap(({ frame, seen }) => {
     const t = performance.now();

@@ -1,11 +1,11 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import type { Classified, Windowed } from './work.js';
 
 const NONE = new Float32Array(0);
 
 /** ARPGNet's fusion head on every due window of the frame, in one batch. */
-export function classify(s: StreamAnalyser): OperatorFunction<Windowed, Classified> {
+export function classify(s: StreamState): OperatorFunction<Windowed, Classified> {
   return concatMap(async (w) => {
     if (!w.due.length) return { ...w, probs: NONE };
     const t = performance.now();

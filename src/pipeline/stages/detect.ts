@@ -1,13 +1,13 @@
 import { defer, map, type Observable, type OperatorFunction } from 'rxjs';
 import type { Frame } from '../../ingest/frame.js';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import type { Detecting, Found } from './work.js';
 
 /**
  * Starts finding faces and their five points as each frame arrives (on a worker thread
  * where there is one), without waiting for the frame before it to finish its other stages.
  */
-export function detect(s: StreamAnalyser): OperatorFunction<Frame, Detecting> {
+export function detect(s: StreamState): OperatorFunction<Frame, Detecting> {
   return map((frame) => {
     const t = performance.now();
     const faces = Promise.resolve()

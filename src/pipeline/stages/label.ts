@@ -1,5 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { StreamAnalyser, TrackState } from '../analyser.js';
+import type { StreamState, TrackState } from '../stream-state.js';
 import type { Classified, Labelled } from './work.js';
 
 /**
@@ -7,7 +7,7 @@ import type { Classified, Labelled } from './work.js';
  * hysteresis: labeller.ts), and which readings become events: every window, or (emit
  * 'change') a changed label and at least one per heartbeat.
  */
-export function label(s: StreamAnalyser): OperatorFunction<Classified, Labelled> {
+export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
   const c = s.o.model.labels.length;
   const emit = s.o.emit;
   const wanted = (st: TrackState, label: string, ts: number): boolean => {

@@ -1,10 +1,10 @@
 import { mergeMap, type OperatorFunction } from 'rxjs';
 import type { EmotionEvent, PipelineEvent } from '../../publish/events.js';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import type { Labelled } from './work.js';
 
 /** The frame's events in order: face_enter / face_leave, then one emotion event per reading. */
-export function toEvents(s: StreamAnalyser): OperatorFunction<Labelled, PipelineEvent> {
+export function toEvents(s: StreamState): OperatorFunction<Labelled, PipelineEvent> {
   const { model } = s.o;
   return mergeMap(({ frame, events, readings }) => [
     ...events,

@@ -1,9 +1,9 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import type { Found, Tracked } from './work.js';
 
 /** Faces to tracks by overlap: a face_enter for each new track, a face_leave for each lost one. */
-export function track(s: StreamAnalyser): OperatorFunction<Found, Tracked> {
+export function track(s: StreamState): OperatorFunction<Found, Tracked> {
   return map(({ frame, faces }) => {
     const upd = s.tracker.update(faces, frame.ts);
     const events: Tracked['events'] = [];

@@ -1,5 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { StreamAnalyser } from '../analyser.js';
+import type { StreamState } from '../stream-state.js';
 import type { Due, Encoded, Windowed } from './work.js';
 
 /**
@@ -7,7 +7,7 @@ import type { Due, Encoded, Windowed } from './work.js';
  * the head (every `stride` frames, once `minFrames` are in). A face unseen for longer
  * than `maxGapMs` starts a fresh window: the model expects evenly spaced frames.
  */
-export function window(s: StreamAnalyser): OperatorFunction<Encoded, Windowed> {
+export function window(s: StreamState): OperatorFunction<Encoded, Windowed> {
   const { model } = s.o;
   return map((w) => {
     const due: Due[] = [];

@@ -1,10 +1,10 @@
 import type { Frame } from '../../ingest/frame.js';
 import type { PipelineEvent } from '../../publish/events.js';
 import type { Embeddings } from '../../model/arpgnet.js';
-import type { DetectedFace } from '../landmarker.js';
+import type { DetectedFace } from '../faces/face.js';
 import type { Track } from '../tracker.js';
 import type { Reading } from '../labeller.js';
-import type { TrackState } from '../analyser.js';
+import type { TrackState } from '../stream-state.js';
 
 /**
  * What one analysed frame carries from stage to stage. Each stage adds its part and

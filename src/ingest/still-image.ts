@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import type { RgbaFrame } from '../ingest/frame.js';
+import type { RgbaFrame } from './frame.js';
 
 /** Extensions decoded in-process; evaluation of a 3,589-image folder must not start a program per image. */
 export const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
-import type { RgbaFrame } from '../ingest/frame.js';
-import type { DetectedFace, FaceBox, FivePoints } from './landmarker.js';
-import { iou } from './tracker.js';
+import type { RgbaFrame } from '../../ingest/frame.js';
+import { iou, unit, type DetectedFace, type FaceBox, type FivePoints } from './face.js';
 
 /**
  * YuNet (libfacedetection): a small face detector whose five keypoints (eye
@@ -120,8 +119,7 @@ export class YuNetFaces {
     return nms(found, this.o.nmsIou)
       .slice(0, this.o.maxFaces)
       .map((f) => {
-        const clamp = (v: number): number => Math.min(1, Math.max(0, v));
-        const [x0, y0, x1, y1] = [clamp(f.x0 / w), clamp(f.y0 / h), clamp(f.x1 / w), clamp(f.y1 / h)];
+        const [x0, y0, x1, y1] = [unit(f.x0 / w), unit(f.y0 / h), unit(f.x1 / w), unit(f.y1 / h)];
         const p = f.kps;
         // YuNet: the person's right eye (image left), left eye, nose, right mouth corner, left mouth corner
         const points: FivePoints = [

@@ -1,20 +1,12 @@
 import { Worker } from 'node:worker_threads';
-import type { RgbaFrame } from '../ingest/frame.js';
-import type { Logger } from '../log.js';
-import type { FaceFinderOptions } from './face-finder.js';
-import type { DetectedFace } from './landmarker.js';
-import type { WorkerReply, WorkerRequest } from './landmark-worker.js';
-
-/** What a stream needs of a landmarker, wherever it runs. */
-export interface Landmarker {
-  detect(frame: RgbaFrame, tsMs: number): DetectedFace[] | Promise<DetectedFace[]>;
-  setActions(on: boolean): Promise<void>;
-  /** Resolves once its sessions are released (a worker must not end while a release is in native code). */
-  close(): Promise<void>;
-}
+import type { RgbaFrame } from '../../ingest/frame.js';
+import type { Logger } from '../../log.js';
+import type { FaceFinderOptions } from './stream-faces.js';
+import type { DetectedFace, FaceFinder } from './face.js';
+import type { WorkerReply, WorkerRequest } from './face-worker.js';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(FROM_SOURCE ? './landmark-worker.ts' : './landmark-worker.js', import.meta.url);
+const WORKER_URL = new URL(FROM_SOURCE ? './face-worker.ts' : './face-worker.js', import.meta.url);
 
 /** In a source checkout (run through tsx) the worker registers tsx itself: Node 20 does not hand loaders to workers. */
 function startWorker(): Worker {
@@ -45,14 +37,14 @@ class Slot {
       this.pending.delete(r.req);
       p?.resolve(r);
     });
-    w.on('error', (e) => this.log.error({ err: e.message }, 'landmark worker failed'));
+    w.on('error', (e) => this.log.error({ err: e }, 'face worker failed'));
     w.on('exit', (code) => {
       if (this.worker !== w || this.closing) return;
-      // its streams lose their landmarkers (re-opened on their next frame); the others go on
+      // its streams lose their face finders (re-opened on their next frame); the others go on
       this.deaths++;
       this.onDeath();
-      this.log.error({ code }, 'landmark worker died; starting another');
-      for (const p of this.pending.values()) p.reject(new Error('the landmark worker died'));
+      this.log.error({ code }, 'face worker died; starting another');
+      for (const p of this.pending.values()) p.reject(new Error('the face worker died'));
       this.pending.clear();
       this.generation++;
       this.worker = this.spawn();
@@ -87,7 +79,7 @@ class Slot {
     const ended = await Promise.race([exited, late]);
     clearTimeout(timer);
     if (ended === 'late') {
-      this.log.warn({ timeoutMs }, 'landmark worker did not end in time; terminating it');
+      this.log.warn({ timeoutMs }, 'face worker did not end in time; terminating it');
       await w.terminate();
     }
     return ended === 'ended';
@@ -101,11 +93,11 @@ let nextReq = 1;
 let nextId = 1;
 
 /**
- * Landmarking on worker threads: each stream's landmarker lives in one worker (its VIDEO
+ * Face finding on worker threads: each stream's face finder lives in one worker (its VIDEO
  * tracking state is per stream), streams are spread over the workers by count, and a
- * worker that dies is replaced while its streams re-open their landmarkers.
+ * worker that dies is replaced while its streams re-open their face finders.
  */
-export class LandmarkPool {
+export class FacePool {
   private readonly slots: Slot[];
   deaths = 0;
   /** Workers that did not end by themselves on close and were terminated. */
@@ -122,10 +114,10 @@ export class LandmarkPool {
     return this.slots.length;
   }
 
-  async open(opts: FaceFinderOptions): Promise<Landmarker> {
+  async open(opts: FaceFinderOptions): Promise<FaceFinder> {
     const slot = this.slots.reduce((a, b) => (b.streams < a.streams ? b : a));
     slot.streams++;
-    const remote = new RemoteLandmarks(slot, nextId++, opts);
+    const remote = new RemoteFaces(slot, nextId++, opts);
     await remote.ready();
     return remote;
   }
@@ -136,7 +128,7 @@ export class LandmarkPool {
   }
 }
 
-class RemoteLandmarks implements Landmarker {
+class RemoteFaces implements FaceFinder {
   private opened: Promise<void> | null = null;
   private generation = -1;
   private scratch: SharedArrayBuffer | null = null;
@@ -152,7 +144,7 @@ class RemoteLandmarks implements Landmarker {
     return new Promise((resolve, reject) => this.slot.send(m, { resolve, reject }));
   }
 
-  /** Opens the landmarker in the worker; again after the worker was replaced. */
+  /** Opens the face finder in the worker; again after the worker was replaced. */
   ready(): Promise<void> {
     if (this.opened && this.generation === this.slot.generation) return this.opened;
     this.generation = this.slot.generation;

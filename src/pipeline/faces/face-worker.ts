@@ -4,8 +4,8 @@
  * as views of shared memory: nothing is copied to cross the thread.
  */
 import { parentPort } from 'node:worker_threads';
-import { StreamFaceFinder, type FaceFinderOptions } from './face-finder.js';
-import type { DetectedFace } from './landmarker.js';
+import type { DetectedFace } from './face.js';
+import { StreamFaces, type FaceFinderOptions } from './stream-faces.js';
 
 export type WorkerRequest =
   | { type: 'open'; req: number; id: number; opts: FaceFinderOptions }
@@ -21,22 +21,22 @@ export type WorkerRequest =
     }
   | { type: 'actions'; req: number; id: number; on: boolean }
   | { type: 'close'; req: number; id: number }
-  /** Releases every session, replies, then lets the thread end by itself (see LandmarkPool.close). */
+  /** Releases every session, replies, then lets the thread end by itself (see FacePool.close). */
   | { type: 'shutdown'; req: number };
 
 export type WorkerReply = { req: number; ok: true; faces?: DetectedFace[] } | { req: number; ok: false; error: string };
 
 const port = parentPort;
-if (!port) throw new Error('landmark-worker runs as a worker thread');
-const open = new Map<number, StreamFaceFinder>();
+if (!port) throw new Error('face-worker runs as a worker thread');
+const open = new Map<number, StreamFaces>();
 
 let ending = false;
 
 async function handle(m: WorkerRequest): Promise<WorkerReply> {
   // a request that was queued behind the shutdown would open a session nobody releases
-  if (ending) return { req: m.req, ok: false, error: 'the landmark worker is shutting down' };
+  if (ending) return { req: m.req, ok: false, error: 'the face worker is shutting down' };
   if (m.type === 'open') {
-    open.set(m.id, await StreamFaceFinder.create(m.opts));
+    open.set(m.id, await StreamFaces.create(m.opts));
     return { req: m.req, ok: true };
   }
   if (m.type === 'shutdown') {
@@ -47,7 +47,7 @@ async function handle(m: WorkerRequest): Promise<WorkerReply> {
     return { req: m.req, ok: true };
   }
   const lm = open.get(m.id);
-  if (!lm) return { req: m.req, ok: false, error: `no landmarker ${m.id} in this worker` };
+  if (!lm) return { req: m.req, ok: false, error: `no face finder ${m.id} in this worker` };
   switch (m.type) {
     case 'detect': {
       const data = new Uint8Array(m.buffer, m.offset, m.width * m.height * 4);

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
-import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
-import { StreamFaceFinder, type Detector, type FaceFinderOptions } from '../src/pipeline/face-finder.js';
+import { FacePool } from '../src/pipeline/faces/face-pool.js';
+import { StreamFaces, type Detector, type FaceFinderOptions } from '../src/pipeline/faces/stream-faces.js';
 import { rgbaFrames, SHARED } from './helpers.js';
 
 const opts = (detector: Detector): FaceFinderOptions => ({
@@ -30,8 +30,8 @@ describe('face finding on worker threads', () => {
   for (const detector of ['yunet', 'mediapipe'] as const)
     it(`${detector}: finds the same faces as on the main thread, and survives its worker dying`, async () => {
       const fs = frames(6);
-      const local = await StreamFaceFinder.create(opts(detector));
-      const pool = new LandmarkPool(1, silentLogger);
+      const local = await StreamFaces.create(opts(detector));
+      const pool = new FacePool(1, silentLogger);
       try {
         const remote = await pool.open(opts(detector));
         for (const [i, f] of fs.entries()) {
@@ -59,7 +59,7 @@ describe('face finding on worker threads', () => {
 
   it('close lets every worker release its sessions and end by itself, with streams still open', async () => {
     const f = frames(1)[0]!;
-    const pool = new LandmarkPool(2, silentLogger);
+    const pool = new FacePool(2, silentLogger);
     const workers = (pool as unknown as { slots: Array<{ worker: { once(e: 'exit', l: (code: number) => void): void } }> }).slots.map(
       (s) => s.worker,
     );

@@ -1,13 +1,13 @@
-import type { Config } from '../config.js';
-import type { RgbaFrame } from '../ingest/frame.js';
-import type { Landmarker } from './landmark-pool.js';
-import { FaceLandmarks, type DetectedFace, type LandmarkerOptions } from './landmarker.js';
+import type { Config } from '../../config.js';
+import type { RgbaFrame } from '../../ingest/frame.js';
+import type { DetectedFace, FaceFinder } from './face.js';
+import { MediaPipeFaces, type MediaPipeOptions } from './mediapipe.js';
 import { YuNetFaces } from './yunet.js';
 
 /** Where a stream's faces and their five alignment points come from (analysis.detector). */
 export type Detector = Config['analysis']['detector'];
 
-export interface FaceFinderOptions extends LandmarkerOptions {
+export interface FaceFinderOptions extends MediaPipeOptions {
   /**
    * yunet: YuNet's own five points (fast; no head pose); mediapipe: the 478-point mesh
    * (head pose; costlier, see yunet.ts). Facial actions always come from MediaPipe, opened
@@ -27,12 +27,12 @@ const DETECTION = { scoreThreshold: 0.6, nmsIou: 0.3 };
 
 /**
  * One stream's face finder: the primary detector, small faces as a fallback, MediaPipe
- * for facial actions on demand. Runs wherever its landmarker runs (a worker thread, or
+ * for facial actions on demand. Runs wherever it is opened (a worker thread, or
  * this thread with `analysis.landmarkWorkers` 0).
  */
-export class StreamFaceFinder implements Landmarker {
+export class StreamFaces implements FaceFinder {
   /** MediaPipe: the primary detector, or (yunet streams) only while actions are on. */
-  private mp: FaceLandmarks | null;
+  private mp: MediaPipeFaces | null;
   private last: Promise<unknown> = Promise.resolve();
   private closed: Promise<void> | null = null;
 
@@ -42,12 +42,12 @@ export class StreamFaceFinder implements Landmarker {
     private readonly small: YuNetFaces | null,
     /** The detector that owns the YuNet session (near and small share it). */
     private readonly owner: YuNetFaces | null,
-    mp: FaceLandmarks | null,
+    mp: MediaPipeFaces | null,
   ) {
     this.mp = mp;
   }
 
-  static async create(o: FaceFinderOptions): Promise<StreamFaceFinder> {
+  static async create(o: FaceFinderOptions): Promise<StreamFaces> {
     if (o.detector === 'yunet' && !o.yunetPath) throw new Error('detector yunet needs the YuNet model (models.yunet)');
     const primary = o.detector === 'yunet';
     // near faces at the frame's own size (or yunetSize if larger); small ones scaled up to 640
@@ -61,8 +61,8 @@ export class StreamFaceFinder implements Landmarker {
       : null;
     const near = primary ? base : null;
     const small = !o.smallFaces || !base ? null : !primary ? base : base.resized(SMALL_SIZE, true);
-    const mp = o.detector === 'mediapipe' || o.actions ? await FaceLandmarks.create(o) : null;
-    return new StreamFaceFinder(o, near, small, base, mp);
+    const mp = o.detector === 'mediapipe' || o.actions ? await MediaPipeFaces.create(o) : null;
+    return new StreamFaces(o, near, small, base, mp);
   }
 
   async detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
@@ -78,7 +78,7 @@ export class StreamFaceFinder implements Landmarker {
 
   async setActions(on: boolean): Promise<void> {
     if (this.o.detector === 'mediapipe') return this.mp!.setActions(on);
-    if (on && !this.mp) this.mp = await FaceLandmarks.create({ ...this.o, actions: true });
+    if (on && !this.mp) this.mp = await MediaPipeFaces.create({ ...this.o, actions: true });
     else if (!on && this.mp) void this.retire(false);
   }
 

@@ -3,23 +3,19 @@ import type { Arpgnet, Embeddings } from '../model/arpgnet.js';
 import type { FaceLeaveEvent } from '../publish/events.js';
 import { wallTime } from '../publish/events.js';
 import type { Similarity } from './align.js';
-import type { DetectedFace } from './landmarker.js';
+import type { DetectedFace, FaceFinder } from './faces/face.js';
 import { Labeller, type LabelPolicy } from './labeller.js';
 import { FaceTracker } from './tracker.js';
 import { EmbeddingWindow } from './window.js';
 
-/** Anything that finds faces in a frame: MediaPipe live, or a fixed crop for aligned images. */
-export interface FaceFinder {
-  detect(frame: Frame, ts: number): DetectedFace[] | Promise<DetectedFace[]>;
-}
-
-export interface AnalyserOptions {
+export interface StreamStateOptions {
   stream: string;
   room?: string | undefined;
   model: Arpgnet;
   /** The encoder call, where it is shared with other streams (batched); else the model's own. */
   encode?: ((faces: Float32Array, n: number) => Promise<Embeddings>) | undefined;
-  faces: FaceFinder;
+  /** Only asked to detect: whoever opened it closes it. */
+  faces: Pick<FaceFinder, 'detect'>;
   maxFaces: number;
   /** Run the window head every `stride` new frames of a track. */
   stride: number;
@@ -62,7 +58,7 @@ export interface StageTimes {
  * tracker, each track's window and labeller, the batch buffers (sized for maxFaces
  * once; nothing per frame grows) and the counters the stream reports.
  */
-export class StreamAnalyser {
+export class StreamState {
   readonly tracker: FaceTracker;
   readonly states = new Map<string, TrackState>();
   readonly faceBatch: Float32Array;
@@ -80,7 +76,7 @@ export class StreamAnalyser {
   sampledOut = 0;
   facesOverLimit = 0;
 
-  constructor(readonly o: AnalyserOptions) {
+  constructor(readonly o: StreamStateOptions) {
     const m = o.model;
     const { width, height } = m.preprocess.inputSize;
     this.tracker = new FaceTracker({ maxMissMs: o.trackMissMs, minIou: 0.2 });

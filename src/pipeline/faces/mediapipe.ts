@@ -1,36 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { FaceLandmarker as MpFaceLandmarker } from '@mediapipe/tasks-vision';
 import { installMediaPipeGlobals, mediapipeWasmDir } from './mediapipe-node.js';
-import type { RgbaFrame } from '../ingest/frame.js';
-import type { Landmarker } from './landmark-pool.js';
-
-/** Five alignment points in frame pixels, in the contract's order. */
-export type FivePoints = [[number, number], [number, number], [number, number], [number, number], [number, number]];
-
-export interface FaceBox {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-
-/** Head rotation in degrees from the landmarker's facial transformation matrix. */
-export interface Pose {
-  yaw: number;
-  pitch: number;
-  roll: number;
-}
-
-export interface DetectedFace {
-  /** Normalised to the frame (0..1). */
-  box: FaceBox;
-  points: FivePoints;
-  pose?: Pose | undefined;
-  /** Detection confidence, where the detector gives one (YuNet does; MediaPipe's landmarker does not). */
-  score?: number | undefined;
-  /** MediaPipe's 52 blendshape coefficients (visible facial actions), when asked for. */
-  actions?: Record<string, number> | undefined;
-}
+import type { RgbaFrame } from '../../ingest/frame.js';
+import { unit, type DetectedFace, type FaceFinder, type FivePoints, type Pose } from './face.js';
 
 /**
  * Mesh indices for the contract's five points: iris centres (468 lies on the image's
@@ -38,7 +10,7 @@ export interface DetectedFace {
  */
 const FIVE = [468, 473, 1, 61, 291] as const;
 
-export interface LandmarkerOptions {
+export interface MediaPipeOptions {
   modelPath: string;
   maxFaces: number;
   minDetectionConfidence?: number;
@@ -50,7 +22,7 @@ export interface LandmarkerOptions {
 }
 
 /** MediaPipe FaceLandmarker in VIDEO mode: tracks between frames, so timestamps must increase. */
-export class FaceLandmarks implements Landmarker {
+export class MediaPipeFaces implements FaceFinder {
   private lastTs = -1;
 
   private constructor(
@@ -58,7 +30,7 @@ export class FaceLandmarks implements Landmarker {
     private readonly mode: 'VIDEO' | 'IMAGE',
   ) {}
 
-  static async create(opts: LandmarkerOptions): Promise<FaceLandmarks> {
+  static async create(opts: MediaPipeOptions): Promise<MediaPipeFaces> {
     installMediaPipeGlobals();
     const model = await readFile(opts.modelPath).catch((e: Error) => {
       throw new Error(`face landmarker model not readable at ${opts.modelPath}: ${e.message}`);
@@ -74,7 +46,7 @@ export class FaceLandmarks implements Landmarker {
       outputFaceBlendshapes: opts.actions ?? false,
       outputFacialTransformationMatrixes: true,
     });
-    return new FaceLandmarks(mp, opts.mode ?? 'VIDEO');
+    return new MediaPipeFaces(mp, opts.mode ?? 'VIDEO');
   }
 
   /** Turns the blendshape model on or off for the next frames. */
@@ -138,9 +110,8 @@ function toFace(lm: ReadonlyArray<{ x: number; y: number }>, w: number, h: numbe
     // MediaPipe coordinates put pixel centres at i+0.5; the warp puts them at integers
     return [p.x * w - 0.5, p.y * h - 0.5];
   };
-  const clamp = (v: number): number => Math.min(1, Math.max(0, v));
   return {
-    box: { x: clamp(x0), y: clamp(y0), w: clamp(x1) - clamp(x0), h: clamp(y1) - clamp(y0) },
+    box: { x: unit(x0), y: unit(y0), w: unit(x1) - unit(x0), h: unit(y1) - unit(y0) },
     points: FIVE.map(pt) as FivePoints,
   };
 }

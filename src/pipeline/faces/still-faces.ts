@@ -1,6 +1,5 @@
-import type { Frame, RgbaFrame } from '../ingest/frame.js';
-import type { FaceFinder } from './analyser.js';
-import type { DetectedFace, FivePoints } from './landmarker.js';
+import type { RgbaFrame } from '../../ingest/frame.js';
+import { unit, type DetectedFace, type FaceFinder, type FivePoints } from './face.js';
 
 /**
  * Faces in still images. A photo fed as a clip (the same frame T times) is detected
@@ -19,7 +18,7 @@ export class StillFaces implements FaceFinder {
     private readonly minSide = 256,
   ) {}
 
-  async detect(frame: Frame, ts: number): Promise<DetectedFace[]> {
+  async detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
     if (frame.data === this.last) return this.faces;
     this.last = frame.data;
     this.faces = await this.inner.detect(frame, ts);
@@ -30,7 +29,15 @@ export class StillFaces implements FaceFinder {
     return this.faces;
   }
 
-  private async padded(frame: Frame, ts: number): Promise<DetectedFace[]> {
+  setActions(on: boolean): Promise<void> {
+    return this.inner.setActions(on);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private async padded(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
     const { width: w, height: h } = frame;
     const pad = Math.round(Math.max(w, h) / 2);
     const s = Math.max(1, this.minSide / (Math.max(w, h) + 2 * pad));
@@ -39,12 +46,11 @@ export class StillFaces implements FaceFinder {
     const canvas = scaleOnto(frame, W, H, pad, s);
     const found = await this.inner.detect({ ...frame, ...canvas }, ts + 0.5);
     const back = (v: number): number => (v + 0.5) / s - 0.5 - pad;
-    const clamp = (v: number): number => Math.min(1, Math.max(0, v));
     return found.map((f) => {
-      const x0 = clamp(((f.box.x * W) / s - pad) / w);
-      const y0 = clamp(((f.box.y * H) / s - pad) / h);
-      const x1 = clamp((((f.box.x + f.box.w) * W) / s - pad) / w);
-      const y1 = clamp((((f.box.y + f.box.h) * H) / s - pad) / h);
+      const x0 = unit(((f.box.x * W) / s - pad) / w);
+      const y0 = unit(((f.box.y * H) / s - pad) / h);
+      const x1 = unit((((f.box.x + f.box.w) * W) / s - pad) / w);
+      const y1 = unit((((f.box.y + f.box.h) * H) / s - pad) / h);
       return { box: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }, points: f.points.map(([x, y]) => [back(x), back(y)]) as FivePoints };
     });
   }
