@@ -27,7 +27,7 @@ import { serve } from '../src/roles/serve.js';
 import { RelayHost } from './lib/relay-host.js';
 import { h264Clip, publishClip, subscribeEvents, TestPeer, until } from './lib/call.js';
 import { processes } from './lib/clips.js';
-import { arg, pct, procCpuMs } from './lib/measure.js';
+import { arg, commit, pct, procCpuMs } from './lib/measure.js';
 
 const fps = Number(arg('--fps', '10'));
 const seconds = Number(arg('--seconds', '20'));
@@ -202,6 +202,9 @@ for (const setup of setups) {
 process.stdout.write(
   JSON.stringify(
     {
+      command: `npm run bench:serve -- ${process.argv.slice(2).join(' ')}`.trim(),
+      commit: commit(),
+      seed: null,
       analysisFps: fps,
       cpus: (await import('node:os')).cpus().length,
       maxStreamsWithin150msP95: held,
