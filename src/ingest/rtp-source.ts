@@ -189,7 +189,7 @@ export function decodeRtp(sdpText: string, codec: string, feed: RtpFeed, o: RtpS
           yield { ...f, index: base + f.index };
         }
       } catch (e) {
-        if (!source.stopped) o.log.warn({ stream: o.id, err: (e as Error).message }, 'decoder failed');
+        if (!source.stopped) o.log.warn({ stream: o.id, err: e }, 'decoder failed');
       } finally {
         clearInterval(kf);
         clearInterval(watchdog);

@@ -1,5 +1,6 @@
 import { catchError, concat, concatMap, finalize, of, pipe, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import type { Frame } from '../ingest/frame.js';
+import { errorEvent } from '../publish/envelopes.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { StreamState } from './stream-state.js';
 import { align } from './stages/align.js';
@@ -37,13 +38,7 @@ export function analyseFrames(s: StreamState, o: AnalysisOptions): OperatorFunct
   const failed = (frame: Frame, e: Error): Observable<PipelineEvent> => {
     s.failed++;
     failedInRow++;
-    const event = of<PipelineEvent>({
-      ...s.base(frame.ts),
-      type: 'error',
-      code: 'frame_failed',
-      message: `frame ${frame.index}: ${e.message}`,
-      fatal: false,
-    });
+    const event = of<PipelineEvent>(errorEvent(s.base(frame.ts), 'frame_failed', `frame ${frame.index}: ${e.message}`, false));
     if (failedInRow < o.maxFailedFrames) return event;
     const fatal = new Error(`${failedInRow} frames in a row failed analysis (last: ${e.message}); giving up on this stream`);
     return concat<PipelineEvent[]>(

@@ -1,7 +1,7 @@
 import type { Frame } from '../ingest/frame.js';
 import type { Arpgnet, Embeddings } from '../model/arpgnet.js';
 import type { FaceLeaveEvent } from '../publish/events.js';
-import { wallTime } from '../publish/events.js';
+import { envelope, faceLeave, type Envelope } from '../publish/envelopes.js';
 import type { Similarity } from './align.js';
 import type { DetectedFace, FaceFinder } from './faces/face.js';
 import { Labeller, type LabelPolicy } from './labeller.js';
@@ -97,8 +97,8 @@ export class StreamState {
     this.o.observe?.(stage, ms);
   }
 
-  base(ts: number): { v: 2; stream: string; room?: string; ts: number; wallTime: string } {
-    return { v: 2, stream: this.o.stream, ...(this.o.room ? { room: this.o.room } : {}), ts: Math.max(0, ts), wallTime: wallTime() };
+  base(ts: number): Envelope {
+    return envelope(this.o.stream, this.o.room, ts);
   }
 
   /** More faces than maxFaces: the largest are kept, the rest counted. */
@@ -121,8 +121,6 @@ export class StreamState {
   /** Closes every track at the end of the stream. */
   finish(ts: number): FaceLeaveEvent[] {
     this.states.clear();
-    return this.tracker
-      .closeAll()
-      .map((tr) => ({ ...this.base(ts), type: 'face_leave' as const, track: tr.id, reason: 'stream_end' as const }));
+    return this.tracker.closeAll().map((tr) => faceLeave(this.base(ts), tr.id, 'stream_end'));
   }
 }

@@ -1,7 +1,8 @@
 import { catchError, concat, defer, from, Observable, of } from 'rxjs';
 import type { Source } from '../ingest/source.js';
 import type { Arpgnet } from '../model/arpgnet.js';
-import { wallTime, type PipelineEvent, type StreamStats } from '../publish/events.js';
+import { envelope, errorEvent, streamEnd, streamStart, type Envelope } from '../publish/envelopes.js';
+import type { PipelineEvent, StreamStats } from '../publish/events.js';
 import type { StreamState } from './stream-state.js';
 import type { Frame } from '../ingest/frame.js';
 import { analyseFrames } from './analysis.js';
@@ -114,21 +115,14 @@ class FrameReader {
  */
 export function analyseStream(source: Source, state: StreamState, model: Arpgnet, o: StreamOptions): Observable<PipelineEvent> {
   return defer(() => {
-    const base = (ts: number) => ({
-      v: 2 as const,
-      stream: source.id,
-      ...(o.room ? { room: o.room } : {}),
-      ts: Math.max(0, ts),
-      wallTime: wallTime(),
-    });
+    const base = (ts: number): Envelope => envelope(source.id, o.room, ts);
     const reader = new FrameReader(source, o.lookahead ? 2 : 1, o.onProgress);
     let reason: 'eof' | 'stopped' | 'error' = 'eof';
-    const start: PipelineEvent = {
-      ...base(0),
-      type: 'stream_start',
-      source: { kind: source.kind, uri: source.uri, width: source.width, height: source.height, fps: source.info.fps },
-      model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
-    };
+    const start = streamStart(
+      base(0),
+      { kind: source.kind, uri: source.uri, width: source.width, height: source.height, fps: source.info.fps },
+      model,
+    );
     const events$ = reader.frames$.pipe(
       analyseFrames(state, {
         fps: o.fps,
@@ -137,13 +131,7 @@ export function analyseStream(source: Source, state: StreamState, model: Arpgnet
       }),
       catchError((e: Error & { code?: string }) => {
         reason = 'error';
-        return of<PipelineEvent>({
-          ...base(reader.lastTs),
-          type: 'error',
-          code: e.code ?? 'source_failed',
-          message: e.message,
-          fatal: true,
-        });
+        return of<PipelineEvent>(errorEvent(base(reader.lastTs), e.code ?? 'source_failed', e.message, true));
       }),
     );
     const end = defer(() => {
@@ -158,7 +146,7 @@ export function analyseStream(source: Source, state: StreamState, model: Arpgnet
         framesWithoutFace: state.framesWithoutFace,
         emotions: state.emotions,
       };
-      return from<PipelineEvent[]>([...state.finish(reader.lastTs), { ...base(reader.lastTs), type: 'stream_end', reason, stats }]);
+      return from<PipelineEvent[]>([...state.finish(reader.lastTs), streamEnd(base(reader.lastTs), reason, stats)]);
     });
     return concat(of(start), events$, end);
   });

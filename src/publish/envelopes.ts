@@ -1,10 +1,126 @@
-import { wallTime, type GapEvent, type StreamEndEvent, type StreamStats } from './events.js';
+import {
+  wallTime,
+  type Box,
+  type EmotionEvent,
+  type ErrorEvent,
+  type FaceEnterEvent,
+  type FaceLeaveEvent,
+  type GapEvent,
+  type StreamEndEvent,
+  type StreamStartEvent,
+  type StreamStats,
+} from './events.js';
 
 /**
- * The envelopes made outside a stream's pipeline, in one place: the gap an /events
- * endpoint sends for what a subscriber will not get, and the stream_end said for a
- * stream whose analyser was lost. (A stream's own events are made by its stages.)
+ * Every event is made here, so its wire shape (what is rounded, what is left out, what
+ * a v2 field is called) has one author: a stream's stages and edges, the gateway's gaps
+ * and the SFU's failover notices all call these.
  */
+
+/** What every stream event starts with. */
+export interface Envelope {
+  v: 2;
+  stream: string;
+  room?: string;
+  ts: number;
+  wallTime: string;
+}
+
+export const envelope = (stream: string, room: string | undefined, ts: number): Envelope => ({
+  v: 2,
+  stream,
+  ...(room ? { room } : {}),
+  ts: Math.max(0, ts),
+  wallTime: wallTime(),
+});
+
+/** Probabilities and confidences go out at four decimals: more would claim a precision the model has not. */
+const r4 = (v: number): number => Math.round(v * 1e4) / 1e4;
+
+export const streamStart = (
+  e: Envelope,
+  source: StreamStartEvent['source'],
+  model: { name: string; version: string; labels: readonly string[]; window: number },
+): StreamStartEvent => ({
+  ...e,
+  type: 'stream_start',
+  source,
+  model: { name: model.name, version: model.version, labels: [...model.labels], window: model.window },
+});
+
+export const streamEnd = (e: Envelope, reason: StreamEndEvent['reason'], stats: StreamStats): StreamEndEvent => ({
+  ...e,
+  type: 'stream_end',
+  reason,
+  stats,
+});
+
+export const errorEvent = (e: Envelope, code: string, message: string, fatal: boolean): ErrorEvent => ({
+  ...e,
+  type: 'error',
+  code,
+  message,
+  fatal,
+});
+
+export const faceEnter = (e: Envelope, track: string, box: Box): FaceEnterEvent => ({ ...e, type: 'face_enter', track, box });
+
+export const faceLeave = (e: Envelope, track: string, reason: FaceLeaveEvent['reason']): FaceLeaveEvent => ({
+  ...e,
+  type: 'face_leave',
+  track,
+  reason,
+});
+
+export interface EmotionReading {
+  track: string;
+  window: EmotionEvent['window'];
+  label: string;
+  confidence: number;
+  /** Probability per model label, in the model's order. */
+  probs: ArrayLike<number>;
+  labels: readonly string[];
+  /** Which labels may be shown; hidden ones are not offered as scores either (what is not shown is not suggested). */
+  shown: readonly boolean[];
+  box: Box;
+  model: { name: string; version: string };
+  /** performance.now() when the newest frame left the decoder. */
+  arrivedAt: number;
+  /** The analysed frame's height, to say the face's size in pixels. */
+  frameHeight: number;
+  pose?: { yaw: number; pitch: number; roll: number } | undefined;
+  detection?: number | undefined;
+  actions?: Record<string, number> | undefined;
+}
+
+export function emotionEvent(e: Envelope, r: EmotionReading): EmotionEvent {
+  const scores: Record<string, number> = {};
+  r.labels.forEach((l, k) => {
+    if (r.shown[k]) scores[l] = r4(r.probs[k]!);
+  });
+  return {
+    ...e,
+    type: 'emotion',
+    track: r.track,
+    window: r.window,
+    label: r.label,
+    confidence: r4(r.confidence),
+    scores,
+    box: r.box,
+    model: { name: r.model.name, version: r.model.version },
+    latencyMs: Math.round((performance.now() - r.arrivedAt) * 100) / 100,
+    quality: {
+      faceSizePx: Math.round(r.box.h * r.frameHeight),
+      yaw: r.pose?.yaw ?? null,
+      pitch: r.pose?.pitch ?? null,
+      roll: r.pose?.roll ?? null,
+      detection: r.detection ?? null,
+    },
+    ...(r.actions ? { actions: r.actions } : {}),
+  };
+}
+
+/** Events `from`..`to` of the room that a subscriber will not get, and why. */
 export const gapEvent = (room: string, from: number, to: number, reason: GapEvent['reason']): GapEvent => ({
   v: 2,
   type: 'gap',
@@ -27,12 +143,9 @@ export const NO_STATS: Readonly<StreamStats> = {
 
 /** The stream goes on elsewhere: readers see it end here and start again with a new stream_start. */
 export const failoverEnd = (room: string, stream: string): StreamEndEvent => ({
-  v: 2,
+  ...envelope(stream, room, 0),
   type: 'stream_end',
-  stream,
   room,
-  ts: 0,
-  wallTime: wallTime(),
   reason: 'failover',
   stats: { ...NO_STATS },
 });

@@ -187,7 +187,7 @@ export class StreamPlacement implements AnalysisControl {
         this.log.warn({ stream: r.producer.id, analysers: this.analysers.size }, 'no analyser has room for this stream; it waits for one');
       }
     } catch (e) {
-      this.log.error({ stream: r.producer.id, err: (e as Error).message }, 'assigning the stream failed; will retry');
+      this.log.error({ stream: r.producer.id, err: e }, 'assigning the stream failed; will retry');
     } finally {
       r.assigning = false;
     }
@@ -198,7 +198,7 @@ export class StreamPlacement implements AnalysisControl {
     this.counters.failovers++;
     r.failovers++;
     const end = failoverEnd(r.room.id, r.producer.id);
-    void this.bus.publishEvent(end).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'failover notice not written'));
+    void this.bus.publishEvent(end).catch((e: unknown) => this.log.warn({ err: e }, 'failover notice not written'));
     r.transport?.close();
     Object.assign(r, { analyser: null, pid: null, transport: null, consumer: null });
     void this.assign(r);

@@ -1,3 +1,4 @@
+import type { Logger } from '../log.js';
 import type { types } from 'mediasoup';
 import type { Notification, ProducerInfo } from './protocol.js';
 
@@ -42,6 +43,8 @@ export class Room {
   constructor(
     readonly id: string,
     readonly router: types.Router,
+    /** Says the room in every line, whoever logs about it. */
+    readonly log: Logger,
   ) {}
 
   /** Called once if the room dies under its peers (its router closed without them leaving). */

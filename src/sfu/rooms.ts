@@ -43,7 +43,7 @@ export class Rooms {
 
   private async create(id: string): Promise<Room> {
     const router = await (await this.pool.pick()).createRouter({ mediaCodecs: MEDIA_CODECS });
-    const room = new Room(id, router);
+    const room = new Room(id, router, this.log.child({ room: id }));
     this.open.set(id, room);
     // the router goes with its worker if that dies: forget the room so the next join makes a new one
     // on a live worker, and tell its peers to rejoin (their signaling clients drop the dead room)
@@ -53,14 +53,14 @@ export class Rooms {
       room.broadcast({ method: 'roomClosed', data: { reason: 'the media worker of this room stopped', rejoin: true } });
       room.closed();
     });
-    this.log.info({ room: id }, 'room opened');
+    room.log.info('room opened');
     return room;
   }
 
   /** Drop the room once nobody is left in it. */
   release(room: Room): void {
     if (room.peers.size > 0) return;
-    if (this.forget(room)) this.log.info({ room: room.id }, 'room closed');
+    if (this.forget(room)) room.log.info('room closed');
     room.router.close();
   }
 

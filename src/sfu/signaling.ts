@@ -121,7 +121,7 @@ class SignalingClient {
     this.bucket = deps.limits.bucket();
     ws.on('message', (raw: Buffer, isBinary) => this.onMessage(raw, isBinary));
     ws.on('close', () => this.leave('connection closed'));
-    ws.on('error', (e) => deps.log.debug({ err: e.message }, 'signaling socket error'));
+    ws.on('error', (e) => deps.log.debug({ err: e }, 'signaling socket error'));
   }
 
   private send(msg: object): void {
@@ -239,7 +239,7 @@ class SignalingClient {
         this.peer = peer;
         this.unwatch = room.whenClosed(() => this.leave('room closed under the peer'));
         room.broadcast({ method: 'peerJoined', data: { peerId: peer.id, name: peer.name } }, peer);
-        this.deps.log.info({ room: room.id, peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
+        room.log.info({ peer: peer.id, name: peer.name, consent: peer.consent }, 'peer joined');
         if (peer.consent) this.audit(room, peer, 'join');
         const reply: JoinReply = {
           peerId: peer.id,
@@ -257,7 +257,7 @@ class SignalingClient {
         peer.consent = req.data.consent;
         if (changed) this.audit(room, peer, 'changed');
         analysis.sync(room, peer);
-        this.deps.log.info({ room: room.id, peer: peer.id, consent: peer.consent }, 'consent changed');
+        room.log.info({ peer: peer.id, consent: peer.consent }, 'consent changed');
         return { consent: peer.consent };
       }
       case 'createWebRtcTransport': {
@@ -401,7 +401,7 @@ class SignalingClient {
     peer.close();
     this.deps.analysis.sync(room, peer);
     room.broadcast({ method: 'peerLeft', data: { peerId: peer.id } });
-    this.deps.log.info({ room: room.id, peer: peer.id, reason }, 'peer left');
+    room.log.info({ peer: peer.id, reason }, 'peer left');
     this.deps.rooms.release(room);
   }
 }

@@ -79,14 +79,14 @@ export class WorkerPool {
     worker.on('died', (err) => {
       this.deaths++;
       const i = this.workers.indexOf(worker);
-      this.log.error({ pid: worker.pid, err: err.message }, 'mediasoup worker died; its rooms are rebuilt on a new one');
+      this.log.error({ pid: worker.pid, err }, 'mediasoup worker died; its rooms are rebuilt on a new one');
       if (this.closing || i < 0) return;
       const replacing = this.spawn().then(
         (w) => {
           this.workers[i] = w;
           this.log.info({ pid: w.pid, replaced: worker.pid }, 'mediasoup worker replaced');
         },
-        (e: unknown) => this.log.error({ err: (e as Error).message }, 'cannot replace the mediasoup worker'),
+        (e: unknown) => this.log.error({ err: e }, 'cannot replace the mediasoup worker'),
       );
       this.replacing.add(replacing);
       void replacing.finally(() => this.replacing.delete(replacing));

@@ -1,5 +1,6 @@
 import { mergeMap, type OperatorFunction } from 'rxjs';
-import type { EmotionEvent, PipelineEvent } from '../../publish/events.js';
+import { emotionEvent } from '../../publish/envelopes.js';
+import type { PipelineEvent } from '../../publish/events.js';
 import type { StreamState } from '../stream-state.js';
 import type { Labelled } from './work.js';
 
@@ -8,33 +9,24 @@ export function toEvents(s: StreamState): OperatorFunction<Labelled, PipelineEve
   const { model } = s.o;
   return mergeMap(({ frame, events, readings }) => [
     ...events,
-    ...readings.map(({ due: { track, window }, reading: r }): EmotionEvent => {
-      // hidden labels are not offered as scores either: what is not shown is not suggested
-      const scores: Record<string, number> = {};
-      model.labels.forEach((l, k) => {
-        if (s.o.policy.shown[k]) scores[l] = Math.round(r.probs[k]! * 1e4) / 1e4;
-      });
+    ...readings.map(({ due: { track, window }, reading: r }) => {
       s.emotions++;
-      return {
-        ...s.base(frame.ts),
-        type: 'emotion',
+      return emotionEvent(s.base(frame.ts), {
         track: track.id,
         window,
         label: r.label,
-        confidence: Math.round(r.confidence * 1e4) / 1e4,
-        scores,
+        confidence: r.confidence,
+        probs: r.probs,
+        labels: model.labels,
+        shown: s.o.policy.shown,
         box: track.face.box,
-        model: { name: model.name, version: model.version },
-        latencyMs: Math.round((performance.now() - frame.arrivedAt) * 100) / 100,
-        quality: {
-          faceSizePx: Math.round(track.face.box.h * frame.height),
-          yaw: track.face.pose?.yaw ?? null,
-          pitch: track.face.pose?.pitch ?? null,
-          roll: track.face.pose?.roll ?? null,
-          detection: track.face.score ?? null,
-        },
-        ...(track.face.actions ? { actions: track.face.actions } : {}),
-      };
+        model,
+        arrivedAt: frame.arrivedAt,
+        frameHeight: frame.height,
+        pose: track.face.pose,
+        detection: track.face.score,
+        actions: track.face.actions,
+      });
     }),
   ]);
 }

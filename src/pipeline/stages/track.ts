@@ -1,4 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
+import { faceEnter, faceLeave } from '../../publish/envelopes.js';
 import type { StreamState } from '../stream-state.js';
 import type { Found, Tracked } from './work.js';
 
@@ -9,11 +10,11 @@ export function track(s: StreamState): OperatorFunction<Found, Tracked> {
     const events: Tracked['events'] = [];
     for (const tr of upd.left) {
       s.states.delete(tr.id);
-      events.push({ ...s.base(frame.ts), type: 'face_leave', track: tr.id, reason: 'lost' });
+      events.push(faceLeave(s.base(frame.ts), tr.id, 'lost'));
     }
     for (const tr of upd.entered) {
       s.states.set(tr.id, s.newTrackState());
-      events.push({ ...s.base(frame.ts), type: 'face_enter', track: tr.id, box: tr.face.box });
+      events.push(faceEnter(s.base(frame.ts), tr.id, tr.face.box));
     }
     if (!upd.seen.length) s.framesWithoutFace++;
     return { frame, faces, seen: upd.seen, events };
