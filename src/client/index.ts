@@ -88,7 +88,7 @@ export class EventsClient {
     this.stopped = true;
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
-    this.socket?.close(1000, 'client closed');
+    this.socket?.close(CLOSE.normal, 'client closed');
     this.subject.complete();
   }
 

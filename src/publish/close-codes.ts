@@ -3,6 +3,8 @@
  * arpgnet-edge/client: a client tells a refusal it must not retry from a lost connection.
  */
 export const CLOSE = {
+  /** Closed on purpose by whoever closes it: nothing went wrong. */
+  normal: 1000,
   /** The server is going away (shutdown): reconnect elsewhere or later. */
   goingAway: 1001,
   /** Something failed on our side while serving this socket. */

@@ -50,17 +50,33 @@ export const logRetention = (cfg: Config): Retention => ({
  * /healthz and /metrics; a role that lost its bus says so there (an SFU keeps routing
  * calls and stays in service; analysers and gateways answer 503 until the bus is back).
  */
-export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {}): Promise<Serving> {
+export interface ServeOptions {
+  webDir?: string | undefined;
+  /** The bus to meet on, where the caller writes into it too (`run --ws`); else made from the config. */
+  bus?: Bus | undefined;
+  /** Tokens checked by this authenticator instead of one made from the config. */
+  auth?: Authenticator | undefined;
+  /** Bytes an /events socket may hold unsent before the gateway stops handing it more. */
+  highWaterBytes?: number | undefined;
+}
+
+export async function serve(cfg: Config, log: Logger, o: ServeOptions = {}): Promise<Serving> {
   const roles = rolesOf(cfg);
   const nats = cfg.cluster.nats ?? null;
   const id = cfg.cluster.id ?? `${hostname().replace(/[^\w-]/g, '-')}-${process.pid}`;
-  const auth = new Authenticator(cfg.auth, authRequired(cfg.auth.mode, cfg.serve.host));
+  const auth = o.auth ?? new Authenticator(cfg.auth, authRequired(cfg.auth.mode, cfg.serve.host));
   if (auth.required) log.info('room tokens are required on /signaling and /events');
-  else log.warn({ host: cfg.serve.host }, 'room tokens are NOT required: anyone who reaches this address can join, publish and subscribe');
+  else if (roles.includes('sfu') || roles.includes('gateway'))
+    log.warn(
+      { host: cfg.serve.host },
+      `room tokens are NOT required: anyone who reaches this address can ${roles.includes('sfu') ? 'join, publish and subscribe' : 'subscribe'}`,
+    );
   const limits = new Limits(cfg.limits);
-  const bus: Bus = nats
-    ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log)
-    : new LocalBus(logRetention(cfg));
+  const bus: Bus = o.bus
+    ? o.bus
+    : nats
+      ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log)
+      : new LocalBus(logRetention(cfg));
   const host = new Host({
     host: cfg.serve.host,
     port: cfg.serve.port,
@@ -113,7 +129,7 @@ export async function serve(cfg: Config, log: Logger, o: { webDir?: string } = {
       const g = new EventGateway(bus, log.child({ role: 'gateway' }), {
         auth,
         maxQueue: cfg.publish.maxQueue,
-        highWaterBytes: 1 << 20,
+        highWaterBytes: o.highWaterBytes ?? 1 << 20,
         id,
       });
       host.endpoint(g);
@@ -180,30 +196,14 @@ export async function serveEvents(
   o: { auth?: Authenticator; highWaterBytes?: number } = {},
 ): Promise<EventsServing> {
   const bus = new LocalBus(logRetention(cfg));
-  const auth = o.auth ?? new Authenticator(cfg.auth, false);
-  const limits = new Limits(cfg.limits);
-  const host = new Host({
-    host: cfg.publish.host,
-    port,
-    auth,
-    origins: [],
-    limits,
-    log,
-    identity: () => ({ ok: true, pid: process.pid, roles: ['gateway'], bus: bus.describe }),
-  });
-  const g = new EventGateway(bus, log, { auth, maxQueue: cfg.publish.maxQueue, highWaterBytes: o.highWaterBytes ?? 1 << 20, id: 'run' });
-  host.endpoint(g);
-  host.health({ section: 'gateway', read: () => g.health() });
-  const url = await host.listen();
-  log.info({ url: `${url.replace('http', 'ws')}/events` }, 'events WebSocket listening');
-  return {
-    url,
-    bus,
-    gateway: g,
-    publish: (e) => void bus.publishEvent(e),
-    close: async () => {
-      await host.close();
-      await bus.close();
+  const s = await serve(
+    {
+      ...cfg,
+      serve: { ...cfg.serve, host: cfg.publish.host, port },
+      cluster: { ...cfg.cluster, roles: ['gateway'], nats: undefined, id: cfg.cluster.id ?? 'run' },
     },
-  };
+    log,
+    { bus, auth: o.auth ?? new Authenticator(cfg.auth, false), highWaterBytes: o.highWaterBytes },
+  );
+  return { url: s.url, bus, gateway: s.gateway!, publish: (e) => void bus.publishEvent(e), close: () => s.close() };
 }
