@@ -7,6 +7,8 @@ export class Peer {
   readonly transports = new Map<string, types.WebRtcTransport | types.PlainTransport>();
   readonly producers = new Map<string, types.Producer>();
   readonly consumers = new Map<string, types.Consumer>();
+  /** Set once it has left: what a request still in flight makes for it afterwards is closed, not kept. */
+  closed = false;
 
   constructor(
     readonly id: string,
@@ -26,8 +28,24 @@ export class Peer {
     };
   }
 
+  /**
+   * Keeps a transport made for this peer, or closes it (false) when the peer left while it
+   * was being made: nobody would ever close it, and it holds UDP ports.
+   */
+  adopt(t: types.WebRtcTransport | types.PlainTransport): boolean {
+    if (this.closed) {
+      t.close();
+      return false;
+    }
+    this.transports.set(t.id, t);
+    // both kinds' observers emit close; the union of their typed emitters is not callable as one
+    (t.observer as types.Transport['observer']).once('close', () => this.transports.delete(t.id));
+    return true;
+  }
+
   /** Closing a transport closes what was produced and consumed on it. */
   close(): void {
+    this.closed = true;
     for (const t of this.transports.values()) t.close();
     this.transports.clear();
     this.producers.clear();

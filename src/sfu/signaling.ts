@@ -106,6 +106,9 @@ export class SignalingServer implements Endpoint {
 
 type Reply = Record<string, unknown>;
 
+/** What a request that outlived its socket ends with (never sent: the socket is gone). */
+const GONE = new SignalingError('not_joined', 'the connection closed during the request');
+
 class SignalingClient {
   private room: Room | null = null;
   private peer: Peer | null = null;
@@ -113,6 +116,8 @@ class SignalingClient {
   private unwatch: (() => void) | null = null;
   private readonly bucket: TokenBucket;
   private queue: Promise<void> = Promise.resolve();
+  /** The socket has gone: requests still queued or in flight must not leave anything behind. */
+  private closed = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -120,7 +125,10 @@ class SignalingClient {
   ) {
     this.bucket = deps.limits.bucket();
     ws.on('message', (raw: Buffer, isBinary) => this.onMessage(raw, isBinary));
-    ws.on('close', () => this.leave('connection closed'));
+    ws.on('close', () => {
+      this.closed = true;
+      this.leave('connection closed');
+    });
     ws.on('error', (e) => deps.log.debug({ err: e }, 'signaling socket error'));
   }
 
@@ -163,7 +171,8 @@ class SignalingClient {
       return this.fail(id, 'bad_request', known ? `${env.data.method}: ${detail}` : `unknown method ${JSON.stringify(env.data.method)}`);
     }
     this.queue = this.queue
-      .then(() => this.handle(req.data))
+      // requests queued behind the socket's close are not begun
+      .then(() => (this.closed ? Promise.reject(GONE) : this.handle(req.data)))
       .then(
         (data) => this.send({ id, ok: true, data }),
         (e: unknown) => {
@@ -231,6 +240,11 @@ class SignalingClient {
         if (!rooms.has(req.data.room) && rooms.size >= this.deps.limits.s.rooms)
           this.limit('rooms', `the server holds its limit of ${this.deps.limits.s.rooms} rooms`);
         const room = await rooms.get(req.data.room);
+        // the socket went while the room was being made: a peer added now would never leave
+        if (this.closed) {
+          rooms.release(room);
+          throw GONE;
+        }
         if (room.peers.size >= this.deps.limits.s.peersPerRoom)
           this.limit('peers_per_room', `room ${room.id} holds its limit of ${this.deps.limits.s.peersPerRoom} peers`);
         const peer = new Peer(randomUUID(), req.data.name, req.data.consent, (n: Notification) => this.send({ notification: true, ...n }));
@@ -272,9 +286,12 @@ class SignalingClient {
           initialAvailableOutgoingBitrate: ts.initialOutgoingBitrate,
           appData: { direction: req.data.direction },
         });
-        if (req.data.direction === 'send') await t.setMaxIncomingBitrate(ts.maxIncomingBitrate);
-        peer.transports.set(t.id, t);
-        t.observer.once('close', () => peer.transports.delete(t.id));
+        if (req.data.direction === 'send')
+          await t.setMaxIncomingBitrate(ts.maxIncomingBitrate).catch((e: unknown) => {
+            t.close(); // not yet the peer's: nothing else would close it
+            throw e;
+          });
+        if (!peer.adopt(t)) throw GONE;
         const reply: WebRtcTransportReply = {
           id: t.id,
           iceParameters: { ...t.iceParameters },
@@ -290,8 +307,7 @@ class SignalingClient {
           rtcpMux: false,
           comedia: true,
         });
-        peer.transports.set(t.id, t);
-        t.observer.once('close', () => peer.transports.delete(t.id));
+        if (!peer.adopt(t)) throw GONE;
         const reply: PlainTransportReply = {
           id: t.id,
           ip: t.tuple.localAddress,
