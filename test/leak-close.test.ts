@@ -51,6 +51,14 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
       ws.terminate();
     }
     assert.deepEqual(await drained(), ZERO);
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    for (const series of [
+      'arpgnet_peers',
+      'arpgnet_rooms',
+      'arpgnet_media_objects{kind="transports"}',
+      'arpgnet_media_objects{kind="routers"}',
+    ])
+      assert.ok(text.split('\n').includes(`${series} 0`), `${series} 0 on /metrics`);
   });
 
   // a model of what a client may send, in any order, cut off at any moment

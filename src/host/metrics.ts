@@ -72,6 +72,19 @@ export class Metrics {
     });
   }
 
+  /** Gauges by one label's values, read from their owner when Prometheus scrapes. */
+  gauges(name: string, help: string, label: string, read: () => Readonly<Record<string, number>>): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect: function () {
+        for (const [k, v] of Object.entries(read())) this.set({ [label]: k }, v);
+      },
+    });
+  }
+
   /** A running total kept by its owner, exposed as a counter. */
   total(name: string, help: string, read: () => number): void {
     new Counter({

@@ -73,6 +73,11 @@ export async function startSfu(
   );
   m.total('arpgnet_failovers_total', 'Streams moved to another analyser after theirs was lost', () => placement.counters.failovers);
   m.gauge('arpgnet_rooms', 'Rooms open', () => rooms.size);
+  m.gauge('arpgnet_peers', 'Participants joined to a room', () => rooms.peers);
+  // each transport holds UDP ports: a count that only grows is a leak
+  m.gauges('arpgnet_media_objects', 'mediasoup routers, transports, producers and consumers open, by kind', 'kind', () =>
+    pool.media.snapshot(),
+  );
   m.gauge('arpgnet_streams_placed', 'Consenting streams placed or waiting for an analyser', () => placement.active);
   host.health({
     section: 'sfu',
@@ -82,7 +87,8 @@ export async function startSfu(
       workerDeaths: pool.deaths,
       rooms: rooms.size,
       roomsRebuilt: rooms.rebuilt,
-      peers: signaling.size,
+      peers: rooms.peers,
+      signalingClients: signaling.size,
       media: pool.media.snapshot(),
       placement: placement.counters,
       streams: placement.streams(),

@@ -84,6 +84,13 @@ export class Rooms {
     return this.rooms.size;
   }
 
+  /** Participants joined to a room now, over every room. */
+  get peers(): number {
+    let n = 0;
+    for (const r of this.open.values()) n += r.peers.size;
+    return n;
+  }
+
   has(id: string): boolean {
     return this.rooms.has(id);
   }
