@@ -72,11 +72,9 @@ export async function serve(cfg: Config, log: Logger, o: ServeOptions = {}): Pro
       `room tokens are NOT required: anyone who reaches this address can ${roles.includes('sfu') ? 'join, publish and subscribe' : 'subscribe'}`,
     );
   const limits = new Limits(cfg.limits);
-  const bus: Bus = o.bus
-    ? o.bus
-    : nats
-      ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log)
-      : new LocalBus(logRetention(cfg));
+  const bus: Bus =
+    o.bus ??
+    (nats ? await NatsBus.open(nats, `arpgnet-edge ${roles.join(',')} ${id}`, logRetention(cfg), log) : new LocalBus(logRetention(cfg)));
   const host = new Host({
     host: cfg.serve.host,
     port: cfg.serve.port,
