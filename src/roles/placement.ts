@@ -132,8 +132,9 @@ export class StreamPlacement implements AnalysisControl {
   private async assign(r: Analysed): Promise<void> {
     if (!this.bus.up) return;
     r.assigning = true;
+    let transport: types.PlainTransport | null = null;
     try {
-      const transport = await r.room.router.createPlainTransport({
+      transport = await r.room.router.createPlainTransport({
         listenInfo: { protocol: 'udp', ip: this.listenIp },
         rtcpMux: false,
         comedia: false,
@@ -171,16 +172,26 @@ export class StreamPlacement implements AnalysisControl {
           this.log.info({ analyser: a.id, stream: r.producer.id, err: 'error' in reply ? reply.error : '' }, 'analyser declined');
           continue;
         }
-        await transport.connect({ ip: reply.ip, port: reply.port, rtcpPort: reply.rtcpPort });
-        await consumer.resume();
+        // from here the analyser holds the stream: whatever happens next, it is told when it must let go
+        const ended = (): boolean => r.stopped;
+        try {
+          if (ended()) throw new Error('the stream ended while its analyser was starting it');
+          await transport.connect({ ip: reply.ip, port: reply.port, rtcpPort: reply.rtcpPort });
+          await consumer.resume();
+          if (ended()) throw new Error('the stream ended while it was being connected');
+        } catch (e) {
+          this.release(reply.analyser, r.producer.id);
+          if (r.stopped) break;
+          throw e;
+        }
         void consumer.requestKeyFrame().catch(() => undefined);
         a.streams.push(r.producer.id); // counted until its next heartbeat says so itself
         Object.assign(r, { analyser: reply.analyser, pid: reply.pid, transport, consumer, waiting: false });
         this.log.info({ stream: r.producer.id, analyser: reply.analyser, pid: reply.pid }, 'stream assigned');
-        if (r.stopped) this.stop(r.producer.id, true);
+        transport = null; // the stream's now: closed by stop()
         return;
       }
-      transport.close();
+      if (r.stopped) return;
       if (!r.waiting) {
         r.waiting = true;
         this.counters.refused++;
@@ -189,8 +200,15 @@ export class StreamPlacement implements AnalysisControl {
     } catch (e) {
       this.log.error({ stream: r.producer.id, err: e }, 'assigning the stream failed; will retry');
     } finally {
+      // a transport that did not become the stream's (declined, stopped meanwhile, failed) goes now
+      transport?.close();
       r.assigning = false;
     }
+  }
+
+  /** Tells an analyser to let go of a stream (it stops it, or never had it). */
+  private release(analyser: string, stream: string): void {
+    void requestJson(this.bus, analyserControl(analyser), { op: 'stop', stream }, 1000).catch(() => undefined);
   }
 
   /** The analyser is gone: say so in the room's log, then let another one continue the stream. */
@@ -210,8 +228,7 @@ export class StreamPlacement implements AnalysisControl {
     r.stopped = true;
     this.running.delete(producerId);
     this.counters.ended++;
-    if (r.analyser)
-      void requestJson(this.bus, analyserControl(r.analyser), { op: 'stop', stream: producerId }, 1000).catch(() => undefined);
+    if (r.analyser) this.release(r.analyser, producerId);
     r.transport?.close();
     if (!quiet) r.room.broadcast({ method: 'analysis', data: { producerId, analysed: false } });
   }

@@ -43,6 +43,17 @@ export class Peer {
     return true;
   }
 
+  /**
+   * The same for a producer or consumer: made on a transport that closed while it was
+   * being made (the peer left), mediasoup's object is never closed by the transport, and
+   * would stay open, counted, for as long as the process lives.
+   */
+  keeps(x: types.Producer | types.Consumer, on: types.Transport): boolean {
+    if (!this.closed && !on.closed) return true;
+    x.close();
+    return false;
+  }
+
   /** Closing a transport closes what was produced and consumed on it. */
   close(): void {
     this.closed = true;

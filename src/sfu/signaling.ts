@@ -333,6 +333,7 @@ class SignalingClient {
           rtpParameters: req.data.rtpParameters as unknown as types.RtpParameters,
           appData: { ...req.data.appData, peerId: peer.id },
         });
+        if (!peer.keeps(producer, t)) throw GONE;
         peer.producers.set(producer.id, producer);
         producer.observer.once('close', () => {
           peer.producers.delete(producer.id);
@@ -354,6 +355,7 @@ class SignalingClient {
           throw new SignalingError('unsupported', `your device cannot receive ${found.producer.kind} of producer ${found.producer.id}`);
         }
         const consumer = await t.consume({ producerId: found.producer.id, rtpCapabilities: caps, paused: true });
+        if (!peer.keeps(consumer, t)) throw GONE;
         peer.consumers.set(consumer.id, consumer);
         const gone = (): void => {
           if (!peer.consumers.delete(consumer.id)) return;
