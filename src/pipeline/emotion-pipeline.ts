@@ -12,6 +12,7 @@ import type { Similarity } from './align.js';
 import type { DetectedFace, FaceFinder } from './faces/face.js';
 import { FacePool } from './faces/face-pool.js';
 import { StreamFaces, type FaceFinderOptions } from './faces/stream-faces.js';
+import { YuNetFaces } from './faces/yunet.js';
 import { StreamState, type StreamStateOptions } from './stream-state.js';
 import { shownLabels } from './labeller.js';
 import { analyseStream } from './stream.js';
@@ -158,6 +159,8 @@ export class EmotionPipeline {
 
   async close(): Promise<void> {
     await this.facePool?.close();
+    // faces found on this thread (no workers) left their detector's session here
+    if (!this.facePool) await YuNetFaces.releaseSessions();
     await this.model.release();
     this.log.debug('pipeline closed');
   }

@@ -40,8 +40,6 @@ export class StreamFaces implements FaceFinder {
     private readonly o: FaceFinderOptions,
     private readonly near: YuNetFaces | null,
     private readonly small: YuNetFaces | null,
-    /** The detector that owns the YuNet session (near and small share it). */
-    private readonly owner: YuNetFaces | null,
     mp: MediaPipeFaces | null,
   ) {
     this.mp = mp;
@@ -62,7 +60,7 @@ export class StreamFaces implements FaceFinder {
     const near = primary ? base : null;
     const small = !o.smallFaces || !base ? null : !primary ? base : base.resized(SMALL_SIZE, true);
     const mp = o.detector === 'mediapipe' || o.actions ? await MediaPipeFaces.create(o) : null;
-    return new StreamFaces(o, near, small, base, mp);
+    return new StreamFaces(o, near, small, mp);
   }
 
   async detect(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
@@ -79,21 +77,20 @@ export class StreamFaces implements FaceFinder {
   async setActions(on: boolean): Promise<void> {
     if (this.o.detector === 'mediapipe') return this.mp!.setActions(on);
     if (on && !this.mp) this.mp = await MediaPipeFaces.create({ ...this.o, actions: true });
-    else if (!on && this.mp) void this.retire(false);
+    else if (!on && this.mp) void this.retire();
   }
 
   close(): Promise<void> {
-    this.closed ??= this.retire(true);
+    this.closed ??= this.retire();
     return this.closed;
   }
 
-  /** Closes MediaPipe (and with `all` the YuNet session) once the frame that may still be on them is done. */
-  private retire(all: boolean): Promise<void> {
+  /** Closes MediaPipe once the frame that may still be on it is done (YuNet's session is the thread's: see yunet.ts). */
+  private retire(): Promise<void> {
     const mp = this.mp;
     this.mp = null;
     return this.last.then(async () => {
       await mp?.close();
-      if (all) await this.owner?.close();
     });
   }
 }

@@ -29,38 +29,50 @@ export class YuNetFaces {
   calls = 0;
   hits = 0;
 
-  private input = new Float32Array(0);
-  /** Source byte offset of each input column, for the frame width last seen. */
-  private cols = new Int32Array(0);
-  private srcW = 0;
-  /** One frame at a time: the streams that share this detector share its session and input buffer. */
-  private busy: Promise<unknown> = Promise.resolve();
-
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly shared: Shared,
     private readonly o: YuNetOptions,
   ) {}
 
+  /**
+   * A detector on this thread's session for the model. The session and its input
+   * buffers are shared by every stream on the thread and kept until `releaseSessions`:
+   * a session and megabytes of input per stream, made and dropped as participants came
+   * and went, left the thread's malloc arena fragmented and the process's RSS growing
+   * for as long as it ran (bench:memory).
+   */
   static async create(modelPath: string, o: YuNetOptions): Promise<YuNetFaces> {
     if (o.size % 32) throw new Error(`YuNet input size must be a multiple of 32, got ${o.size}`);
-    const bytes = await readFile(modelPath).catch((e: Error) => {
-      throw new Error(`face detector not readable at ${modelPath}: ${e.message}`);
-    });
-    return new YuNetFaces(await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 }), o);
+    let shared = sessions.get(modelPath);
+    if (!shared) {
+      shared = openSession(modelPath).then((session) => ({ session, busy: Promise.resolve(), inputs: new Map() }));
+      sessions.set(modelPath, shared);
+      // a model that failed to open is tried again by the next stream
+      shared.catch(() => sessions.delete(modelPath));
+    }
+    return new YuNetFaces(await shared, o);
+  }
+
+  /** Releases this thread's sessions (the thread or the pipeline is ending). */
+  static async releaseSessions(): Promise<void> {
+    const all = [...sessions.values()];
+    sessions.clear();
+    await Promise.all(all.map(async (s) => (await s.catch(() => null))?.session.release()));
   }
 
   /** A detector on the same session at another input size (the export takes any; a multiple of 32). */
   resized(size: number, upscale: boolean): YuNetFaces {
-    return new YuNetFaces(this.session, { ...this.o, size, upscale });
+    return new YuNetFaces(this.shared, { ...this.o, size, upscale });
   }
 
   get size(): number {
     return this.o.size;
   }
 
+  /** One frame at a time on the thread's session: its input buffers are reused frame after frame. */
   detect(frame: RgbaFrame): Promise<DetectedFace[]> {
-    const run = this.busy.then(() => this.run(frame));
-    this.busy = run.catch(() => undefined);
+    const run = this.shared.busy.then(() => this.run(frame));
+    this.shared.busy = run.catch(() => undefined);
     return run;
   }
 
@@ -73,14 +85,7 @@ export class YuNetFaces {
     const iw = Math.ceil(sw / 32) * 32;
     const ih = Math.ceil(sh / 32) * 32;
     const plane = iw * ih;
-    if (this.input.length !== 3 * plane || this.cols.length !== sw || this.srcW !== w) {
-      // the padding stays zero while the frame size does: only the picture is rewritten
-      this.input = new Float32Array(3 * plane);
-      this.srcW = w;
-      this.cols = Int32Array.from({ length: sw }, (_, x) => Math.min(w - 1, Math.floor((x + 0.5) / k)) * 4);
-    }
-    const input = this.input;
-    const cols = this.cols;
+    const { input, cols } = inputFor(this.shared, w, h, iw, ih, sw, k);
     // nearest-neighbour resample into BGR planes, 0..255 as the model was trained
     for (let y = 0; y < sh; y++) {
       const row = Math.min(h - 1, Math.floor((y + 0.5) / k)) * w * 4;
@@ -92,7 +97,7 @@ export class YuNetFaces {
         input[2 * plane + d] = data[s]!;
       }
     }
-    const out = await this.session.run({ input: new ort.Tensor('float32', input, [1, 3, ih, iw]) });
+    const out = await this.shared.session.run({ input: new ort.Tensor('float32', input, [1, 3, ih, iw]) });
     const found: Array<{ score: number; x0: number; y0: number; x1: number; y1: number; kps: number[] }> = [];
     for (const s of STRIDES) {
       const cls = out[`cls_${s}`]!.data as Float32Array;
@@ -133,9 +138,59 @@ export class YuNetFaces {
       });
   }
 
-  async close(): Promise<void> {
-    await this.session.release();
+  /** Nothing of its own to release: the session is the thread's (see create). */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
+}
+
+/** A thread's session for one model, the one frame it runs at a time, and input buffers by shape. */
+interface Shared {
+  session: ort.InferenceSession;
+  busy: Promise<unknown>;
+  inputs: Map<string, { input: Float32Array; cols: Int32Array }>;
+}
+
+const sessions = new Map<string, Promise<Shared>>();
+
+/** Frame sizes whose input buffers a thread keeps (a few: near and small faces of the sizes streams send). */
+const KEPT_INPUTS = 8;
+
+/**
+ * The input buffer for this frame width and network input, made once per shape: the
+ * padding stays zero while the shape does, so only the picture is rewritten.
+ */
+function inputFor(
+  s: Shared,
+  w: number,
+  h: number,
+  iw: number,
+  ih: number,
+  sw: number,
+  k: number,
+): { input: Float32Array; cols: Int32Array } {
+  const key = `${w}x${h}:${iw}x${ih}:${sw}`;
+  let b = s.inputs.get(key);
+  if (b) {
+    // most recently used last: the first one is the one to drop
+    s.inputs.delete(key);
+  } else {
+    if (s.inputs.size >= KEPT_INPUTS) s.inputs.delete(s.inputs.keys().next().value!);
+    b = {
+      input: new Float32Array(3 * iw * ih),
+      // source byte offset of each input column
+      cols: Int32Array.from({ length: sw }, (_, x) => Math.min(w - 1, Math.floor((x + 0.5) / k)) * 4),
+    };
+  }
+  s.inputs.set(key, b);
+  return b;
+}
+
+async function openSession(modelPath: string): Promise<ort.InferenceSession> {
+  const bytes = await readFile(modelPath).catch((e: Error) => {
+    throw new Error(`face detector not readable at ${modelPath}: ${e.message}`);
+  });
+  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
 }
 
 /** Highest score first; a box overlapping a kept one by more than `iouMax` is dropped. */
