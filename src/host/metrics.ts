@@ -85,6 +85,25 @@ export class Metrics {
     });
   }
 
+  /** Gauges by two labels, read (asynchronously: from other threads, say) when Prometheus scrapes. */
+  gaugesLater(
+    name: string,
+    help: string,
+    labels: readonly [string, string],
+    read: () => Promise<Array<{ of: readonly [string, string]; value: number }>>,
+  ): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: labels,
+      registers: [this.registry],
+      collect: async function () {
+        this.reset();
+        for (const r of await read()) this.set({ [labels[0]]: r.of[0], [labels[1]]: r.of[1] }, r.value);
+      },
+    });
+  }
+
   /** A running total kept by its owner, exposed as a counter. */
   total(name: string, help: string, read: () => number): void {
     new Counter({

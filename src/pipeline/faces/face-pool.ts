@@ -3,7 +3,7 @@ import type { RgbaFrame } from '../../ingest/frame.js';
 import type { Logger } from '../../log.js';
 import type { FaceFinderOptions } from './stream-faces.js';
 import type { DetectedFace, FaceFinder } from './face.js';
-import type { WorkerReply, WorkerRequest } from './face-worker.js';
+import type { ThreadMemory, WorkerReply, WorkerRequest } from './face-worker.js';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(FROM_SOURCE ? './face-worker.ts' : './face-worker.js', import.meta.url);
@@ -120,6 +120,31 @@ export class FacePool {
     const remote = new RemoteFaces(slot, nextId++, opts);
     await remote.ready();
     return remote;
+  }
+
+  /** Each worker's own memory (a worker that does not answer within a second is left out). */
+  async memory(): Promise<Array<ThreadMemory | null>> {
+    return Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<ThreadMemory | null>((resolve) => {
+            const timer = setTimeout(() => resolve(null), 1000);
+            s.send(
+              { type: 'memory', req: nextReq++ },
+              {
+                resolve: (r) => {
+                  clearTimeout(timer);
+                  resolve(r.ok ? (r.memory ?? null) : null);
+                },
+                reject: () => {
+                  clearTimeout(timer);
+                  resolve(null);
+                },
+              },
+            );
+          }),
+      ),
+    );
   }
 
   async close(): Promise<void> {

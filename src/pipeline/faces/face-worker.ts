@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { DetectedFace } from './face.js';
 import { StreamFaces, type FaceFinderOptions } from './stream-faces.js';
+import { YuNetFaces } from './yunet.js';
 
 export type WorkerRequest =
   | { type: 'open'; req: number; id: number; opts: FaceFinderOptions }
@@ -21,10 +22,26 @@ export type WorkerRequest =
     }
   | { type: 'actions'; req: number; id: number; on: boolean }
   | { type: 'close'; req: number; id: number }
+  /** This thread's V8 heap and the memory V8 knows of outside it (see ThreadMemory). */
+  | { type: 'memory'; req: number }
   /** Releases every session, replies, then lets the thread end by itself (see FacePool.close). */
   | { type: 'shutdown'; req: number };
 
-export type WorkerReply = { req: number; ok: true; faces?: DetectedFace[] } | { req: number; ok: false; error: string };
+/** A worker thread's own V8 heap, and what its isolate holds outside it (bytes). */
+export interface ThreadMemory {
+  heap: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+// in a worker, memoryUsage's heap, external and arrayBuffers are this isolate's (rss is the process's)
+function threadMemory(): ThreadMemory {
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+export type WorkerReply =
+  { req: number; ok: true; faces?: DetectedFace[]; memory?: ThreadMemory } | { req: number; ok: false; error: string };
 
 const port = parentPort;
 if (!port) throw new Error('face-worker runs as a worker thread');
@@ -39,11 +56,13 @@ async function handle(m: WorkerRequest): Promise<WorkerReply> {
     open.set(m.id, await StreamFaces.create(m.opts));
     return { req: m.req, ok: true };
   }
+  if (m.type === 'memory') return { req: m.req, ok: true, memory: threadMemory() };
   if (m.type === 'shutdown') {
     ending = true;
     const all = [...open.values()];
     open.clear();
     await Promise.all(all.map((f) => f.close()));
+    await YuNetFaces.releaseSessions();
     return { req: m.req, ok: true };
   }
   const lm = open.get(m.id);
