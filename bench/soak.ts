@@ -2,6 +2,7 @@
  * Churn soak against a running server (its own process); prints JSON.
  *
  *   npm run bench:soak -- [--minutes 30] [--participants 3] [--seed 1] [--sample 10] [--check]
+ *                          [--config '{"analysis":{"detector":"mediapipe"}}'] [--actions]
  *
  * RSS slope, event-loop lag p99, open handles, child processes, mediasoup objects and
  * UDP ports at start and end (see bench/lib/soak.ts). --check exits 1 when anything
@@ -18,6 +19,8 @@ const r = await soak({
   participants,
   seed,
   sampleSeconds: Number(arg('--sample', '10')),
+  config: JSON.parse(arg('--config', '{}')) as Record<string, Record<string, unknown>>,
+  actions: process.argv.includes('--actions'),
   log: (l) => process.stderr.write(`${l}\n`),
 });
 process.stdout.write(

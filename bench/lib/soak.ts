@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { ROOT } from '../../src/paths.js';
 import { publishClip, subscribeEvents, TestPeer } from './call.js';
 import { processTree } from './measure.js';
+import { nativeMemory, type NativeMemory } from './memory.js';
 import { seeded } from './udp-relay.js';
 
 export interface SoakOptions {
@@ -20,6 +21,12 @@ export interface SoakOptions {
   seed: number;
   /** Seconds between samples. */
   sampleSeconds: number;
+  /** Merged over the server's config (bisecting: detector, workers, actions). */
+  config?: Record<string, Record<string, unknown>> | undefined;
+  /** Extra environment for the server (bisecting the allocator: MALLOC_ARENA_MAX, LD_PRELOAD). */
+  env?: Record<string, string> | undefined;
+  /** Subscribers ask for facial actions (?actions=1), so MediaPipe runs beside YuNet. */
+  actions?: boolean | undefined;
   log?: (line: string) => void;
 }
 
@@ -35,6 +42,12 @@ export interface Sample {
   rssMB: number;
   /** V8's heap alone: RSS growing while this stays flat points at native memory (wasm, onnxruntime, buffers). */
   heapMB: number;
+  /** The main isolate's memory outside its heap (Buffers, SharedArrayBuffers). */
+  externalMB: number;
+  /** Each face worker thread's V8 heap (from /metrics). */
+  workerHeapMB: number[];
+  /** The server process's resident memory by kind (bench/lib/memory.ts). */
+  native: NativeMemory;
   lagP99Ms: number;
   handles: number;
   children: number;
@@ -55,6 +68,8 @@ export interface SoakReport {
   end: Sample;
   /** Least-squares slope of RSS over the run after its first fifth (warm-up), MB per minute. */
   rssSlopeMBPerMin: number;
+  /** The same slope for each kind of native memory, and for V8's heaps: which one grows. */
+  slopes: Record<string, number>;
   lagP99MsMax: number;
   /** What did not come back to its start value once every participant had left. */
   leaks: string[];
@@ -100,6 +115,15 @@ const metric = (text: string, name: string): number => {
   return m ? Number(m[1]) : NaN;
 };
 
+const mb = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+function workerHeaps(text: string): number[] {
+  const out: number[] = [];
+  for (const m of text.matchAll(/^arpgnet_worker_memory_bytes\{worker="(\d+)",kind="heap"\} ([\d.e+-]+)$/gm))
+    out[Number(m[1])] = mb(Number(m[2]));
+  return out;
+}
+
 async function sample(url: string, pid: number, t0: number): Promise<Sample> {
   const [health, metrics] = await Promise.all([
     fetch(`${url}/healthz`).then(async (r) => ((await r.json()) as { sfu: { rooms: number; streams: unknown[]; media: Media } }).sfu),
@@ -109,7 +133,10 @@ async function sample(url: string, pid: number, t0: number): Promise<Sample> {
   return {
     t: Math.round((performance.now() - t0) / 1000),
     rssMB: rssMB(pid),
-    heapMB: Math.round((metric(metrics, 'arpgnet_nodejs_heap_size_used_bytes') / 2 ** 20) * 10) / 10,
+    heapMB: mb(metric(metrics, 'arpgnet_nodejs_heap_size_used_bytes')),
+    externalMB: mb(metric(metrics, 'arpgnet_nodejs_external_memory_bytes')),
+    workerHeapMB: workerHeaps(metrics),
+    native: nativeMemory(pid),
     lagP99Ms: Math.round(metric(metrics, 'arpgnet_nodejs_eventloop_lag_p99_seconds') * 1000 * 10) / 10,
     handles: metric(metrics, 'arpgnet_nodejs_active_handles_total'),
     children: pids.length - 1,
@@ -121,18 +148,17 @@ async function sample(url: string, pid: number, t0: number): Promise<Sample> {
 }
 
 /** The server in its own process (bench/lib/serve-child.ts), one mediasoup worker, CPU only. */
-async function startChild(): Promise<{ url: string; pid: number; proc: ChildProcess }> {
+async function startChild(o: SoakOptions): Promise<{ url: string; pid: number; proc: ChildProcess }> {
+  const base: Record<string, Record<string, unknown>> = {
+    serve: { port: 0, maxStreams: 4 },
+    sfu: { workers: 1 },
+    runtime: { providers: ['cpu'] },
+  };
+  for (const [k, v] of Object.entries(o.config ?? {})) base[k] = { ...base[k], ...v };
   const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/serve-child.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env,
-      ARPGNET_TEST_CONFIG: JSON.stringify({
-        serve: { port: 0, maxStreams: 4 },
-        sfu: { workers: 1 },
-        runtime: { providers: ['cpu'] },
-      }),
-    },
+    env: { ...process.env, ...o.env, ARPGNET_TEST_CONFIG: JSON.stringify(base) },
   });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! });
@@ -171,7 +197,7 @@ async function cycle(url: string, rand: () => number, ssrc: number): Promise<voi
 export async function soak(o: SoakOptions): Promise<SoakReport> {
   const log = o.log ?? (() => undefined);
   const rand = seeded(o.seed);
-  const server = await startChild();
+  const server = await startChild(o);
   const t0 = performance.now();
   const samples: Sample[] = [];
   let cycles = 0;
@@ -200,7 +226,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     // subscribers come and go on /events too
     const subs = (async () => {
       while (performance.now() < until) {
-        const sub = await subscribeEvents(server.url, `?room=soak-${Math.floor(rand() * 2)}`);
+        const sub = await subscribeEvents(server.url, `?room=soak-${Math.floor(rand() * 2)}${o.actions ? '&actions=1' : ''}`);
         await sleep(2000 + rand() * 4000);
         events += sub.got.length;
         sub.ws.close();
@@ -240,7 +266,13 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       events,
       start,
       end,
-      rssSlopeMBPerMin: Math.round(slope(warm.map((s) => [s.t / 60, s.rssMB])) * 100) / 100,
+      rssSlopeMBPerMin: perMin(warm, (s) => s.rssMB),
+      slopes: {
+        ...Object.fromEntries((Object.keys(start.native) as Array<keyof NativeMemory>).map((k) => [k, perMin(warm, (s) => s.native[k])])),
+        mainHeap: perMin(warm, (s) => s.heapMB),
+        external: perMin(warm, (s) => s.externalMB),
+        workerHeaps: perMin(warm, (s) => s.workerHeapMB.reduce((a, b) => a + b, 0)),
+      },
       lagP99MsMax: Math.max(...samples.map((s) => s.lagP99Ms)),
       leaks,
       samples,
@@ -250,6 +282,9 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     await new Promise((r) => server.proc.once('exit', r));
   }
 }
+
+/** MB per minute of one reading over the samples. */
+const perMin = (samples: Sample[], y: (s: Sample) => number): number => Math.round(slope(samples.map((s) => [s.t / 60, y(s)])) * 100) / 100;
 
 /** Least-squares slope of y over x. */
 function slope(pts: Array<[number, number]>): number {
