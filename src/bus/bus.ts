@@ -33,8 +33,11 @@ export interface Retention {
  * in-process ring (LocalBus) and JetStream (NatsBus).
  */
 export interface EventLog {
-  /** Appends to the room's log; resolves with the event's seq there. */
-  publishEvent(e: PipelineEvent): Promise<number>;
+  /**
+   * Appends to the room's log; resolves with the event's seq there. An event given the
+   * `id` of one already appended (a retry whose first ack was lost) is not appended twice.
+   */
+  publishEvent(e: PipelineEvent, id?: string): Promise<number>;
   /** The room's log bounds: first held and last written seq (0 when empty). */
   roomLog(room: string): Promise<{ first: number; last: number }>;
   /**

@@ -87,11 +87,12 @@ export class NatsBus implements Bus {
   }
 
   /** Into the room's stream; JetStream's sequence becomes the event's seq. */
-  async publishEvent(e: PipelineEvent): Promise<number> {
+  async publishEvent(e: PipelineEvent, id?: string): Promise<number> {
     const room = e.room ?? '';
     await this.ensureRoom(room);
     const data = JSON.stringify(e);
-    const ack = await this.js.publish(eventSubject(room, e.stream), data);
+    // JetStream drops a message whose id it saw within its duplicate window, and acks with the first seq
+    const ack = await this.js.publish(eventSubject(room, e.stream), data, id ? { msgID: id } : undefined);
     if (e.type === 'stream_start' || e.type === 'stream_end') {
       await this.ensureLive();
       const subject = liveSubject(room, e.stream);

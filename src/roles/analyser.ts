@@ -10,6 +10,7 @@ import { decodeRtp, type RtpSource } from '../ingest/rtp-source.js';
 import { decoderSdp, freePortPair } from '../ingest/rtp-sdp.js';
 import type { Logger } from '../log.js';
 import type { EmotionPipeline, RunningStream } from '../pipeline/emotion-pipeline.js';
+import { EventWriter, type WriterCounters } from './event-writer.js';
 import { DEMAND_MS } from './gateway.js';
 import { BEAT_MS, SFU_LEASE_MS } from './lease.js';
 
@@ -22,6 +23,11 @@ interface Held {
   sub: Subscription | null;
   log: Logger;
 }
+
+/** Events held per stream while the bus is down: about 25 s of one face at 10 fps. */
+const WRITER_QUEUE = 256;
+/** An event the log refuses for this long is given up (counted): the bus is not coming back soon. */
+const WRITER_GIVE_UP_MS = 60_000;
 
 const Demand = z.object({ gateway: z.string(), wanted: z.boolean() });
 
@@ -39,7 +45,9 @@ export class AnalyserRole {
   private readonly subs: Array<{ unsubscribe(): void }> = [];
   private timer: NodeJS.Timeout | null = null;
   private actions = false;
-  readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0, published: 0, publishFailed: 0 };
+  readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0 };
+  /** Events into the log: written, tried again, dropped (shared by every stream's writer). */
+  readonly written: WriterCounters = { written: 0, retried: 0, dropped: 0 };
 
   constructor(
     private readonly bus: Bus,
@@ -54,12 +62,33 @@ export class AnalyserRole {
   ) {
     metrics.gauge('arpgnet_streams_active', 'Streams being analysed', () => this.held.size);
     metrics.gauge('arpgnet_faces_active', 'Face tracks in analysed streams', () => this.faces());
+    // RSS that grows while these stay flat is native memory (bench:soak breaks it down by kind)
+    metrics.gaugesLater(
+      'arpgnet_worker_memory_bytes',
+      "Each face worker thread's own V8 heap, and the external and array-buffer memory its isolate holds",
+      ['worker', 'kind'],
+      async () =>
+        (await (pipeline.facePool?.memory() ?? Promise.resolve([]))).flatMap((m, i) =>
+          m
+            ? [
+                { of: [String(i), 'heap'] as const, value: m.heap },
+                { of: [String(i), 'external'] as const, value: m.external },
+                { of: [String(i), 'array_buffers'] as const, value: m.arrayBuffers },
+              ]
+            : [],
+        ),
+    );
     metrics.total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => this.restarts());
     metrics.total('arpgnet_analysis_refused_total', 'Streams this analyser refused at analysis.maxStreams', () => this.counters.refused);
     metrics.total(
       'arpgnet_events_log_failed_total',
-      'Events that could not be written to the event log',
-      () => this.counters.publishFailed,
+      'Events dropped unwritten to the event log (its queue was full, or it refused them past the give-up time)',
+      () => this.written.dropped,
+    );
+    metrics.total(
+      'arpgnet_events_log_retried_total',
+      'Attempts to write an event to the log that failed and were tried again (the bus was down)',
+      () => this.written.retried,
     );
   }
 
@@ -192,8 +221,8 @@ export class AnalyserRole {
     h.running = stream;
     // a demand that changed while the stream was opening
     if (this.actions !== asked) this.applyActions(h);
-    // events go out in order: each publish waits for the one before (JetStream acks them)
-    let chain: Promise<void> = Promise.resolve();
+    // in order, one at a time, retried while the bus is down (see event-writer.ts)
+    const writer = new EventWriter(h.stream, this.bus, { maxQueue: WRITER_QUEUE, giveUpMs: WRITER_GIVE_UP_MS, log: h.log }, this.written);
     const t0 = performance.now();
     let first = true;
     h.sub = stream.events$.subscribe({
@@ -203,15 +232,7 @@ export class AnalyserRole {
           first = false;
           h.log.info({ ms: Math.round(performance.now() - t0), firstFrameMs: h.source.firstFrameMs }, 'first emotion event');
         }
-        chain = chain.then(() =>
-          this.bus.publishEvent(e).then(
-            () => void this.counters.published++,
-            (err: unknown) => {
-              this.counters.publishFailed++;
-              h.log.warn({ err }, 'event not written to the log');
-            },
-          ),
-        );
+        writer.write(e);
       },
       error: (e: unknown) => this.ended(h, e),
       complete: () => this.ended(h, null),
@@ -275,7 +296,17 @@ export class AnalyserRole {
   }
 
   healthSection(): Record<string, unknown> {
-    return { capacity: this.cfg.serve.maxStreams, actions: this.actions, counters: this.counters, streams: this.streams() };
+    return {
+      capacity: this.cfg.serve.maxStreams,
+      actions: this.actions,
+      counters: {
+        ...this.counters,
+        published: this.written.written,
+        publishRetried: this.written.retried,
+        publishFailed: this.written.dropped,
+      },
+      streams: this.streams(),
+    };
   }
 
   async close(): Promise<void> {
