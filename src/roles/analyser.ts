@@ -45,6 +45,8 @@ export class AnalyserRole {
   private readonly subs: Array<{ unsubscribe(): void }> = [];
   private timer: NodeJS.Timeout | null = null;
   private actions = false;
+  /** The bus was down at the last beat. */
+  private blind = false;
   readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0 };
   /** Events into the log: written, tried again, dropped (shared by every stream's writer). */
   readonly written: WriterCounters = { written: 0, retried: 0, dropped: 0 };
@@ -140,8 +142,19 @@ export class AnalyserRole {
       streams: [...this.held.keys()],
       health: this.health,
     };
-    if (this.bus.up) this.bus.publish(ANALYSER_HEARTBEAT, JSON.stringify(b));
+    // cut off from the bus, the SFUs' silence says nothing: their streams go on (their events wait, event-writer.ts)
+    if (!this.bus.up) {
+      this.blind = true;
+      return;
+    }
+    this.bus.publish(ANALYSER_HEARTBEAT, JSON.stringify(b));
     const now = Date.now();
+    if (this.blind) {
+      // back: each SFU gets a whole lease to be heard again
+      this.blind = false;
+      for (const sfu of this.sfuSeen.keys()) this.sfuSeen.set(sfu, now);
+      for (const d of this.demand.values()) d.at = now;
+    }
     for (const h of this.held.values()) {
       const seen = this.sfuSeen.get(h.sfu);
       if (seen !== undefined && now - seen > SFU_LEASE_MS) {

@@ -44,6 +44,8 @@ export class StreamPlacement implements AnalysisControl {
   private readonly analysers = new Map<string, Seen>();
   private readonly subs: Array<{ unsubscribe(): void }> = [];
   private timer: NodeJS.Timeout | null = null;
+  /** The bus was down at the last tick. */
+  private blind = false;
   readonly counters = { started: 0, ended: 0, failovers: 0, refused: 0 };
 
   constructor(
@@ -75,9 +77,20 @@ export class StreamPlacement implements AnalysisControl {
   }
 
   private tick(): void {
-    const beat: SfuBeat = { id: this.id, pid: process.pid };
-    if (this.bus.up) this.bus.publish(SFU_HEARTBEAT, JSON.stringify(beat));
+    // cut off from the bus, this SFU hears nobody: silence then says nothing about the
+    // analysers, and expiring their leases would move every stream for a blip of NATS's
+    if (!this.bus.up) {
+      this.blind = true;
+      return;
+    }
     const now = Date.now();
+    if (this.blind) {
+      // back: each analyser gets a whole lease to be heard again
+      this.blind = false;
+      for (const a of this.analysers.values()) a.at = now;
+    }
+    const beat: SfuBeat = { id: this.id, pid: process.pid };
+    this.bus.publish(SFU_HEARTBEAT, JSON.stringify(beat));
     for (const [id, a] of this.analysers) {
       if (now - a.at <= LEASE_MS) continue;
       this.analysers.delete(id);
