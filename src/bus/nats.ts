@@ -8,6 +8,10 @@ import { eventSubject, LIVE_STREAM, liveSubject, liveSubjects, roomEvents, roomO
 
 /** A stream_start left by a host that died without a word ages out after this long. */
 const LIVE_MAX_AGE_MS = 24 * 3600_000;
+/** A reader's pull lifetime (its heartbeat is half of it). */
+const READ_EXPIRES_MS = 3000;
+/** An event publish not acked by then is retried (under the same id, so never twice in the log). */
+const PUBLISH_TIMEOUT_MS = 2000;
 
 /**
  * One NATS connection with JetStream: the control plane (heartbeats, requests) and the
@@ -92,7 +96,9 @@ export class NatsBus implements Bus {
     await this.ensureRoom(room);
     const data = JSON.stringify(e);
     // JetStream drops a message whose id it saw within its duplicate window, and acks with the first seq
-    const ack = await this.js.publish(eventSubject(room, e.stream), data, id ? { msgID: id } : undefined);
+    // while NATS is known to be down a publish fails at once: the writer retries it (event-writer.ts)
+    if (!this.up) throw new Error('NATS is down');
+    const ack = await this.js.publish(eventSubject(room, e.stream), data, { timeout: PUBLISH_TIMEOUT_MS, ...(id ? { msgID: id } : {}) });
     if (e.type === 'stream_start' || e.type === 'stream_end') {
       await this.ensureLive();
       const subject = liveSubject(room, e.stream);
@@ -162,7 +168,10 @@ export class NatsBus implements Bus {
       filter_subjects: o.stream ? eventSubject(room, o.stream) : roomEvents(room),
       ...(o.from === null ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.from }),
     });
-    const messages = await consumer.consume();
+    // expires sets how soon a reader notices that NATS came back without its consumer (the
+    // client's retry backoff is one `expires`): the default 30 s left subscribers silent
+    // for up to 45 s after a restart (bench:faults)
+    const messages = await consumer.consume({ expires: READ_EXPIRES_MS });
     return {
       close: () => messages.close().then(() => undefined),
       async *[Symbol.asyncIterator]() {
