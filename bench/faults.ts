@@ -3,8 +3,9 @@
  * bus killed at random times; prints JSON. --check exits 1 when a fault was not
  * recovered from, an event was lost, or something was left open.
  *
- *   npm run bench:faults -- [--minutes 60] [--participants 3] [--seed 1] [--gap 60,150] [--check]
+ *   npm run bench:faults -- [--minutes 60] [--participants 3] [--seed 1] [--gap 60,150] [--check] [--server-log FILE]
  */
+import { appendFileSync } from 'node:fs';
 import { arg, commit } from './lib/measure.js';
 import { faultRun } from './lib/faults.js';
 
@@ -15,6 +16,7 @@ const r = await faultRun({
   seed: Number(arg('--seed', '1')),
   gapSeconds: [lo ?? 60, hi ?? lo ?? 150],
   log: (l) => process.stderr.write(`${l}\n`),
+  serverLog: process.argv.includes('--server-log') ? (l) => appendFileSync(arg('--server-log', ''), l) : undefined,
 });
 process.stdout.write(
   `${JSON.stringify({ command: `npm run bench:faults -- ${process.argv.slice(2).join(' ')}`.trim(), commit: commit(), ...r }, null, 2)}\n`,

@@ -4,6 +4,8 @@ import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../src/log.js';
 import { serve, type Serving } from '../src/roles/serve.js';
+import { writeFileSync } from 'node:fs';
+import { processTree, udpPorts } from '../bench/lib/measure.js';
 import { h264Producer } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -24,8 +26,16 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
       sfu: { rooms: number; peers: number; media: Record<string, number>; streams: unknown[] };
       analyser: { streams: unknown[] };
     };
-    // placed: streams the SFU sends to an analyser; analysed: decoders and analysis running
-    return { rooms: h.sfu.rooms, peers: h.sfu.peers, ...h.sfu.media, placed: h.sfu.streams.length, analysed: h.analyser.streams.length };
+    // placed: streams the SFU sends to an analyser; analysed: decoders and analysis running;
+    // udpPorts: sockets of this process, its mediasoup worker and its decoders
+    return {
+      rooms: h.sfu.rooms,
+      peers: h.sfu.peers,
+      ...h.sfu.media,
+      placed: h.sfu.streams.length,
+      analysed: h.analyser.streams.length,
+      udpPorts: udpPorts(processTree([process.pid])),
+    };
   };
 
   const drained = async (): Promise<Record<string, number>> => {
@@ -38,7 +48,7 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
     }
     return now;
   };
-  const ZERO = { rooms: 0, peers: 0, routers: 0, transports: 0, producers: 0, consumers: 0, placed: 0, analysed: 0 };
+  const ZERO = { rooms: 0, peers: 0, routers: 0, transports: 0, producers: 0, consumers: 0, placed: 0, analysed: 0, udpPorts: 0 };
 
   const open = async (): Promise<WebSocket> => {
     const ws = new WebSocket(`${s.url.replace('http', 'ws')}/signaling`);
@@ -126,6 +136,8 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
 
   /** Requests the server answered ok, by method, over the whole property: the model must reach them. */
   const answered: Record<string, number> = {};
+  let sent = 0;
+  let cuts = 0;
 
   async function client(acts: Act[], cutAfterMs: number, ssrc: number): Promise<void> {
     const ws = await open();
@@ -152,6 +164,7 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
         }),
       );
       ws.send(JSON.stringify({ id, method, data }));
+      sent++;
       return Promise.race([reply, gone]);
     };
     const id = async (p: Promise<Record<string, unknown> | null> | null): Promise<string | null> => {
@@ -220,12 +233,14 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
 
   it('fast-check: produce and consume too, from 3 clients that use the replies, cut at random moments; everything back at zero', async () => {
     let ssrc = 10_000;
+    const t0 = performance.now();
     await fc.assert(
       fc.asyncProperty(
         // cut anywhere from before the join's reply to after the last request's
         fc.array(fc.tuple(life, fc.integer({ min: 0, max: 250 })), { minLength: 1, maxLength: 3 }),
         async (clients) => {
           await Promise.all(clients.map(([acts, cutAfterMs]) => client(acts, cutAfterMs, (ssrc += 100))));
+          cuts += clients.length;
           assert.deepEqual(await drained(), ZERO);
         },
       ),
@@ -233,5 +248,17 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
     );
     for (const m of ['join', 'createPlainTransport', 'produce', 'consume', 'pauseProducer', 'closeProducer'])
       assert.ok((answered[m] ?? 0) > 0, `the model reached ${m} (answered: ${JSON.stringify(answered)})`);
+    // FUZZ_OUT=file.json keeps a long run's numbers (README, Hardening)
+    const out = process.env['FUZZ_OUT'];
+    if (out) {
+      const runs = Number(process.env['FUZZ_RUNS'] ?? 30);
+      const seed = Number(process.env['FUZZ_SEED'] ?? 7);
+      const command = `FUZZ_RUNS=${runs} FUZZ_SEED=${seed} node --import tsx --test --test-name-pattern "produce and consume" test/leak-close.test.ts`;
+      const seconds = Math.round((performance.now() - t0) / 1000);
+      writeFileSync(
+        out,
+        `${JSON.stringify({ command, runs, seed, seconds, sockets: cuts, messages: sent, answered, end: await left() }, null, 2)}\n`,
+      );
+    }
   });
 });

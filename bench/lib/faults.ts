@@ -25,15 +25,21 @@ export interface FaultOptions {
   /** Seconds between one fault's recovery and the next fault, drawn uniformly. */
   gapSeconds: readonly [number, number];
   log?: (line: string) => void;
+  /** The server's own log lines (pino JSON), as they come. */
+  serverLog?: ((line: string) => void) | undefined;
 }
 
 export interface FaultRecord {
   kind: FaultKind;
   atS: number;
   target: string;
-  /** Rooms with an emotion event in the 3 s before the fault. */
+  /** Rooms the fault hit: live ones (an emotion event in the 3 s before) that depend on what broke. */
   liveRooms: number;
-  /** Until the last of them had an emotion event again; null: one did not within RESUME_LIMIT_MS. */
+  /**
+   * From the fault until the last of them had an event from what replaced the broken part
+   * (a new stream after a worker death, the restarted decoder, NATS back); null: one did
+   * not within RESUME_LIMIT_MS.
+   */
   resumedWithinMs: number | null;
 }
 
@@ -55,6 +61,8 @@ export interface FaultReport {
   logFailed: number;
   logRetried: number;
   clientReconnects: number;
+  /** Per room, silences over 5 s between emotion events (a participant between calls, or a stall): [at s, ms]. */
+  silences: Record<string, Array<[number, number]>>;
   /** What was still open once every participant had left. */
   end: { rooms: number; peers: number; transports: number; producers: number; streams: number; decoders: number };
   leaks: string[];
@@ -70,7 +78,13 @@ interface RoomWatch {
   gaps: Array<[number, number]>;
   lastEmotionAt: number;
   emotions: number;
+  /** Each stream's latest emotion event, by when it arrived. */
+  lastByStream: Map<string, number>;
+  /** Silences of more than SILENCE_MS between two emotion events of the room, [from s, length ms]. */
+  silences: Array<[number, number]>;
 }
+
+const SILENCE_MS = 5000;
 
 const Socket = WebSocket as unknown as SocketFactory;
 
@@ -93,6 +107,7 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
     analysis: { fps: 10 },
   });
   const server = await startRole('all', nats.url, config);
+  if (o.serverLog) server.proc.stderr!.on('data', (d: Buffer) => o.serverLog!(d.toString()));
   const health = async (): Promise<{ sfu: Record<string, unknown>; analyser: Record<string, unknown> }> =>
     (await fetch(`${server.url}/healthz`)).json() as Promise<{ sfu: Record<string, unknown>; analyser: Record<string, unknown> }>;
   const t0 = performance.now();
@@ -119,13 +134,19 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
         gaps: [],
         lastEmotionAt: -Infinity,
         emotions: 0,
+        lastByStream: new Map(),
+        silences: [],
       };
       w.client.on((e: HubEvent) => {
         if (e.type === 'gap') w.gaps.push([e.from, e.to]);
         else {
           if (typeof e.seq === 'number') w.seqs.add(e.seq);
           if (e.type === 'emotion') {
-            w.lastEmotionAt = now();
+            const t = now();
+            if (t - w.lastEmotionAt > SILENCE_MS && w.emotions)
+              w.silences.push([Math.round(w.lastEmotionAt / 1000), Math.round(t - w.lastEmotionAt)]);
+            w.lastEmotionAt = t;
+            w.lastByStream.set(e.stream, t);
             w.emotions++;
           }
         }
@@ -170,24 +191,64 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
       }
     };
 
-    const inject = async (kind: FaultKind): Promise<string> => {
+    /**
+     * Injects one fault and says which rooms it hit and when each counts as recovered:
+     * events from frames decoded before the fault can still arrive just after it, so
+     * recovery is an event from what replaced the broken part.
+     */
+    const inject = async (
+      kind: FaultKind,
+      live: RoomWatch[],
+    ): Promise<{ target: string; hit: RoomWatch[]; recovered: (w: RoomWatch) => number | null }> => {
+      const at = now();
       if (kind === 'mediasoup-worker') {
         const pids = (await health()).sfu['workerPids'] as number[];
         const pid = pids[Math.floor(rand() * pids.length)]!;
+        const before = new Map(live.map((w) => [w, new Set(w.lastByStream.keys())]));
         process.kill(pid, 'SIGKILL');
-        return `mediasoup worker ${pid}`;
+        // its rooms closed: recovered once the rejoined participant's new stream has an event
+        const recovered = (w: RoomWatch): number | null => {
+          const fresh = [...w.lastByStream].filter(([stream]) => !before.get(w)!.has(stream));
+          return fresh.length ? Math.min(...fresh.map(([, t]) => t)) : null;
+        };
+        return { target: `mediasoup worker ${pid}`, hit: live, recovered };
       }
       if (kind === 'decoder') {
         const decoders = processTree([server.pid]).filter((p) => /\bffmpeg\b|gst-launch/.test(cmdline(p)));
-        if (!decoders.length) return 'no decoder running';
+        if (!decoders.length) return { target: 'no decoder running', hit: [], recovered: () => null };
+        const restarts = async (): Promise<Map<string, { room: string; restarts: number }>> =>
+          new Map(
+            ((await health()).analyser['streams'] as Array<{ stream: string; room: string; restarts: number }>).map((x) => [x.stream, x]),
+          );
+        const before = await restarts();
         const pid = decoders[Math.floor(rand() * decoders.length)]!;
         process.kill(pid, 'SIGKILL');
-        return `decoder ${pid}`;
+        // the stream whose decoder it was restarts it; recovered with an event after that
+        for (let i = 0; i < 100; i++) {
+          await sleep(100);
+          for (const [stream, x] of await restarts()) {
+            if (x.restarts <= (before.get(stream)?.restarts ?? x.restarts)) continue;
+            const restartedAt = now();
+            const w = watches.find((r) => r.room === x.room);
+            const recovered = (r: RoomWatch): number | null => {
+              const t = r.lastByStream.get(stream);
+              return t !== undefined && t > restartedAt ? t : null;
+            };
+            return { target: `decoder ${pid} of ${x.room}`, hit: w ? [w] : [], recovered };
+          }
+        }
+        return { target: `decoder ${pid} (no restart seen)`, hit: live, recovered: () => null };
       }
       await nats.kill();
       await sleep(1000 + rand() * 2000);
       await nats.restart();
-      return 'nats-server';
+      // nothing reaches a subscriber while NATS is down: the first event after it is back
+      const back = now();
+      return {
+        target: `nats-server, down ${Math.round(back - at)} ms`,
+        hit: live,
+        recovered: (w) => (w.lastEmotionAt > back ? w.lastEmotionAt : null),
+      };
     };
 
     const injector = async (): Promise<void> => {
@@ -200,16 +261,15 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
         measuring = true;
         const at = now();
         const live = watches.filter((w) => at - w.lastEmotionAt < 3000);
-        const target = await inject(kind);
-        const after = now();
-        while (now() - after < RESUME_LIMIT_MS && live.some((w) => w.lastEmotionAt <= after)) await sleep(50);
-        const resumed = live.every((w) => w.lastEmotionAt > after);
+        const { target, hit, recovered } = await inject(kind, live);
+        while (now() - at < RESUME_LIMIT_MS && hit.some((w) => recovered(w) === null)) await sleep(50);
+        const times = hit.map(recovered);
         const rec: FaultRecord = {
           kind,
           atS: Math.round(at / 1000),
           target,
-          liveRooms: live.length,
-          resumedWithinMs: resumed ? Math.round(Math.max(0, ...live.map((w) => w.lastEmotionAt - after))) : null,
+          liveRooms: hit.length,
+          resumedWithinMs: times.every((t) => t !== null) ? Math.round(Math.max(0, ...times.map((t) => t! - at))) : null,
         };
         faults.push(rec);
         log(`fault ${JSON.stringify(rec)}`);
@@ -272,6 +332,7 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
       logFailed: metric(metrics, 'arpgnet_events_log_failed_total'),
       logRetried: metric(metrics, 'arpgnet_events_log_retried_total'),
       clientReconnects: watches.reduce((a, w) => a + w.client.reconnects, 0),
+      silences: Object.fromEntries(watches.map((w) => [w.room, w.silences])),
       end,
       leaks,
     };

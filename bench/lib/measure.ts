@@ -1,6 +1,6 @@
 /** Small helpers every benchmark shares: flags, percentiles, CPU time of processes, the commit measured. */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { ROOT } from '../../src/paths.js';
 
 /** `--name value` from the command line, or the default. */
@@ -51,4 +51,31 @@ export function processTree(roots: number[]): number[] {
   const out = [...roots];
   for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
   return out;
+}
+
+/** UDP sockets held by these processes (socket inodes in their fds matched against /proc/net/udp). */
+export function udpPorts(pids: number[]): number {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let n = 0;
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    try {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const inode = line.trim().split(/\s+/)[9];
+        if (inode && inodes.has(inode)) n++;
+      }
+    } catch {
+      // no IPv6
+    }
+  }
+  return n;
 }

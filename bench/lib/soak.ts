@@ -6,11 +6,11 @@
  * the start once everyone has left.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../../src/paths.js';
 import { publishClip, subscribeEvents, TestPeer } from './call.js';
-import { processTree } from './measure.js';
+import { processTree, udpPorts } from './measure.js';
 import { nativeMemory, type NativeMemory } from './memory.js';
 import { seeded } from './udp-relay.js';
 
@@ -77,33 +77,6 @@ export interface SoakReport {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** UDP sockets held by these processes (socket inodes in their fds matched against /proc/net/udp). */
-function udpPorts(pids: number[]): number {
-  const inodes = new Set<string>();
-  for (const pid of pids) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) inodes.add(m[1]!);
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  let n = 0;
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    try {
-      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-        const inode = line.trim().split(/\s+/)[9];
-        if (inode && inodes.has(inode)) n++;
-      }
-    } catch {
-      // no IPv6
-    }
-  }
-  return n;
-}
 
 const rssMB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
