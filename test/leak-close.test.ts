@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import { silentLogger } from '../src/log.js';
 import { serve, type Serving } from '../src/roles/serve.js';
 import { writeFileSync } from 'node:fs';
-import { processTree, udpPorts } from '../bench/lib/measure.js';
+import { commit, processTree, udpPorts } from '../bench/lib/measure.js';
 import { h264Producer } from './call.js';
 import { serveTestConfig } from './helpers.js';
 
@@ -257,7 +257,7 @@ describe('signaling: a socket closed mid-request leaves no room, peer or transpo
       const seconds = Math.round((performance.now() - t0) / 1000);
       writeFileSync(
         out,
-        `${JSON.stringify({ command, runs, seed, seconds, sockets: cuts, messages: sent, answered, end: await left() }, null, 2)}\n`,
+        `${JSON.stringify({ command, commit: commit(), runs, seed, seconds, sockets: cuts, messages: sent, answered, end: await left() }, null, 2)}\n`,
       );
     }
   });
