@@ -80,6 +80,8 @@ describe('Jetson deployment (checked here; no Jetson attached)', () => {
       }
       const server = readFileSync(join(units, 'arpgnet-edge.service'), 'utf8');
       assert.match(server, /^After=network-online\.target/m);
+      // memory stays flat (bench:soak): no restart on a schedule to hide a leak, the watchdog stays for hangs
+      assert.doesNotMatch(server, /^RuntimeMaxSec=/m, 'no scheduled restart');
       const kiosk = readFileSync(join(units, 'arpgnet-kiosk.service'), 'utf8');
       assert.match(kiosk, /^BindsTo=arpgnet-csi-camera\.service$/m, 'the kiosk starts after (and with) the camera');
       assert.match(kiosk, /http:\/\/127\.0\.0\.1:8080\/kiosk/);
