@@ -48,7 +48,7 @@ describe('event writer: events into the log across a bus outage', () => {
   it('holds events while the log is down and writes each once, in order, when it is back', async () => {
     const f = new Flaky();
     const c: WriterCounters = { written: 0, retried: 0, dropped: 0 };
-    const w = new EventWriter('s', f as unknown as EventLog, { maxQueue: 100, giveUpMs: 30_000, log: silentLogger }, c);
+    const w = new EventWriter(f as unknown as EventLog, { maxQueue: 100, giveUpMs: 30_000, log: silentLogger }, c);
     w.write(event(1));
     await w.flushed();
     f.down = true;
@@ -71,7 +71,7 @@ describe('event writer: events into the log across a bus outage', () => {
     const f = new Flaky();
     f.down = true;
     const c: WriterCounters = { written: 0, retried: 0, dropped: 0 };
-    const w = new EventWriter('s', f as unknown as EventLog, { maxQueue: 5, giveUpMs: 30_000, log: silentLogger }, c);
+    const w = new EventWriter(f as unknown as EventLog, { maxQueue: 5, giveUpMs: 30_000, log: silentLogger }, c);
     for (let i = 1; i <= 12; i++) w.write(event(i));
     // the first is being tried; of the eleven behind it the newest five wait
     assert.equal(w.pending, 6);
@@ -85,10 +85,22 @@ describe('event writer: events into the log across a bus outage', () => {
     const f = new Flaky();
     f.down = true;
     const c: WriterCounters = { written: 0, retried: 0, dropped: 0 };
-    const w = new EventWriter('s', f as unknown as EventLog, { maxQueue: 5, giveUpMs: 300, log: silentLogger }, c);
+    const w = new EventWriter(f as unknown as EventLog, { maxQueue: 5, giveUpMs: 300, log: silentLogger }, c);
     w.write(event(1));
     await w.flushed();
     assert.deepEqual(c, { written: 0, retried: c.retried, dropped: 1 });
     assert.ok(c.retried >= 2);
+  });
+
+  it('a second writer of the same stream (the analyser that took it over) is not taken for duplicates of the first', async () => {
+    const f = new Flaky();
+    const c: WriterCounters = { written: 0, retried: 0, dropped: 0 };
+    const first = new EventWriter(f as unknown as EventLog, { maxQueue: 10, giveUpMs: 1000, log: silentLogger }, c);
+    for (let i = 1; i <= 3; i++) first.write(event(i));
+    await first.flushed();
+    const second = new EventWriter(f as unknown as EventLog, { maxQueue: 10, giveUpMs: 1000, log: silentLogger }, c);
+    for (let i = 4; i <= 6; i++) second.write(event(i));
+    await second.flushed();
+    assert.deepEqual(await logged(f.log), [1, 2, 3, 4, 5, 6]);
   });
 });

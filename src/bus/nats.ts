@@ -92,12 +92,12 @@ export class NatsBus implements Bus {
 
   /** Into the room's stream; JetStream's sequence becomes the event's seq. */
   async publishEvent(e: PipelineEvent, id?: string): Promise<number> {
+    // while NATS is known to be down a publish fails at once: the writer retries it (event-writer.ts)
+    if (!this.up) throw new Error('NATS is down');
     const room = e.room ?? '';
     await this.ensureRoom(room);
     const data = JSON.stringify(e);
     // JetStream drops a message whose id it saw within its duplicate window, and acks with the first seq
-    // while NATS is known to be down a publish fails at once: the writer retries it (event-writer.ts)
-    if (!this.up) throw new Error('NATS is down');
     const ack = await this.js.publish(eventSubject(room, e.stream), data, { timeout: PUBLISH_TIMEOUT_MS, ...(id ? { msgID: id } : {}) });
     if (e.type === 'stream_start' || e.type === 'stream_end') {
       await this.ensureLive();

@@ -235,7 +235,7 @@ export class AnalyserRole {
     // a demand that changed while the stream was opening
     if (this.actions !== asked) this.applyActions(h);
     // in order, one at a time, retried while the bus is down (see event-writer.ts)
-    const writer = new EventWriter(h.stream, this.bus, { maxQueue: WRITER_QUEUE, giveUpMs: WRITER_GIVE_UP_MS, log: h.log }, this.written);
+    const writer = new EventWriter(this.bus, { maxQueue: WRITER_QUEUE, giveUpMs: WRITER_GIVE_UP_MS, log: h.log }, this.written);
     const t0 = performance.now();
     let first = true;
     h.sub = stream.events$.subscribe({

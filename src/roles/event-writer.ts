@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { EventLog } from '../bus/bus.js';
 import type { Logger } from '../log.js';
 import type { PipelineEvent } from '../publish/events.js';
@@ -33,17 +34,22 @@ export class EventWriter {
   private inFlight = 0;
   private running: Promise<void> | null = null;
   private n = 0;
+  /**
+   * Ids are unique to this writer, not only to the stream: an analyser that takes a stream
+   * over after a failover counts from 0 again, and JetStream would drop its events as
+   * duplicates of the dead analyser's within its window (its stream_start first).
+   */
+  private readonly prefix = `${randomUUID()}/`;
 
   constructor(
-    private readonly stream: string,
     private readonly to: EventLog,
     private readonly o: WriterOptions,
     private readonly counters: WriterCounters,
   ) {}
 
   write(e: PipelineEvent): void {
-    // the id is unique per stream and attempt-independent: a retry is the same message
-    this.queue.push({ e, id: `${this.stream}/${this.n++}` });
+    // attempt-independent: a retry is the same message
+    this.queue.push({ e, id: `${this.prefix}${this.n++}` });
     while (this.queue.length > this.o.maxQueue) {
       this.queue.shift();
       this.counters.dropped++;
