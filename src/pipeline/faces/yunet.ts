@@ -137,11 +137,6 @@ export class YuNetFaces {
         return { box: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }, points, score: f.score };
       });
   }
-
-  /** Nothing of its own to release: the session is the thread's (see create). */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 /** A thread's session for one model, the one frame it runs at a time, and input buffers by shape. */
