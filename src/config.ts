@@ -61,6 +61,35 @@ export const Config = z
       trackMissMs: z.number().nonnegative(),
       /** Frames in a row that may fail analysis before the stream ends with a fatal error. */
       maxFailedFrames: z.number().int().min(1),
+      /** Which faces are analysed: at least minHeightPx high (analysed pixels), the maxFaces largest or (kiosk) nearest the centre. */
+      faces: z.object({ pick: z.enum(['largest', 'centre']), minHeightPx: z.number().int().min(0).max(4096) }),
+      /** Head turn (yaw) and nod (pitch) in degrees within which a face counts as looking at the screen. */
+      attention: z.object({ maxYaw: z.number().min(1).max(90), maxPitch: z.number().min(1).max(90) }),
+      /** A summary event per face every everySeconds (null: only when the face leaves and the stream ends). */
+      summaries: z.object({ everySeconds: z.number().min(1).max(3600).nullable() }),
+      /** A personal neutral baseline per face from its first `seconds` (opt-in; a page can also ask to calibrate). */
+      baseline: z.object({ enabled: z.boolean(), seconds: z.number().min(0.5).max(60) }),
+    }),
+    /** Signed POSTs of stream_start, stream_end and summaries (publish/webhooks.ts), from the SFU that holds the room. */
+    webhooks: z.object({
+      endpoints: z.array(
+        z.object({
+          url: z
+            .string()
+            .url()
+            .regex(/^https?:\/\//, 'a webhook URL is http:// or https://'),
+          /** Standard Webhooks secret: whsec_ and base64 (at least 24 characters). */
+          secret: z
+            .string()
+            .regex(/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/, 'a webhook secret is whsec_ followed by at least 24 base64 characters'),
+          events: z.array(z.enum(['stream_start', 'stream_end', 'summary'])).min(1),
+        }),
+      ),
+      /** Deliveries held per endpoint while it is slow or down; past that the oldest are dropped (counted). */
+      maxQueue: z.number().int().min(1).max(100_000),
+      timeoutMs: z.number().int().min(100).max(60_000),
+      maxAttempts: z.number().int().min(1).max(20),
+      retryMs: z.number().int().min(10).max(60_000),
     }),
     runtime: z.object({
       providers: z.array(provider).min(1),
@@ -201,7 +230,13 @@ export function defaults(): Config {
       maxGapMs: 1000,
       trackMissMs: 500,
       maxFailedFrames: 30,
+      faces: { pick: 'largest', minHeightPx: 0 },
+      // the yaw at which MediaPipe's landmarks still hold both eyes, and a nod to a laptop's keyboard
+      attention: { maxYaw: 30, maxPitch: 20 },
+      summaries: { everySeconds: null },
+      baseline: { enabled: false, seconds: 3 },
     },
+    webhooks: { endpoints: [], maxQueue: 1000, timeoutMs: 5000, maxAttempts: 8, retryMs: 500 },
     // one intra-op thread: a second buys 7 % on one face (bench:model) and costs more CPU
     // than it saves once several streams keep the cores busy (bench:serve, README)
     runtime: { providers: ['tensorrt', 'cuda', 'cpu'], threads: 1, tensorrt: { fp16: true } },

@@ -33,12 +33,18 @@ export function rgbaFrames(clip: string, args: string[]): Buffer {
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 (addFormats as unknown as (a: Ajv2020) => void)(ajv);
-const schema = (v: 1 | 2): object => JSON.parse(readFileSync(join(ROOT, `src/publish/events.v${v}.schema.json`), 'utf8')) as object;
+const schema = (v: 1 | 2 | 3): object => JSON.parse(readFileSync(join(ROOT, `src/publish/events.v${v}.schema.json`), 'utf8')) as object;
+const validate3 = ajv.compile(schema(3));
 const validate2 = ajv.compile(schema(2));
 const validate1 = ajv.compile(schema(1));
 
-/** Throws with ajv's reasons when an event breaks schema v2 (what the pipeline and /events produce). */
+/** Throws with ajv's reasons when an event breaks schema v3 (what the pipeline and /events produce). */
 export function assertSchema(e: unknown): asserts e is PipelineEvent {
+  if (!validate3(e)) throw new Error(`event breaks schema v3: ${ajv.errorsText(validate3.errors)}\n${JSON.stringify(e)}`);
+}
+
+/** The same for schema v2, served to subscribers that ask for it (?v=2). */
+export function assertSchemaV2(e: unknown): void {
   if (!validate2(e)) throw new Error(`event breaks schema v2: ${ajv.errorsText(validate2.errors)}\n${JSON.stringify(e)}`);
 }
 
@@ -78,7 +84,7 @@ export const haveShared = existsSync(join(SHARED, 'models', 'mediapipe', 'face_l
 
 /** A small, schema-valid event (a non-fatal error) numbered i, for hub and bus tests. */
 export const testEvent = (room: string, i: number, stream = `s-${room}`): PipelineEvent => ({
-  v: 2,
+  v: 3,
   type: 'error',
   stream,
   room,

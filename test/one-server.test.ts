@@ -161,7 +161,7 @@ function suite(name: string, start: () => Promise<Setup>): void {
       const slow = await sub('?room=slow');
       const flood = (ts: number, message: string): Promise<number> =>
         x.writer.publishEvent({
-          v: 2,
+          v: 3,
           type: 'error',
           stream: 'flood',
           room: 'slow',
@@ -188,14 +188,18 @@ function suite(name: string, start: () => Promise<Setup>): void {
       for (let i = 0; i < n; i++) await flood(i, pad);
       await new Promise((r) => setTimeout(r, 500));
       socket.resume();
-      const got = (slow.got as HubEvent[]).filter((e) => e.type === 'gap' || (e.stream === 'flood' && e.ts >= 0 && (e.seq ?? 0) > ready));
+      const got = (slow.got as HubEvent[]).filter(
+        (e) => e.type === 'gap' || ('stream' in e && e.stream === 'flood' && e.ts >= 0 && (e.seq ?? 0) > ready),
+      );
       const covered = (): number => got.reduce((a, e) => a + (e.type === 'gap' ? e.to - e.from + 1 : 1), 0);
       await until(
         () => {
           got.splice(
             0,
             got.length,
-            ...(slow.got as HubEvent[]).filter((e) => e.type === 'gap' || (e.stream === 'flood' && e.ts >= 0 && (e.seq ?? 0) > ready)),
+            ...(slow.got as HubEvent[]).filter(
+              (e) => e.type === 'gap' || ('stream' in e && e.stream === 'flood' && e.ts >= 0 && (e.seq ?? 0) > ready),
+            ),
           );
           return covered() === n;
         },

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { EmotionEvent } from '../src/publish/events.js';
-import { assertSchema, cachedClip, parseJsonl, runCli, VIDEOS } from './helpers.js';
+import { toV2, type EmotionEvent } from '../src/publish/events.js';
+import { assertSchema, assertSchemaV2, cachedClip, parseJsonl, runCli, VIDEOS } from './helpers.js';
 
 describe('run on real clips (ffmpeg, MediaPipe, the shipped ONNX model)', () => {
   for (const [clip, detector] of [
@@ -40,9 +40,42 @@ describe('run on real clips (ffmpeg, MediaPipe, the shipped ONNX model)', () => 
       for (const e of emotions) {
         assert.ok(e.quality.faceSizePx > 20, `face of ${e.quality.faceSizePx} px`);
         if (detector === 'mediapipe') assert.ok(e.quality.yaw !== null && Math.abs(e.quality.yaw) < 60, `yaw ${e.quality.yaw}`);
-        // YuNet gives five points and its confidence, no head pose; MediaPipe the reverse
-        else assert.ok(e.quality.yaw === null && e.quality.detection !== null && e.quality.detection >= 0.6, JSON.stringify(e.quality));
+        // YuNet gives five points and its confidence, the pose read from those points; MediaPipe its mesh's pose
+        else assert.ok(e.quality.yaw !== null && e.quality.detection !== null && e.quality.detection >= 0.6, JSON.stringify(e.quality));
         assert.equal(e.actions, undefined, 'facial actions only when asked for');
+      }
+      // schema v3: valence, arousal and attention on every reading, from either detector
+      for (const e of emotions) {
+        assert.ok(Math.abs(e.valence) <= 1 && Math.abs(e.arousal) <= 1);
+        assert.equal(e.attention.from, detector === 'mediapipe' ? 'mesh' : 'points');
+        assert.equal(typeof e.attention.looking, 'boolean');
+        assert.equal(e.attention.yaw, e.quality.yaw);
+        assert.equal(e.baseline, undefined, 'a personal baseline only when asked for');
+      }
+      // a talking head facing the camera looks at the screen most of the time
+      assert.ok(emotions.filter((e) => e.attention.looking).length > emotions.length * 0.8, 'mostly looking');
+      // the face's last summary, as it left with the stream: its label times add up to its analysed time
+      const sums = events.filter((e) => e.type === 'summary');
+      assert.equal(sums.length, 1, 'no periodic summaries by default: one, as the face left');
+      const sum = sums[0]!;
+      assert.ok(sum.type === 'summary' && sum.scope === 'face' && sum.final && sum.track === enters[0]!.track);
+      assert.equal(
+        Object.values(sum.labelMs).reduce((a, b) => a + b, 0),
+        sum.analysedMs,
+      );
+      assert.equal(sum.readings, emotions.length);
+      const span = emotions.at(-1)!.ts - emotions[0]!.ts;
+      assert.ok(Math.abs(sum.analysedMs - span) <= 2, `analysed ${sum.analysedMs} ms of ${span} ms with readings`);
+      const shown = new Map<string, number>();
+      for (const [i, e] of emotions.entries()) if (i) shown.set(e.label, (shown.get(e.label) ?? 0) + e.ts - emotions[i - 1]!.ts);
+      for (const [l, ms] of shown) assert.ok(Math.abs((sum.labelMs[l] ?? 0) - ms) <= 2, `${l}: ${sum.labelMs[l]} vs ${ms}`);
+      const meanV = emotions.reduce((a, e) => a + e.valence, 0) / emotions.length;
+      assert.ok(sum.valence !== null && Math.abs(sum.valence - meanV) < 0.15, `mean valence ${sum.valence} vs ${meanV}`);
+      // a v2 subscriber still parses every event it is served (summaries are not served to it)
+      for (const e of events) {
+        const old = toV2(e);
+        if (e.type === 'summary') assert.equal(old, null);
+        else assertSchemaV2(old);
       }
     });
   }

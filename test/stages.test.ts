@@ -77,6 +77,10 @@ describe('pipeline stages (the shipped model, faces placed by the test)', () => 
       },
       maxGapMs: 1000,
       trackMissMs: 200,
+      pick: { pick: 'largest', minHeightPx: 0 },
+      attention: { maxYaw: 30, maxPitch: 20 },
+      summaryEveryMs: null,
+      baselineMs: null,
       ...over,
     });
 
@@ -203,7 +207,7 @@ describe('pipeline stages (the shipped model, faces placed by the test)', () => 
     const small: DetectedFace = { ...FACE, box: { x: 0.05, y: 0.05, w: 0.1, h: 0.1 } };
     const s = state({ detect: () => [small, FACE, small] }, { maxFaces: 1 });
     await run(s, [frame(0, 10)]);
-    assert.equal(s.facesOverLimit, 2);
+    assert.equal(s.leftOut.overLimit, 2);
     assert.equal(s.tracks, 1);
   });
 });

@@ -35,6 +35,7 @@ describe('events over WebSocket (/events)', () => {
     const mine = await subscribe(port, '?stream=cam-1');
     const other = await subscribe(port, '?stream=cam-2');
     const room = await subscribe(port, '?room=lobby');
+    const sums = await subscribe(port, '?room=lobby&summaries=1');
     const pipeline = await EmotionPipeline.create(testConfig(), silentLogger);
     const source = await openSource(join(VIDEOS, 'd12.mp4'), { maxSide: 640, sequenceFps: 30, realtime: false }, 'cam-1');
     const run = await pipeline.analyse(source, { room: 'lobby' });
@@ -42,15 +43,23 @@ describe('events over WebSocket (/events)', () => {
     await lastValueFrom(run.events$.pipe(tap((e) => (published.push(e), hub.publish(e)))));
     await settle(300);
     assert.ok(published.filter((e) => e.type === 'emotion').length > 5);
-    assert.equal(all.got.length, published.length);
+    // summaries only to those who ask for them (the face's last one, as the stream ended)
+    const served = published.filter((e) => e.type !== 'summary');
+    assert.equal(published.length - served.length, 1);
+    assert.equal(all.got.length, served.length);
     assert.deepEqual(
       mine.got.map((e) => e.type),
+      served.map((e) => e.type),
+    );
+    assert.equal(room.got.length, served.length);
+    assert.deepEqual(
+      sums.got.map((e) => e.type),
       published.map((e) => e.type),
     );
-    assert.equal(room.got.length, published.length);
     assert.equal(other.got.length, 0);
     all.got.forEach(assertSchema);
-    for (const c of [all, mine, other, room]) c.ws.close();
+    sums.got.forEach(assertSchema);
+    for (const c of [all, mine, other, room, sums]) c.ws.close();
     await hub.close();
     await pipeline.close();
   });
@@ -65,7 +74,7 @@ describe('events over WebSocket (/events)', () => {
     const n = 4000;
     for (let i = 0; i < n; i++) {
       hub.publish({
-        v: 2,
+        v: 3,
         type: 'error',
         stream: 's',
         ts: i,
@@ -83,7 +92,7 @@ describe('events over WebSocket (/events)', () => {
     // reading again, the slow client is told what it lost: a gap covering exactly the dropped events
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     hub.publish({
-      v: 2,
+      v: 3,
       type: 'error',
       stream: 's',
       ts: n,

@@ -1,4 +1,4 @@
-import type { PipelineEvent } from '../publish/events.js';
+import type { LoggedEvent } from '../publish/events.js';
 
 /** A message on a subject; `respond` is there when the sender waits for a reply. */
 export interface BusMessage {
@@ -37,7 +37,7 @@ export interface EventLog {
    * Appends to the room's log; resolves with the event's seq there. An event given the
    * `id` of one already appended (a retry whose first ack was lost) is not appended twice.
    */
-  publishEvent(e: PipelineEvent, id?: string): Promise<number>;
+  publishEvent(e: LoggedEvent, id?: string): Promise<number>;
   /** The room's log bounds: first held and last written seq (0 when empty). */
   roomLog(room: string): Promise<{ first: number; last: number }>;
   /**

@@ -1,4 +1,5 @@
-import type { PipelineEvent } from '../publish/events.js';
+import type { LoggedEvent } from '../publish/events.js';
+import { ROOM_ITSELF } from './subjects.js';
 import type { Bus, BusMessage, Logged, LogReader, Retention } from './bus.js';
 
 interface Entry extends Logged {
@@ -76,9 +77,15 @@ export class LocalBus implements Bus {
     if (k) l.entries.splice(0, k);
   }
 
-  publishEvent(e: PipelineEvent): Promise<number> {
+  publishEvent(e: LoggedEvent): Promise<number> {
     const l = this.log(e.room ?? '');
-    const entry: Entry = { room: l.room, seq: l.next++, stream: e.stream, data: JSON.stringify(e), at: Date.now() };
+    const entry: Entry = {
+      room: l.room,
+      seq: l.next++,
+      stream: 'stream' in e ? e.stream : ROOM_ITSELF,
+      data: JSON.stringify(e),
+      at: Date.now(),
+    };
     l.entries.push(entry);
     l.bytes += entry.data.length;
     this.trim(l);

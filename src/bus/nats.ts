@@ -1,10 +1,20 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../log.js';
-import type { PipelineEvent } from '../publish/events.js';
+import type { LoggedEvent } from '../publish/events.js';
 import type { Bus, BusMessage, Logged, LogReader, Retention } from './bus.js';
 import { mergeReaders } from './merge.js';
-import { eventSubject, LIVE_STREAM, liveSubject, liveSubjects, roomEvents, roomOfStream, roomStream, STREAM_CREATED } from './subjects.js';
+import {
+  eventSubject,
+  LIVE_STREAM,
+  liveSubject,
+  liveSubjects,
+  ROOM_ITSELF,
+  roomEvents,
+  roomOfStream,
+  roomStream,
+  STREAM_CREATED,
+} from './subjects.js';
 
 /** A stream_start left by a host that died without a word ages out after this long. */
 const LIVE_MAX_AGE_MS = 24 * 3600_000;
@@ -91,14 +101,17 @@ export class NatsBus implements Bus {
   }
 
   /** Into the room's stream; JetStream's sequence becomes the event's seq. */
-  async publishEvent(e: PipelineEvent, id?: string): Promise<number> {
+  async publishEvent(e: LoggedEvent, id?: string): Promise<number> {
     // while NATS is known to be down a publish fails at once: the writer retries it (event-writer.ts)
     if (!this.up) throw new Error('NATS is down');
     const room = e.room ?? '';
     await this.ensureRoom(room);
     const data = JSON.stringify(e);
     // JetStream drops a message whose id it saw within its duplicate window, and acks with the first seq
-    const ack = await this.js.publish(eventSubject(room, e.stream), data, { timeout: PUBLISH_TIMEOUT_MS, ...(id ? { msgID: id } : {}) });
+    const ack = await this.js.publish(eventSubject(room, 'stream' in e ? e.stream : ROOM_ITSELF), data, {
+      timeout: PUBLISH_TIMEOUT_MS,
+      ...(id ? { msgID: id } : {}),
+    });
     if (e.type === 'stream_start' || e.type === 'stream_end') {
       await this.ensureLive();
       const subject = liveSubject(room, e.stream);

@@ -4,6 +4,9 @@
  */
 export const roomToken = (room: string): string => room.replaceAll('.', '%2E');
 
+/** The stream token of a room's own events (its summary), which no stream id takes: ids never start with '_'. */
+export const ROOM_ITSELF = '_room';
+
 /** Every event of a room and stream; gateways serve /events from these. */
 export const eventSubject = (room: string, stream: string): string => `arpgnet.events.${roomToken(room)}.${stream}`;
 /** A room's events, or every room's (null). */

@@ -12,12 +12,22 @@
  */
 import { Observable, Subject } from 'rxjs';
 import { CLOSE, FATAL_CLOSE } from '../publish/close-codes.js';
-import type { GapEvent, HubEvent } from '../publish/events.js';
+import type { GapEvent, HubEvent, SchemaVersion } from '../publish/events.js';
 
 export { CLOSE };
 
 export type { HubEvent, GapEvent };
-export type { EmotionEvent, PipelineEvent } from '../publish/events.js';
+export type {
+  EmotionEvent,
+  PipelineEvent,
+  SummaryEvent,
+  FaceSummaryEvent,
+  RoomSummaryEvent,
+  Summary,
+  Attention,
+  Baseline,
+  SchemaVersion,
+} from '../publish/events.js';
 
 /** The part of the WebSocket API the client uses: the browser's, or the `ws` package's in Node. */
 export interface SocketLike {
@@ -45,8 +55,10 @@ export interface ClientOptions {
   token?: string | (() => string | Promise<string>) | undefined;
   /** Defaults to the global WebSocket (browsers); in Node 20 pass `WebSocket` from `ws`. */
   WebSocket?: SocketFactory | undefined;
-  /** Event schema to read: 2 (default) or 1. */
-  schema?: 1 | 2 | undefined;
+  /** Event schema to read: 3 (default), 2 or 1. */
+  schema?: SchemaVersion | undefined;
+  /** Summary events as well (per face every few seconds and at its end, per room when it closes). */
+  summaries?: boolean | undefined;
   /** Ask for facial actions in emotion events (the server computes them only while someone asks). */
   actions?: boolean | undefined;
   /** Reconnect delays: exponential from `initialMs` to `maxMs`, each with up to 50 % jitter. */
@@ -98,7 +110,8 @@ export class EventsClient {
     if (this.o.room) u.searchParams.set('room', this.o.room);
     if (this.o.stream) u.searchParams.set('stream', this.o.stream);
     if (this.o.room && this.lastSeq !== null) u.searchParams.set('resume', String(this.lastSeq));
-    if (this.o.schema === 1) u.searchParams.set('v', '1');
+    if (this.o.schema !== undefined && this.o.schema !== 3) u.searchParams.set('v', String(this.o.schema));
+    if (this.o.summaries) u.searchParams.set('summaries', '1');
     if (this.o.actions) u.searchParams.set('actions', '1');
     return u.toString();
   }

@@ -129,6 +129,10 @@ export class EmotionPipeline {
       maxGapMs: a.maxGapMs,
       emit: a.emit,
       trackMissMs: a.trackMissMs,
+      pick: a.faces,
+      attention: a.attention,
+      summaryEveryMs: a.summaries.everySeconds === null ? null : a.summaries.everySeconds * 1000,
+      baselineMs: a.baseline.enabled ? a.baseline.seconds * 1000 : null,
       ...over,
     });
   }

@@ -1,10 +1,15 @@
 import type { Frame } from '../ingest/frame.js';
 import type { Arpgnet, Embeddings } from '../model/arpgnet.js';
-import type { FaceLeaveEvent } from '../publish/events.js';
-import { envelope, faceLeave, type Envelope } from '../publish/envelopes.js';
+import type { FaceLeaveEvent, FaceSummaryEvent } from '../publish/events.js';
+import { envelope, faceLeave, faceSummary, type Envelope } from '../publish/envelopes.js';
 import type { Similarity } from './align.js';
 import type { DetectedFace, FaceFinder } from './faces/face.js';
+import { selectFaces, type FacePick, type LeftOut } from './faces/select.js';
 import { Labeller, type LabelPolicy } from './labeller.js';
+import { circumplex } from './readings/affect.js';
+import type { AttentionLimits } from './readings/attention.js';
+import { FaceBaseline } from './readings/baseline.js';
+import { FaceSummary } from './readings/summary.js';
 import { FaceTracker } from './tracker.js';
 import { EmbeddingWindow } from './window.js';
 
@@ -32,13 +37,25 @@ export interface StreamStateOptions {
   observe?: ((stage: Stage, ms: number) => void) | undefined;
   /** Overrides the landmark alignment, e.g. for images that are already face crops. */
   align?: ((face: DetectedFace, frame: Frame) => Similarity) | undefined;
+  /** Which faces are analysed (their count is maxFaces). */
+  pick: Omit<FacePick, 'maxFaces'>;
+  attention: AttentionLimits;
+  /** A summary of each face every this many ms (null: only when it leaves). */
+  summaryEveryMs: number | null;
+  /** Each face's personal baseline from its first this many ms (null: none, unless calibrated). */
+  baselineMs: number | null;
 }
+
+/** How long a face calibrated on request takes its reference over, when the config names no baseline time. */
+export const CALIBRATE_MS = 3000;
 
 export interface TrackState {
   window: EmbeddingWindow;
   labeller: Labeller;
   lastLabel: string | null;
   lastEmitTs: number;
+  summary: FaceSummary;
+  baseline: FaceBaseline | null;
 }
 
 export type Stage = 'landmarks' | 'align' | 'encoder' | 'head';
@@ -74,7 +91,10 @@ export class StreamState {
   failed = 0;
   /** Frames left out to keep the analysis rate. */
   sampledOut = 0;
-  facesOverLimit = 0;
+  /** Faces found but not analysed (analysis.faces). */
+  readonly leftOut: LeftOut = { tooSmall: 0, overLimit: 0 };
+  /** Each label's place on the circumplex (readings/affect.ts), in the model's order. */
+  readonly circumplex: Array<[number, number]>;
 
   constructor(readonly o: StreamStateOptions) {
     const m = o.model;
@@ -84,6 +104,7 @@ export class StreamState {
     this.headApp = new Float32Array(o.maxFaces * m.window * m.appDim);
     this.headRel = new Float32Array(o.maxFaces * m.window * m.relDim);
     this.headValid = new Float32Array(o.maxFaces * m.window);
+    this.circumplex = circumplex(m.labels);
   }
 
   /** Face tracks alive now. */
@@ -101,26 +122,57 @@ export class StreamState {
     return envelope(this.o.stream, this.o.room, ts);
   }
 
-  /** More faces than maxFaces: the largest are kept, the rest counted. */
-  keepLargest(faces: DetectedFace[]): DetectedFace[] {
-    if (faces.length <= this.o.maxFaces) return faces;
-    this.facesOverLimit += faces.length - this.o.maxFaces;
-    return [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, this.o.maxFaces);
+  /** The faces to analyse (analysis.faces); the rest are counted. */
+  select(faces: DetectedFace[], frameHeight: number): DetectedFace[] {
+    return selectFaces(faces, frameHeight, { ...this.o.pick, maxFaces: this.o.maxFaces }, this.leftOut);
   }
 
-  newTrackState(): TrackState {
+  newTrackState(ts: number): TrackState {
     const m = this.o.model;
     return {
       window: new EmbeddingWindow(m.window, m.appDim, m.relDim),
       labeller: new Labeller(m.labels, this.o.policy),
       lastLabel: null,
       lastEmitTs: -Infinity,
+      summary: new FaceSummary(this.o.maxGapMs, ts),
+      baseline: this.o.baselineMs === null ? null : new FaceBaseline(m.labels.length, this.o.baselineMs),
     };
   }
 
+  /**
+   * Takes a new personal baseline for the stream's faces (every one, or one track) from
+   * their next readings; false when there is no such face.
+   */
+  calibrate(track?: string): boolean {
+    const m = this.o.model;
+    let n = 0;
+    for (const [id, st] of this.states) {
+      if (track !== undefined && id !== track) continue;
+      st.baseline ??= new FaceBaseline(m.labels.length, this.o.baselineMs ?? CALIBRATE_MS);
+      st.baseline.restart();
+      n++;
+    }
+    return n > 0;
+  }
+
+  /** A face's summary so far; `final` as it leaves. */
+  summaryOf(track: string, st: TrackState, ts: number, final: boolean): FaceSummaryEvent {
+    st.summary.lastSentTs = ts;
+    return faceSummary(this.base(ts), track, st.summary.fromTs ?? ts, final, st.summary.tally.summary());
+  }
+
+  /** A face that leaves: its last summary (if it was ever read), then face_leave. */
+  leave(track: string, ts: number, reason: FaceLeaveEvent['reason']): Array<FaceLeaveEvent | FaceSummaryEvent> {
+    const st = this.states.get(track);
+    this.states.delete(track);
+    const last = st && st.summary.tally.readings > 0 ? [this.summaryOf(track, st, ts, true)] : [];
+    return [...last, faceLeave(this.base(ts), track, reason)];
+  }
+
   /** Closes every track at the end of the stream. */
-  finish(ts: number): FaceLeaveEvent[] {
+  finish(ts: number): Array<FaceLeaveEvent | FaceSummaryEvent> {
+    const events = this.tracker.closeAll().flatMap((tr) => this.leave(tr.id, ts, 'stream_end'));
     this.states.clear();
-    return this.tracker.closeAll().map((tr) => faceLeave(this.base(ts), tr.id, 'stream_end'));
+    return events;
   }
 }

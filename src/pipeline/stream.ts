@@ -145,6 +145,8 @@ export function analyseStream(source: Source, state: StreamState, model: Arpgnet
         decodeErrors: s.decodeErrors + state.failed,
         framesWithoutFace: state.framesWithoutFace,
         emotions: state.emotions,
+        facesTooSmall: state.leftOut.tooSmall,
+        facesOverLimit: state.leftOut.overLimit,
       };
       return from<PipelineEvent[]>([...state.finish(reader.lastTs), streamEnd(base(reader.lastTs), reason, stats)]);
     });

@@ -1,6 +1,12 @@
 import {
   wallTime,
+  type Affect,
+  type Attention,
+  type Baseline,
   type Box,
+  type FaceSummaryEvent,
+  type RoomSummaryEvent,
+  type Summary,
   type EmotionEvent,
   type ErrorEvent,
   type FaceEnterEvent,
@@ -19,7 +25,7 @@ import {
 
 /** What every stream event starts with. */
 export interface Envelope {
-  v: 2;
+  v: 3;
   stream: string;
   room?: string;
   ts: number;
@@ -27,7 +33,7 @@ export interface Envelope {
 }
 
 export const envelope = (stream: string, room: string | undefined, ts: number): Envelope => ({
-  v: 2,
+  v: 3,
   stream,
   ...(room ? { room } : {}),
   ts: Math.max(0, ts),
@@ -91,6 +97,18 @@ export interface EmotionReading {
   pose?: { yaw: number; pitch: number; roll: number } | undefined;
   detection?: number | undefined;
   actions?: Record<string, number> | undefined;
+  affect: Affect;
+  attention: Attention;
+  baseline?: BaselineReading | null | undefined;
+}
+
+/** A face's personal baseline as the pipeline holds it: how far this reading is from the reference. */
+export interface BaselineReading {
+  state: Baseline['state'];
+  valence: number;
+  arousal: number;
+  /** Probability per model label minus the reference's, in the model's order. */
+  probs: ArrayLike<number>;
 }
 
 export function emotionEvent(e: Envelope, r: EmotionReading): EmotionEvent {
@@ -117,12 +135,61 @@ export function emotionEvent(e: Envelope, r: EmotionReading): EmotionEvent {
       detection: r.detection ?? null,
     },
     ...(r.actions ? { actions: r.actions } : {}),
+    valence: r4(r.affect.valence),
+    arousal: r4(r.affect.arousal),
+    attention: r.attention,
+    ...(r.baseline ? { baseline: baselineOf(r.baseline, r.labels, r.shown) } : {}),
   };
+}
+
+function baselineOf(b: BaselineReading, labels: readonly string[], shown: readonly boolean[]): Baseline {
+  const scores: Record<string, number> = {};
+  labels.forEach((l, k) => {
+    if (shown[k]) scores[l] = r4(b.probs[k]!);
+  });
+  return { state: b.state, valence: r4(b.valence), arousal: r4(b.arousal), scores };
+}
+
+/** A face's summary so far (readings/summary.ts keeps it). */
+export const faceSummary = (e: Envelope, track: string, fromTs: number, final: boolean, sum: Summary): FaceSummaryEvent => ({
+  ...e,
+  type: 'summary',
+  scope: 'face',
+  track,
+  fromTs,
+  final,
+  ...roundSummary(sum),
+});
+
+export const roomSummary = (room: string, faces: number, streams: number, sum: Summary): RoomSummaryEvent => ({
+  v: 3,
+  type: 'summary',
+  scope: 'room',
+  room,
+  faces,
+  streams,
+  final: true,
+  wallTime: wallTime(),
+  ...roundSummary(sum),
+});
+
+/** Whole milliseconds, and label times rounded so that they still add up to analysedMs. */
+function roundSummary(s: Summary): Summary {
+  const labelMs: Record<string, number> = {};
+  let acc = 0;
+  let done = 0;
+  for (const [l, ms] of Object.entries(s.labelMs)) {
+    acc += ms;
+    labelMs[l] = Math.round(acc) - done;
+    done += labelMs[l];
+  }
+  const n = (v: number | null): number | null => (v === null ? null : r4(v));
+  return { analysedMs: done, labelMs, readings: s.readings, valence: n(s.valence), arousal: n(s.arousal), attentive: n(s.attentive) };
 }
 
 /** Events `from`..`to` of the room that a subscriber will not get, and why. */
 export const gapEvent = (room: string, from: number, to: number, reason: GapEvent['reason']): GapEvent => ({
-  v: 2,
+  v: 3,
   type: 'gap',
   room,
   from,
@@ -139,6 +206,8 @@ export const NO_STATS: Readonly<StreamStats> = {
   decodeErrors: 0,
   framesWithoutFace: 0,
   emotions: 0,
+  facesTooSmall: 0,
+  facesOverLimit: 0,
 };
 
 /** The stream goes on elsewhere: readers see it end here and start again with a new stream_start. */

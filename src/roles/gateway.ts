@@ -7,7 +7,7 @@ import type { Endpoint } from '../host/host.js';
 import type { Logger } from '../log.js';
 import { CLOSE } from '../publish/close-codes.js';
 import { gapEvent } from '../publish/envelopes.js';
-import { toV1, type GapEvent, type HubEvent } from '../publish/events.js';
+import { inSchema, type GapEvent, type HubEvent, type SchemaVersion } from '../publish/events.js';
 
 export interface GatewayOptions {
   auth: Authenticator;
@@ -23,8 +23,10 @@ interface Subscriber {
   ws: WebSocket;
   room: string | null;
   stream: string | null;
-  v: 1 | 2;
+  v: SchemaVersion;
   actions: boolean;
+  /** Summary events too (?summaries=1): off for raw subscribers, who aggregate for themselves. */
+  summaries: boolean;
   queue: Queued[];
   dropped: number;
   /** Ranges of this subscriber's events dropped from its queue, per room, sent as a gap before the next event. */
@@ -47,7 +49,7 @@ export const DEMAND_MS = 1000;
  * the bus's event log (`?room=R`, or every room), `?stream=S` narrows it, `?v=1` gets
  * schema v1, `?actions=1` asks for facial actions (computed only while someone asks),
  * `?room=R&resume=<last seq>` gets what it missed from the log, or a `gap` naming what
- * the log no longer holds. A late subscriber first gets the `stream_start` of each
+ * the log no longer holds; `?v=2` gets schema v2, `?summaries=1` summary events too. A late subscriber first gets the `stream_start` of each
  * running stream. A room token, when required, comes in the first message. A slow
  * subscriber never slows the pipeline or the others: its bounded queue drops its
  * oldest events, counts them and tells it with a `gap`.
@@ -84,8 +86,8 @@ export class EventGateway implements Endpoint {
 
   accept(ws: WebSocket, _req: IncomingMessage, url: URL): void {
     const q = url.searchParams;
-    const v = q.get('v') ?? '2';
-    if (v !== '1' && v !== '2') return ws.close(CLOSE.badRequest, `schema v${v} is not served (1 or 2)`);
+    const v = q.get('v') ?? '3';
+    if (v !== '1' && v !== '2' && v !== '3') return ws.close(CLOSE.badRequest, `schema v${v} is not served (1, 2 or 3)`);
     const room = q.get('room');
     const resume = q.get('resume') === null ? null : Number(q.get('resume'));
     if (resume !== null && (!Number.isInteger(resume) || resume < 0 || room === null))
@@ -95,8 +97,9 @@ export class EventGateway implements Endpoint {
       ws,
       room,
       stream: q.get('stream'),
-      v: v === '1' ? 1 : 2,
+      v: Number(v) as SchemaVersion,
       actions: q.get('actions') === '1',
+      summaries: q.get('summaries') === '1',
       queue: [],
       dropped: 0,
       gaps: new Map(),
@@ -219,9 +222,15 @@ export class EventGateway implements Endpoint {
         this.sendGap(s, gapEvent(m.room, m.expiredFrom, m.seq, 'expired'));
         continue;
       }
-      // the log holds each event as JSON without its seq: v2 readers get it spliced in, not re-encoded
-      if (s.v === 2) s.ws.send(`{"seq":${m.seq},${m.data.slice(1)}`);
-      else s.ws.send(JSON.stringify({ ...toV1(JSON.parse(m.data) as HubEvent), seq: m.seq }));
+      // the log holds each event as JSON without its seq: v3 readers get it spliced in, not re-encoded
+      const summary = m.data.includes('"type":"summary"') && (JSON.parse(m.data) as HubEvent).type === 'summary';
+      if (summary && !s.summaries) continue;
+      if (s.v === 3) s.ws.send(`{"seq":${m.seq},${m.data.slice(1)}`);
+      else {
+        const old = inSchema(JSON.parse(m.data) as HubEvent, s.v);
+        if (!old) continue;
+        s.ws.send(JSON.stringify({ ...old, seq: m.seq }));
+      }
       this.sent++;
     }
   }

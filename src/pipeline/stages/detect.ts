@@ -14,7 +14,7 @@ export function detect(s: StreamState): OperatorFunction<Frame, Detecting> {
       .then(() => s.o.faces.detect(frame, frame.ts))
       .then((found) => {
         s.time('landmarks', t);
-        return s.keepLargest(found);
+        return s.select(found, frame.height);
       });
     faces.catch(() => undefined); // awaited, and reported, in its frame's turn
     return { frame, faces };

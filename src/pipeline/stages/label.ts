@@ -1,14 +1,21 @@
 import { map, type OperatorFunction } from 'rxjs';
+import { affectOf } from '../readings/affect.js';
+import { attentionOf } from '../readings/attention.js';
+import { poseFromPoints } from '../readings/pose.js';
 import type { StreamState, TrackState } from '../stream-state.js';
 import type { Classified, Labelled } from './work.js';
 
 /**
- * Probabilities to the label a person sees (smoothing, hidden labels, `uncertain`,
- * hysteresis: labeller.ts), and which readings become events: every window, or (emit
- * 'change') a changed label and at least one per heartbeat.
+ * Probabilities to what a person sees: the label (smoothing, hidden labels,
+ * `uncertain`, hysteresis: labeller.ts), valence and arousal from the same smoothed
+ * probabilities, attention from the head pose (the mesh's, or the five points'), the
+ * distance from a personal baseline where there is one. Every reading counts in its
+ * face's summary; which become events is the emit mode's choice: every window, or
+ * (emit 'change') a changed label and at least one per heartbeat.
  */
 export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
   const c = s.o.model.labels.length;
+  const { shown } = s.o.policy;
   const emit = s.o.emit;
   const wanted = (st: TrackState, label: string, ts: number): boolean => {
     if (emit?.mode !== 'change') return true;
@@ -17,10 +24,18 @@ export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
     st.lastEmitTs = ts;
     return true;
   };
-  return map((w) => ({
-    ...w,
-    readings: w.due
-      .map((due, slot) => ({ due, reading: due.state.labeller.update(w.probs.subarray(slot * c, (slot + 1) * c)) }))
-      .filter(({ due, reading }) => wanted(due.state, reading.label, w.frame.ts)),
-  }));
+  return map((w) => {
+    const ts = w.frame.ts;
+    const readings = w.due.map((due, slot) => {
+      const reading = due.state.labeller.update(w.probs.subarray(slot * c, (slot + 1) * c));
+      const affect = affectOf(reading.probs, s.circumplex, shown);
+      const face = due.track.face;
+      const pose = face.pose ?? poseFromPoints(face.points);
+      const attention = attentionOf(pose, face.pose ? 'mesh' : 'points', s.o.attention);
+      const baseline = due.state.baseline?.update(ts, reading.probs, affect) ?? null;
+      due.state.summary.add(ts, reading.label, affect, attention.looking);
+      return { due, reading, affect, attention, pose, baseline };
+    });
+    return { ...w, readings: readings.filter(({ due, reading }) => wanted(due.state, reading.label, ts)) };
+  });
 }

@@ -1,19 +1,16 @@
 import { map, type OperatorFunction } from 'rxjs';
-import { faceEnter, faceLeave } from '../../publish/envelopes.js';
+import { faceEnter } from '../../publish/envelopes.js';
 import type { StreamState } from '../stream-state.js';
 import type { Found, Tracked } from './work.js';
 
-/** Faces to tracks by overlap: a face_enter for each new track, a face_leave for each lost one. */
+/** Faces to tracks by overlap: a face_enter for each new track, a last summary and a face_leave for each lost one. */
 export function track(s: StreamState): OperatorFunction<Found, Tracked> {
   return map(({ frame, faces }) => {
     const upd = s.tracker.update(faces, frame.ts);
     const events: Tracked['events'] = [];
-    for (const tr of upd.left) {
-      s.states.delete(tr.id);
-      events.push(faceLeave(s.base(frame.ts), tr.id, 'lost'));
-    }
+    for (const tr of upd.left) events.push(...s.leave(tr.id, frame.ts, 'lost'));
     for (const tr of upd.entered) {
-      s.states.set(tr.id, s.newTrackState());
+      s.states.set(tr.id, s.newTrackState(frame.ts));
       events.push(faceEnter(s.base(frame.ts), tr.id, tr.face.box));
     }
     if (!upd.seen.length) s.framesWithoutFace++;

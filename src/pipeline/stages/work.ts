@@ -4,6 +4,9 @@ import type { Embeddings } from '../../model/arpgnet.js';
 import type { DetectedFace } from '../faces/face.js';
 import type { Track } from '../tracker.js';
 import type { Reading } from '../labeller.js';
+import type { Affect, Attention } from '../../publish/events.js';
+import type { BaselineReading } from '../../publish/envelopes.js';
+import type { Pose } from '../faces/face.js';
 import type { TrackState } from '../stream-state.js';
 
 /**
@@ -49,7 +52,18 @@ export interface Classified extends Windowed {
   probs: Float32Array;
 }
 
+/** What one window reads as, beside its label. */
+export interface FullReading {
+  due: Due;
+  reading: Reading;
+  affect: Affect;
+  attention: Attention;
+  /** The mesh's head pose, else the five points' (null when they give none). */
+  pose: Pose | null;
+  baseline: BaselineReading | null;
+}
+
 export interface Labelled extends Classified {
   /** The readings that become emotion events (emit mode decides which). */
-  readings: Array<{ due: Due; reading: Reading }>;
+  readings: FullReading[];
 }
