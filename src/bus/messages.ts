@@ -35,6 +35,8 @@ export const AnalyserRequest = z.discriminatedUnion('op', [
     }),
   }),
   z.object({ op: z.literal('stop'), stream: z.string() }),
+  /** Take a new personal baseline for the stream's faces (or one of them) from their next readings. */
+  z.object({ op: z.literal('calibrate'), stream: z.string(), track: z.string().max(64).optional() }),
 ]);
 export type AnalyserRequest = z.infer<typeof AnalyserRequest>;
 
@@ -48,6 +50,7 @@ export const AnalyserReply = z.union([
     pid: z.number().int(),
   }),
   z.object({ ok: z.literal(true), stopped: z.boolean() }),
+  z.object({ ok: z.literal(true), calibrated: z.boolean() }),
   z.object({ ok: z.literal(false), error: z.string() }),
 ]);
 export type AnalyserReply = z.infer<typeof AnalyserReply>;

@@ -171,6 +171,7 @@ export class AnalyserRole {
     if (!req.success) return reply({ ok: false, error: `bad request: ${req.error.issues[0]?.message ?? ''}` });
     const r = req.data;
     if (r.op === 'stop') return reply({ ok: true, stopped: this.stop(r.stream) });
+    if (r.op === 'calibrate') return reply({ ok: true, calibrated: this.held.get(r.stream)?.running?.state.calibrate(r.track) ?? false });
     if (this.held.has(r.stream)) this.stop(r.stream);
     if (this.held.size >= this.cfg.serve.maxStreams) {
       this.counters.refused++;

@@ -105,6 +105,18 @@ export class StreamPlacement implements AnalysisControl {
     return this.running.has(producerId);
   }
 
+  /** Asks the stream's analyser for a new personal baseline of its faces; false when it has no such face (or no analyser yet). */
+  async calibrate(producerId: string, track?: string): Promise<boolean> {
+    const analyser = this.running.get(producerId)?.analyser;
+    if (!analyser) return false;
+    const reply = AnalyserReply.safeParse(
+      await requestJson<unknown>(this.bus, analyserControl(analyser), { op: 'calibrate', stream: producerId, track }, 2000).catch(
+        () => null,
+      ),
+    );
+    return reply.success && 'calibrated' in reply.data && reply.data.calibrated;
+  }
+
   get active(): number {
     return this.running.size;
   }

@@ -12,6 +12,8 @@ import { Rooms } from '../sfu/rooms.js';
 import { SignalingServer } from '../sfu/signaling.js';
 import { WorkerPool } from '../sfu/workers.js';
 import { StreamPlacement } from './placement.js';
+import { Reporter } from './reporter.js';
+import { Webhooks } from '../publish/webhooks.js';
 
 export const WEB_DIR = join(ROOT, 'dist', 'web');
 
@@ -20,6 +22,7 @@ export interface SfuRole {
   rooms: Rooms;
   placement: StreamPlacement;
   signaling: SignalingServer;
+  reporter: Reporter;
 }
 
 /**
@@ -43,8 +46,18 @@ export async function startSfu(
   host.route(staticFiles(o.webDir ?? WEB_DIR));
   const pool = await WorkerPool.create({ count: cfg.sfu.workers, rtcMinPort: cfg.sfu.rtcMinPort, rtcMaxPort: cfg.sfu.rtcMaxPort }, log);
   host.onClose(() => pool.close());
-  const rooms = new Rooms(pool, log);
+  let reporter: Reporter | null = null;
+  const rooms = new Rooms(pool, log, (room) => reporter?.roomClosed(room));
   host.onClose(() => rooms.closeAll());
+  const w = cfg.webhooks;
+  const webhooks = w.endpoints.length ? new Webhooks(w, log.child({ part: 'webhooks' })) : null;
+  reporter = new Reporter(bus, log.child({ part: 'reporter' }), webhooks, (room) => rooms.has(room), {
+    settleMs: 10_000,
+    idleMs: 10 * 60_000,
+  });
+  const rep = reporter;
+  host.onClose(() => rep.close());
+  await rep.start().catch((e: unknown) => log.warn({ err: e }, 'room summaries and webhooks are off: the event log is not readable'));
   const placement = new StreamPlacement(bus, log, o.id, cfg.sfu.listenIp, cfg.analysis.layer);
   host.onClose(() => placement.close());
   const signaling = new SignalingServer({
@@ -73,6 +86,15 @@ export async function startSfu(
   );
   m.total('arpgnet_failovers_total', 'Streams moved to another analyser after theirs was lost', () => placement.counters.failovers);
   m.gauge('arpgnet_rooms', 'Rooms open', () => rooms.size);
+  if (webhooks) {
+    m.totals(
+      'arpgnet_webhook_deliveries_total',
+      'Webhook deliveries by outcome (retried: an attempt failed and will be made again; failed: given up; dropped: its queue was full)',
+      'outcome',
+      () => webhooks.counts,
+    );
+    m.gauge('arpgnet_webhook_queue', 'Webhook deliveries waiting, over every endpoint', () => webhooks.queued);
+  }
   m.gauge('arpgnet_peers', 'Participants joined to a room', () => rooms.peers);
   // each transport holds UDP ports: a count that only grows is a leak
   m.gauges('arpgnet_media_objects', 'mediasoup routers, transports, producers and consumers open, by kind', 'kind', () =>
@@ -93,7 +115,8 @@ export async function startSfu(
       placement: placement.counters,
       streams: placement.streams(),
       analysers: placement.analyserList(),
+      reports: rep.health(),
     }),
   });
-  return { pool, rooms, placement, signaling };
+  return { pool, rooms, placement, signaling, reporter: rep };
 }

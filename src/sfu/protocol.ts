@@ -38,6 +38,8 @@ export const Request = z.discriminatedUnion('method', [
   z.object({ method: z.literal('resumeProducer'), data: z.object({ producerId: id }) }),
   z.object({ method: z.literal('closeProducer'), data: z.object({ producerId: id }) }),
   z.object({ method: z.literal('leave'), data: z.object({}).default({}) }),
+  /** Take my face's personal baseline again from now (my own producer only; "calibrate" on the page). */
+  z.object({ method: z.literal('calibrate'), data: z.object({ producerId: id, track: id.optional() }) }),
 ]);
 export type Request = z.infer<typeof Request>;
 export type Method = Request['method'];

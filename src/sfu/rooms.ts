@@ -29,6 +29,8 @@ export class Rooms {
   constructor(
     private readonly pool: WorkerPool,
     private readonly log: Logger,
+    /** Told when a room closes because its last peer left (not when its worker died: that room is rebuilt). */
+    private readonly onClosed: (room: string) => void = () => undefined,
   ) {}
 
   get(id: string): Promise<Room> {
@@ -60,7 +62,10 @@ export class Rooms {
   /** Drop the room once nobody is left in it. */
   release(room: Room): void {
     if (room.peers.size > 0) return;
-    if (this.forget(room)) room.log.info('room closed');
+    if (this.forget(room)) {
+      room.log.info('room closed');
+      this.onClosed(room.id);
+    }
     room.router.close();
   }
 

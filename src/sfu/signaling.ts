@@ -34,6 +34,8 @@ export interface TransportSettings {
 export interface AnalysisControl {
   sync(room: Room, peer: Peer): void;
   isAnalysed(producerId: string): boolean;
+  /** A new personal baseline for the faces of an analysed producer (or one track of it). */
+  calibrate(producerId: string, track?: string): Promise<boolean>;
 }
 
 /**
@@ -399,6 +401,17 @@ class SignalingClient {
       case 'leave':
         this.leave('left');
         return {};
+      case 'calibrate': {
+        const { peer } = this.joined();
+        const p = this.producer(peer, req.data.producerId);
+        if (!analysis.isAnalysed(p.id)) throw new SignalingError('bad_request', `producer ${p.id} is not analysed (no consent, or paused)`);
+        if (!(await analysis.calibrate(p.id, req.data.track)))
+          throw new SignalingError(
+            'not_found',
+            req.data.track ? `no face ${req.data.track} in producer ${p.id}` : `no face in producer ${p.id} yet`,
+          );
+        return { calibrated: true };
+      }
     }
   }
 

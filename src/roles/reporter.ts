@@ -1,0 +1,131 @@
+import type { Bus, Logged, LogReader } from '../bus/bus.js';
+import type { Logger } from '../log.js';
+import { Tally } from '../pipeline/readings/summary.js';
+import { roomSummary } from '../publish/envelopes.js';
+import type { LoggedEvent } from '../publish/events.js';
+import type { Webhooks } from '../publish/webhooks.js';
+
+interface RoomState {
+  tally: Tally;
+  faces: number;
+  streams: Set<string>;
+  /** Streams started and not yet ended. */
+  live: Set<string>;
+  closedAt: number | null;
+  timer: NodeJS.Timeout | null;
+  lastAt: number;
+}
+
+/** The event as /events sends it: its seq first. */
+const withSeq = (m: Logged): string => `{"seq":${m.seq},${m.data.slice(1)}`;
+
+export interface ReporterOptions {
+  /** After its room closed, how long its streams' last events (their faces' final summaries) are waited for. */
+  settleMs: number;
+  /** A room's tally with no stream live and no event for this long is let go (its close was never seen). */
+  idleMs: number;
+}
+
+/**
+ * What is said of a room when it is over, and to the webhooks, from the SFU that holds
+ * it, so each room has one reporter wherever the analysers and gateways are: it reads
+ * every room's log, keeps the rooms open here, sums their faces' final summaries, and
+ * when a room closes (its last peer left) writes the room's summary into its log once
+ * its streams have ended. stream_start, stream_end and summaries go to the webhooks,
+ * identified by room and seq (the same on every retry).
+ */
+export class Reporter {
+  private readonly rooms = new Map<string, RoomState>();
+  private reader: LogReader | null = null;
+  private readonly sweep: NodeJS.Timeout;
+  summaries = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly log: Logger,
+    private readonly webhooks: Webhooks | null,
+    /** Whether a room is open on this SFU. */
+    private readonly hosts: (room: string) => boolean,
+    private readonly o: ReporterOptions,
+  ) {
+    this.sweep = setInterval(() => this.forgetIdle(), Math.min(60_000, o.idleMs));
+    this.sweep.unref();
+  }
+
+  async start(): Promise<void> {
+    this.reader = await this.bus.readRoom(null, { from: null, stream: null });
+    void this.read(this.reader).catch((e: unknown) => this.log.warn({ err: e }, 'reporter stopped reading'));
+  }
+
+  private async read(reader: LogReader): Promise<void> {
+    for await (const m of reader) this.onEvent(m);
+  }
+
+  private onEvent(m: Logged): void {
+    const e = JSON.parse(m.data) as LoggedEvent;
+    let r = this.rooms.get(m.room);
+    if (!r && e.type === 'stream_start' && this.hosts(m.room)) {
+      r = { tally: new Tally(), faces: 0, streams: new Set(), live: new Set(), closedAt: null, timer: null, lastAt: 0 };
+      this.rooms.set(m.room, r);
+    }
+    if (!r) return;
+    if (e.type === 'stream_start' || e.type === 'stream_end' || e.type === 'summary')
+      this.webhooks?.send(`${m.room}:${m.seq}`, e.type, withSeq(m));
+    r.lastAt = Date.now();
+    if (e.type === 'stream_start') {
+      r.streams.add(e.stream);
+      r.live.add(e.stream);
+    } else if (e.type === 'stream_end') {
+      r.live.delete(e.stream);
+      if (r.closedAt !== null && !r.live.size) this.finish(m.room, r);
+    } else if (e.type === 'summary' && e.scope === 'face' && e.final) {
+      r.tally.merge(e);
+      r.faces++;
+    }
+  }
+
+  /** The room's last peer left: its summary once its streams are over (or settleMs on). */
+  roomClosed(room: string): void {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.closedAt = Date.now();
+    if (!r.live.size) return this.finish(room, r);
+    r.timer = setTimeout(() => this.finish(room, r), this.o.settleMs);
+    r.timer.unref();
+  }
+
+  private finish(room: string, r: RoomState): void {
+    if (this.rooms.get(room) !== r) return;
+    this.rooms.delete(room);
+    if (r.timer) clearTimeout(r.timer);
+    if (!r.faces) return;
+    const e = roomSummary(room, r.faces, r.streams.size, r.tally.summary());
+    this.summaries++;
+    // the room is gone from here by the time the log hands the summary back: it is webhooked as written
+    this.bus
+      .publishEvent(e, `room-summary:${room}:${r.closedAt}`)
+      .then((seq) => this.webhooks?.send(`${room}:${seq}`, 'summary', withSeq({ room, seq, data: JSON.stringify(e) })))
+      .catch((err: unknown) => this.log.warn({ err, room }, 'room summary not written'));
+  }
+
+  private forgetIdle(): void {
+    const old = Date.now() - this.o.idleMs;
+    for (const [room, r] of this.rooms) if (!r.live.size && r.closedAt === null && r.lastAt < old) this.rooms.delete(room);
+  }
+
+  health(): Record<string, unknown> {
+    return {
+      rooms: this.rooms.size,
+      summaries: this.summaries,
+      webhooks: this.webhooks ? { endpoints: this.webhooks.size, queued: this.webhooks.queued, ...this.webhooks.counts } : null,
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    for (const r of this.rooms.values()) if (r.timer) clearTimeout(r.timer);
+    this.rooms.clear();
+    this.webhooks?.close();
+    await this.reader?.close();
+  }
+}
