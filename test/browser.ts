@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ROOT } from '../src/paths.js';
 import { cachedClip, VIDEOS } from './helpers.js';
 
 export const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -48,4 +49,17 @@ export async function launchChromium(camera: string): Promise<{ browser: Browser
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A screenshot of a page as the test left it: into docs/screenshots (the README's) when
+ * UPDATE_SCREENSHOTS=1, else into the system's temporary folder, so a test run leaves
+ * the checkout as it was.
+ */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  const dir = process.env['UPDATE_SCREENSHOTS'] === '1' ? join(ROOT, 'docs', 'screenshots') : join(tmpdir(), 'arpgnet-screenshots');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
 }

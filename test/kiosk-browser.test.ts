@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { serve, type Serving } from '../src/roles/serve.js';
-import { launchChromium, y4mClip } from './browser.js';
+import { launchChromium, screenshot, y4mClip } from './browser.js';
 import { until } from './call.js';
 import { cachedClip, serveTestConfig } from './helpers.js';
 
@@ -42,6 +42,8 @@ describe('kiosk page in headless Chromium with a camera source', () => {
       assert.ok(await page.locator('#privacy').isVisible(), 'the privacy notice is visible');
       const fontPx = await page.locator('#big').evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
       assert.ok(fontPx >= 48, `the label is large (${fontPx}px)`);
+      assert.match(await page.evaluate(() => document.body.dataset['away'] ?? ''), /^(true|false)$/, 'attention is shown');
+      await screenshot(page, 'kiosk');
       assert.equal(s.analyser!.streams().length, 1);
 
       await page.click('#off');

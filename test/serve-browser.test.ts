@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { serve, type Serving } from '../src/roles/serve.js';
-import { launchChromium, y4mClip } from './browser.js';
+import { launchChromium, screenshot, y4mClip } from './browser.js';
 import { subscribeEvents, until } from './call.js';
 import { assertSchema, processes, serveTestConfig } from './helpers.js';
 
@@ -54,7 +54,7 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
       const label = bob.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first();
       await label.waitFor({ timeout: 30_000 });
       const text = (await label.textContent()) ?? '';
-      assert.match(text, /^((anger|disgust|fear|happiness|sadness|surprise|neutral) \d+%|uncertain)$/);
+      assert.match(text, /^((anger|disgust|fear|happiness|sadness|surprise|neutral) \d+%( → \w+)?|uncertain)$/);
       const box = await bob.locator(`.tile[data-producer="${aliceProducer}"] .face`).first().boundingBox();
       const video = await bob.locator(`.tile[data-producer="${aliceProducer}"] video`).boundingBox();
       assert.ok(
@@ -62,6 +62,30 @@ describe('serve: the overlay page in a real browser (headless Debian Chromium, a
         'the face box lies over the video',
       );
       assert.equal(await bob.locator(`.tile[data-producer="${aliceProducer}"]`).getAttribute('data-analysed'), 'true');
+      // the label never contradicts the bars beside it: it is the top bar, or it says that it is changing to it
+      const face = bob.locator(`.tile[data-producer="${aliceProducer}"] .face`).first();
+      let agreed = 0;
+      for (let i = 0; i < 30; i++) {
+        const seen = await face.evaluate((el) => ({
+          label: el.querySelector('.label')?.textContent ?? '',
+          changing: el.getAttribute('data-changing'),
+          top: el.querySelector('.bar span')?.textContent ?? '',
+          shown: el.querySelector('.bar.shown span')?.textContent ?? null,
+          dot: (el.querySelector('.va i') as HTMLElement | null)?.style.left ?? '',
+        }));
+        if (seen.label !== 'uncertain') {
+          if (seen.changing === 'true') assert.ok(seen.label.endsWith(`→ ${seen.top}`), JSON.stringify(seen));
+          else {
+            assert.ok(seen.label.startsWith(`${seen.top} `), `shown label is not the top bar: ${JSON.stringify(seen)}`);
+            assert.equal(seen.shown, seen.top);
+          }
+          agreed++;
+        }
+        assert.match(seen.dot, /^\d+%$/, 'the valence/arousal meter is placed');
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.ok(agreed > 0, 'some labels were read');
+      await screenshot(bob, 'overlay');
       // alice sees her own label too
       await alice.locator(`.tile[data-producer="${aliceProducer}"] .face .label`).first().waitFor({ timeout: 30_000 });
 

@@ -8,9 +8,25 @@ import { UNCERTAIN } from '../../src/pipeline/labeller.js';
 
 export type { EmotionEvent };
 
-/** What a face's label reads: an uncertain reading says so and claims no percentage. */
-export const labelText = (e: Pick<EmotionEvent, 'label' | 'confidence'>): string =>
-  e.label === UNCERTAIN ? 'uncertain' : `${e.label} ${Math.round(e.confidence * 100)}%`;
+/**
+ * What a face's label reads, beside bars of the same smoothed probabilities: an
+ * uncertain reading claims no percentage; a shown label gives its own probability, and
+ * while the hysteresis still holds it though another leads the bars, it says that it
+ * is changing and to what, so the label and the bars never contradict each other.
+ */
+export function labelText(e: Pick<EmotionEvent, 'label' | 'scores'>): { text: string; changing: boolean } {
+  const top = topLabel(e.scores);
+  if (e.label === UNCERTAIN) return { text: 'uncertain', changing: false };
+  const own = `${e.label} ${Math.round((e.scores[e.label] ?? 0) * 100)}%`;
+  return top && top !== e.label ? { text: `${own} → ${top}`, changing: true } : { text: own, changing: false };
+}
+
+/** The label with the highest score (the top bar). */
+export function topLabel(scores: Record<string, number>): string | null {
+  let best: string | null = null;
+  for (const [k, v] of Object.entries(scores)) if (best === null || v > scores[best]!) best = k;
+  return best;
+}
 
 const STALE_MS = 2500;
 
@@ -39,14 +55,22 @@ export class FaceLayer {
       const el = document.createElement('div');
       el.className = 'face';
       el.dataset['track'] = e.track;
-      el.innerHTML = '<div class="label"></div><div class="bars"></div>';
+      el.innerHTML =
+        '<div class="label"></div><div class="away">looking away</div><div class="bars"></div>' +
+        '<div class="va" title="valence (left to right) and arousal (bottom to top) of the shown expression"><i></i></div>';
       this.layer.appendChild(el);
       f = { el, seen: 0 };
       this.faces.set(e.track, f);
     }
     f.seen = performance.now();
     f.el.dataset['label'] = e.label;
-    f.el.querySelector('.label')!.textContent = labelText(e);
+    const t = labelText(e);
+    f.el.querySelector('.label')!.textContent = t.text;
+    f.el.dataset['changing'] = String(t.changing);
+    f.el.dataset['away'] = String(e.attention.looking === false);
+    const dot = f.el.querySelector<HTMLElement>('.va i')!;
+    dot.style.left = `${Math.round(((e.valence + 1) / 2) * 100)}%`;
+    dot.style.top = `${Math.round(((1 - e.arousal) / 2) * 100)}%`;
     if (this.o.bars) {
       const bars = f.el.querySelector('.bars')!;
       // built as elements with CSSOM widths: the pages' Content-Security-Policy allows no inline style attributes
@@ -56,7 +80,7 @@ export class FaceLayer {
           .slice(0, 4)
           .map(([k, v]) => {
             const row = document.createElement('div');
-            row.className = 'bar';
+            row.className = k === e.label ? 'bar shown' : 'bar';
             const name = document.createElement('span');
             name.textContent = k;
             const fill = document.createElement('i');

@@ -1,4 +1,4 @@
-import { FaceLayer, type EmotionEvent } from '../common/faces.js';
+import { FaceLayer, labelText, type EmotionEvent } from '../common/faces.js';
 import { UNCERTAIN } from '../../src/pipeline/labeller.js';
 import { EventsClient } from '../../src/client/index.js';
 import { createTransport, joinRoom, pageToken, Rejoiner, sendCamera } from '../common/call.js';
@@ -28,10 +28,13 @@ function status(s: string, state?: string): void {
 function showBiggest(e: EmotionEvent): void {
   lastFace = performance.now();
   body['presence'] = 'present';
-  // an uncertain reading is shown as such, never as its runner-up
+  // an uncertain reading is shown as such, never as its runner-up; a label that is changing says so
+  const t = labelText(e);
   $('big-label').textContent = e.label === UNCERTAIN ? 'uncertain' : e.label;
-  $('big-score').textContent = e.label === UNCERTAIN ? '' : `${Math.round(e.confidence * 100)}%`;
+  $('big-score').textContent = e.label === UNCERTAIN ? '' : t.text.slice(e.label.length + 1);
   body['label'] = e.label;
+  body['changing'] = String(t.changing);
+  body['away'] = String(e.attention.looking === false);
 }
 
 setInterval(() => {

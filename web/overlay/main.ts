@@ -15,6 +15,7 @@ const roomInput = $<HTMLInputElement>('#room');
 const nameInput = $<HTMLInputElement>('#name');
 const consentBox = $<HTMLInputElement>('#consent');
 const joinButton = $<HTMLButtonElement>('#join');
+const calibrateButton = $<HTMLButtonElement>('#calibrate');
 const statusEl = $('#status');
 const grid = $('#grid');
 roomInput.value = q.get('room') ?? 'demo';
@@ -94,7 +95,7 @@ function listen(room: string, urls: string[]): void {
   // the same client integrators use: token from the page's fragment, reconnect and resume by seq
   events = new EventsClient({ url: urls, room, token: pageToken() });
   events.on((e) => {
-    if (e.type === 'gap') return;
+    if (e.type === 'gap' || e.type === 'summary') return;
     const t = tiles.get(e.stream);
     if (!t) return;
     if (e.type === 'stream_start') t.layer.frame = { width: e.source.width, height: e.source.height };
@@ -159,6 +160,7 @@ async function join(): Promise<void> {
   }
   joinButton.textContent = 'Leave';
   joinButton.disabled = false;
+  calibrateButton.disabled = false;
   joinButton.onclick = () => leave();
 }
 
@@ -169,6 +171,7 @@ function leave(): void {
   events = null;
   camera?.getTracks().forEach((t) => t.stop());
   status('left', 'left');
+  calibrateButton.disabled = true;
   joinButton.textContent = 'Join';
   joinButton.onclick = () => void join().catch(failed);
 }
@@ -182,5 +185,13 @@ consentBox.addEventListener('change', () => {
   // the toggle works before and during the call
   if (sig && document.body.dataset['state'] === 'joined') void sig.request('setConsent', { consent: consentBox.checked }).catch(failed);
 });
+calibrateButton.onclick = () => {
+  const producerId = document.body.dataset['producer'];
+  if (!sig || !producerId) return;
+  sig
+    .request('calibrate', { producerId })
+    .then(() => status('calibrating: keep a resting face for 3 seconds'))
+    .catch((e: Error) => status(`calibrate: ${e.message}`));
+};
 joinButton.onclick = () => void join().catch(failed);
 if (q.get('autostart') === '1') void join().catch(failed);
