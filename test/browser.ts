@@ -59,7 +59,7 @@ export async function launchChromium(camera: string): Promise<{ browser: Browser
 export async function screenshot(page: Page, name: string): Promise<string> {
   const dir = process.env['UPDATE_SCREENSHOTS'] === '1' ? join(ROOT, 'docs', 'screenshots') : join(tmpdir(), 'arpgnet-screenshots');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.png`);
-  await page.screenshot({ path: file });
+  const file = join(dir, `${name}.jpg`);
+  await page.screenshot({ path: file, type: 'jpeg', quality: 70 });
   return file;
 }
