@@ -173,7 +173,7 @@ describe('which faces count', () => {
 });
 
 describe('reading settings', () => {
-  it('refuse a summary interval of 0 or 10 hours and attention limits past 90 degrees, naming the setting', () => {
+  it('refuse a summary interval of 0 or 10 hours, attention limits past 90 degrees and a webhook that is not http(s) or unsigned, naming the setting', () => {
     assert.throws(() => loadConfig(undefined, { analysis: { summaries: { everySeconds: 0 } } }, {}), /analysis\.summaries\.everySeconds/);
     assert.throws(
       () => loadConfig(undefined, { analysis: { summaries: { everySeconds: 36000 } } }, {}),
@@ -181,5 +181,15 @@ describe('reading settings', () => {
     );
     assert.throws(() => loadConfig(undefined, { analysis: { attention: { maxYaw: 120 } } }, {}), /analysis\.attention\.maxYaw/);
     assert.equal(loadConfig(undefined, { analysis: { summaries: { everySeconds: 10 } } }, {}).analysis.summaries.everySeconds, 10);
+    const hook = (url: string, secret = `whsec_${Buffer.from('x'.repeat(32)).toString('base64')}`) => ({
+      webhooks: { endpoints: [{ url, secret, events: ['summary'] }] },
+    });
+    assert.throws(() => loadConfig(undefined, hook('ftp://example.org/hook'), {}), /webhooks\.endpoints\.0\.url: a webhook URL is http/);
+    assert.throws(() => loadConfig(undefined, hook('not a url'), {}), /webhooks\.endpoints\.0\.url/);
+    assert.throws(
+      () => loadConfig(undefined, hook('https://example.org/hook', 'secret'), {}),
+      /webhooks\.endpoints\.0\.secret: a webhook secret is whsec_/,
+    );
+    assert.equal(loadConfig(undefined, hook('https://example.org/hook'), {}).webhooks.endpoints.length, 1);
   });
 });
