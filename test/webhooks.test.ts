@@ -203,4 +203,25 @@ describe('webhooks and summaries from a call (serve, a real clip over RTP)', () 
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     assert.match(metrics, /arpgnet_webhook_deliveries_total\{outcome="delivered"\} [1-9]/);
   });
+
+  it("a participant's own face selection from its join: a minimum height above its face leaves it unanalysed, counted; a bad setting is refused", async () => {
+    const bad = await TestPeer.open(s.url);
+    const refused = await bad.call('join', { room: 'picky', name: 'b', consent: true, analysis: { pick: 'nearest' } });
+    assert.equal(refused.error?.code, 'bad_request');
+    bad.close();
+    const sub = await subscribeEvents(s.url, '?room=picky');
+    const peer = await TestPeer.open(s.url);
+    await peer.request('join', { room: 'picky', name: 'p', consent: true, analysis: { minHeightPx: 2000 } });
+    const { producerId, stop } = await publishClip(peer, 6161);
+    const end = (): HubEvent | undefined => (sub.got as HubEvent[]).find((e) => e.type === 'stream_end');
+    await until(() => sub.got.some((e) => e.type === 'stream_start' && e.stream === producerId), 60_000, 'the stream_start');
+    await new Promise((r) => setTimeout(r, 4000));
+    stop();
+    peer.close();
+    await until(() => end() !== undefined, 30_000, 'the stream_end');
+    const e = end()!;
+    assert.ok(e.type === 'stream_end' && e.stats.facesTooSmall > 5 && e.stats.emotions === 0, JSON.stringify(e));
+    assert.equal(sub.got.filter((x) => x.type === 'emotion').length, 0);
+    sub.ws.close();
+  });
 });

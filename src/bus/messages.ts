@@ -16,6 +16,19 @@ export type AnalyserBeat = z.infer<typeof AnalyserBeat>;
 export const SfuBeat = z.object({ id: z.string(), pid: z.number().int() });
 export type SfuBeat = z.infer<typeof SfuBeat>;
 
+/**
+ * A participant's own analysis settings, asked for in its join (a kiosk: the face nearest
+ * the centre): which faces count, and a personal baseline from each face's first seconds.
+ */
+export const StreamAnalysis = z
+  .object({
+    pick: z.enum(['largest', 'centre']).optional(),
+    minHeightPx: z.number().int().min(0).max(4096).optional(),
+    baseline: z.boolean().optional(),
+  })
+  .strict();
+export type StreamAnalysis = z.infer<typeof StreamAnalysis>;
+
 /** SFU -> analyser: analyse this stream; the RTP will come from the SFU to the port you answer. */
 export const AnalyserRequest = z.discriminatedUnion('op', [
   z.object({
@@ -33,6 +46,7 @@ export const AnalyserRequest = z.discriminatedUnion('op', [
       clockRate: z.number().int(),
       parameters: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
     }),
+    analysis: StreamAnalysis.optional(),
   }),
   z.object({ op: z.literal('stop'), stream: z.string() }),
   /** Take a new personal baseline for the stream's faces (or one of them) from their next readings. */

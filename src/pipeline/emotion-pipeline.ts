@@ -28,6 +28,8 @@ export interface AnalyseOptions {
   observe?: StreamStateOptions['observe'];
   /** Compute facial actions from the start (a subscriber asked for them). */
   actions?: boolean | undefined;
+  /** The participant's own face selection and baseline, over the config's. */
+  analysis?: { pick?: 'largest' | 'centre' | undefined; minHeightPx?: number | undefined; baseline?: boolean | undefined } | undefined;
 }
 
 export interface RunningStream {
@@ -140,7 +142,15 @@ export class EmotionPipeline {
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {
     const lm = o.faces ? null : await this.faceFinder(this.cfg.analysis.actions || (o.actions ?? false));
     const faces = o.faces ?? lm!;
-    const state = this.createState(source.id, faces, { room: o.room, align: o.align, observe: o.observe });
+    const a = this.cfg.analysis;
+    const own = o.analysis ?? {};
+    const state = this.createState(source.id, faces, {
+      room: o.room,
+      align: o.align,
+      observe: o.observe,
+      pick: { pick: own.pick ?? a.faces.pick, minHeightPx: own.minHeightPx ?? a.faces.minHeightPx },
+      baselineMs: (own.baseline ?? a.baseline.enabled) ? a.baseline.seconds * 1000 : null,
+    });
     const events$ = analyseStream(source, state, this.model, {
       fps: o.fps ?? this.cfg.analysis.fps,
       lookahead: this.facePool !== null && !o.faces,

@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import { z } from 'zod';
 import { parseJson, type Bus, type BusMessage } from '../bus/bus.js';
-import { AnalyserRequest, SfuBeat, type AnalyserBeat, type AnalyserReply } from '../bus/messages.js';
+import { AnalyserRequest, SfuBeat, type AnalyserBeat, type AnalyserReply, type StreamAnalysis } from '../bus/messages.js';
 import { ACTIONS_DEMAND, analyserControl, ANALYSER_HEARTBEAT, SFU_HEARTBEAT, sfuControl } from '../bus/subjects.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../host/metrics.js';
@@ -16,6 +16,7 @@ import { BEAT_MS, SFU_LEASE_MS } from './lease.js';
 
 interface Held {
   stream: string;
+  analysis: StreamAnalysis | undefined;
   room: string;
   sfu: string;
   source: RtpSource;
@@ -199,7 +200,7 @@ export class AnalyserRole {
           maxFps: this.cfg.analysis.fps,
         },
       );
-      const h: Held = { stream: r.stream, room: r.room, sfu: r.sfu, source, running: null, sub: null, log };
+      const h: Held = { stream: r.stream, analysis: r.analysis, room: r.room, sfu: r.sfu, source, running: null, sub: null, log };
       this.held.set(r.stream, h);
       this.counters.started++;
       reply({ ok: true, ip: this.address, port, rtcpPort: port + 1, analyser: this.id, pid: process.pid });
@@ -220,6 +221,7 @@ export class AnalyserRole {
     const stream = await this.pipeline.analyse(h.source, {
       room: h.room,
       actions: asked,
+      analysis: h.analysis,
       observe: (stage, ms) => {
         m.observe(stage, ms);
         if (stage === 'landmarks') m.frame('analysed'); // every analysed frame is landmarked once

@@ -182,6 +182,7 @@ export class StreamPlacement implements AnalysisControl {
           room: r.room.id,
           stream: r.producer.id,
           name: r.peer.name,
+          analysis: r.peer.analysis,
           width: picture.width,
           height: picture.height,
           codec: {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StreamAnalysis } from '../bus/messages.js';
 
 /**
  * The signaling protocol between the overlay page (mediasoup-client) and the server,
@@ -21,6 +22,8 @@ export const Request = z.discriminatedUnion('method', [
       consent: z.boolean().default(false),
       /** Room token (required when auth is on): it travels in this message, never in a URL. */
       token: z.string().max(8192).optional(),
+      /** This participant's analysis settings (which faces count, a personal baseline); the server's config otherwise. */
+      analysis: StreamAnalysis.optional(),
     }),
   }),
   z.object({ method: z.literal('setConsent'), data: z.object({ consent: z.boolean() }) }),

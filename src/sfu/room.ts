@@ -1,3 +1,4 @@
+import type { StreamAnalysis } from '../bus/messages.js';
 import type { Logger } from '../log.js';
 import type { types } from 'mediasoup';
 import type { Notification, ProducerInfo } from './protocol.js';
@@ -15,6 +16,8 @@ export class Peer {
     readonly name: string,
     public consent: boolean,
     readonly notify: (n: Notification) => void,
+    /** Its own analysis settings from its join (empty: the server's). */
+    readonly analysis: StreamAnalysis = {},
   ) {}
 
   info(p: types.Producer): ProducerInfo {

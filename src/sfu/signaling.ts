@@ -249,7 +249,13 @@ class SignalingClient {
         }
         if (room.peers.size >= this.deps.limits.s.peersPerRoom)
           this.limit('peers_per_room', `room ${room.id} holds its limit of ${this.deps.limits.s.peersPerRoom} peers`);
-        const peer = new Peer(randomUUID(), req.data.name, req.data.consent, (n: Notification) => this.send({ notification: true, ...n }));
+        const peer = new Peer(
+          randomUUID(),
+          req.data.name,
+          req.data.consent,
+          (n: Notification) => this.send({ notification: true, ...n }),
+          req.data.analysis,
+        );
         room.peers.set(peer.id, peer);
         this.room = room;
         this.peer = peer;

@@ -1,3 +1,4 @@
+import type { StreamAnalysis } from '../../src/bus/messages.js';
 import { Device, type types } from 'mediasoup-client';
 import type { JoinReply, ProducerInfo, ProduceReply, WebRtcTransportReply } from '../../src/sfu/protocol.js';
 import { Signaling, wsUrl } from './signaling.js';
@@ -18,7 +19,7 @@ export interface Joined {
 export const pageToken = (): string | undefined => new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 
 /** Join a room and load the device with the router's capabilities. */
-export async function joinRoom(room: string, name: string, consent: boolean): Promise<Joined> {
+export async function joinRoom(room: string, name: string, consent: boolean, analysis?: StreamAnalysis): Promise<Joined> {
   const sig = await Signaling.open(wsUrl('/signaling'));
   const token = pageToken();
   const j = await sig.request<JoinReply>('join', {
@@ -26,6 +27,7 @@ export async function joinRoom(room: string, name: string, consent: boolean): Pr
     name,
     consent,
     ...(token ? { token } : {}),
+    ...(analysis ? { analysis } : {}),
   });
   const device = new Device();
   // mediasoup's dictionaries are opaque in the protocol; mediasoup-client checks them

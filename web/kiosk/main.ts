@@ -50,7 +50,8 @@ let send: { close(): void } | null = null;
 
 /** Joins, publishes the camera and follows its events; run again whenever the call is lost. */
 async function connect(camera: MediaStream, rejoiner: Rejoiner): Promise<void> {
-  const j = await joinRoom(room, 'kiosk', analysing);
+  // a kiosk reads the person in front of it, not the passers-by behind
+  const j = await joinRoom(room, 'kiosk', analysing, { pick: 'centre' });
   sig = j.sig;
   sig.onClose = () => rejoiner.lost('server connection lost');
   sig.onNotification = (n) => {
