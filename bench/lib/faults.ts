@@ -129,6 +129,8 @@ export async function faultRun(o: FaultOptions): Promise<FaultReport> {
           room,
           WebSocket: Socket,
           backoff: { initialMs: 250, maxMs: 2000 },
+          // every event of the room, so every seq it handed out can be accounted for
+          summaries: true,
         }),
         seqs: new Set(),
         gaps: [],
