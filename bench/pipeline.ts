@@ -14,7 +14,6 @@
  * the per-frame embeddings: the cost a non-streaming model split would pay.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastValueFrom, tap } from 'rxjs';
 import { openSource } from '../src/ingest/source.js';
@@ -23,20 +22,12 @@ import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { defaults } from '../src/config.js';
 import { sharedDir } from '../src/paths.js';
-import { arg, pct } from './lib/measure.js';
+import { arg, cpuSeconds, pct } from './lib/measure.js';
 
 const clip = join(sharedDir(), 'data', 'videos', arg('--clip', 'd18.mp4'));
 const threadsArg = arg('--threads', '');
 const threadsFor = (shipped: number): number => (threadsArg ? Number(threadsArg) : shipped);
 const r2 = (v: number): number => Math.round(v * 100) / 100;
-
-/** CPU seconds of this process and of its children that have exited (getrusage). */
-function cpuSeconds(): number {
-  const self = process.resourceUsage();
-  const children = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  // fields 16 and 17 of /proc/<pid>/stat (cutime, cstime), in clock ticks of 1/100 s
-  return (self.userCPUTime + self.systemCPUTime) / 1e6 + (Number(children[13]) + Number(children[14])) / 100;
-}
 
 function decodeMsPerFrame(): number {
   const t = performance.now();

@@ -10,7 +10,7 @@
  * face-frame is measured on real data in the same process: valence/arousal, the
  * five-point pose with attention, the summary and the personal baseline.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastValueFrom, tap } from 'rxjs';
 import { defaults } from '../src/config.js';
@@ -25,17 +25,12 @@ import { attentionOf } from '../src/pipeline/readings/attention.js';
 import { FaceBaseline } from '../src/pipeline/readings/baseline.js';
 import { poseFromPoints } from '../src/pipeline/readings/pose.js';
 import { FaceSummary } from '../src/pipeline/readings/summary.js';
-import { arg, commit } from './lib/measure.js';
+import { arg, commit, cpuSeconds } from './lib/measure.js';
 
 const clipName = arg('--clip', 'd18.mp4');
 const clip = join(sharedDir(), 'data', 'videos', clipName);
 const repeat = Number(arg('--repeat', '200'));
 
-function cpuSeconds(): number {
-  const self = process.resourceUsage();
-  const children = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (self.userCPUTime + self.systemCPUTime) / 1e6 + (Number(children[13]) + Number(children[14])) / 100;
-}
 const ownCpu = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;

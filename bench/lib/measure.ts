@@ -79,3 +79,11 @@ export function udpPorts(pids: number[]): number {
   }
   return n;
 }
+
+/** CPU seconds of this process and of its children that have exited (getrusage; /proc's cutime and cstime). */
+export function cpuSeconds(): number {
+  const self = process.resourceUsage();
+  const children = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  // fields 16 and 17 of /proc/<pid>/stat (cutime, cstime), in clock ticks of 1/100 s
+  return (self.userCPUTime + self.systemCPUTime) / 1e6 + (Number(children[13]) + Number(children[14])) / 100;
+}
