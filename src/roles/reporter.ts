@@ -16,6 +16,8 @@ interface RoomState {
   lastAt: number;
 }
 
+const WANTED = ['"type":"stream_start"', '"type":"stream_end"', '"type":"summary"'];
+
 /** The event as /events sends it: its seq first. */
 const withSeq = (m: Logged): string => `{"seq":${m.seq},${m.data.slice(1)}`;
 
@@ -62,6 +64,8 @@ export class Reporter {
   }
 
   private onEvent(m: Logged): void {
+    // every room's every event comes by, emotion events most of all: only the few read here are parsed
+    if (!WANTED.some((t) => m.data.includes(t))) return;
     const e = JSON.parse(m.data) as LoggedEvent;
     let r = this.rooms.get(m.room);
     if (!r && e.type === 'stream_start' && this.hosts(m.room)) {
