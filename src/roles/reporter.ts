@@ -16,6 +16,16 @@ interface RoomState {
   lastAt: number;
 }
 
+const fresh = (): RoomState => ({
+  tally: new Tally(),
+  faces: 0,
+  streams: new Set(),
+  live: new Set(),
+  closedAt: null,
+  timer: null,
+  lastAt: 0,
+});
+
 const WANTED = ['"type":"stream_start"', '"type":"stream_end"', '"type":"summary"'];
 
 /** The event as /events sends it: its seq first. */
@@ -68,10 +78,7 @@ export class Reporter {
     if (!WANTED.some((t) => m.data.includes(t))) return;
     const e = JSON.parse(m.data) as LoggedEvent;
     let r = this.rooms.get(m.room);
-    if (!r && e.type === 'stream_start' && this.hosts(m.room)) {
-      r = { tally: new Tally(), faces: 0, streams: new Set(), live: new Set(), closedAt: null, timer: null, lastAt: 0 };
-      this.rooms.set(m.room, r);
-    }
+    if (!r && e.type === 'stream_start' && this.hosts(m.room)) this.rooms.set(m.room, (r = fresh()));
     if (!r) return;
     if (e.type === 'stream_start' || e.type === 'stream_end' || e.type === 'summary')
       this.webhooks?.send(`${m.room}:${m.seq}`, e.type, withSeq(m));
@@ -88,12 +95,16 @@ export class Reporter {
     }
   }
 
-  /** The room's last peer left: its summary once its streams are over (or settleMs on). */
+  /**
+   * The room's last peer left: its summary once the streams seen have ended, or settleMs on
+   * (also for a room whose streams are not read yet, or that had none: then nothing is said).
+   */
   roomClosed(room: string): void {
-    const r = this.rooms.get(room);
-    if (!r) return;
+    let r = this.rooms.get(room);
+    // a short call can close before its first stream_start is read here: its events are still to come
+    if (!r) this.rooms.set(room, (r = fresh()));
     r.closedAt = Date.now();
-    if (!r.live.size) return this.finish(room, r);
+    if (r.streams.size && !r.live.size) return this.finish(room, r);
     r.timer = setTimeout(() => this.finish(room, r), this.o.settleMs);
     r.timer.unref();
   }
