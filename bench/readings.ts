@@ -1,10 +1,11 @@
 /**
  * What the v3 readings cost beside the whole path; prints JSON.
  *
- *   npm run bench:readings -- [--clip d18.mp4] [--repeat 200] [--out FILE]
+ *   npm run bench:readings -- [--clip d18.mp4] [--repeat 200] [--rounds 5] [--out FILE]
  *
- * One run of today's default path over a real clip, every frame analysed, gives the CPU
- * seconds per face-frame of everything (as `npm run bench` counts them). The same run's
+ * Whole passes of today's default path over a real clip, every frame analysed, with the
+ * readings on and off in turn (`rounds` of each, alternated), give the CPU seconds per
+ * face-frame of everything (as `npm run bench` counts them) both ways. The same run's
  * own inputs (the detector's five points per face, the probabilities of each window)
  * are then put through each new reading `repeat` times on this thread, so its cost per
  * face-frame is measured on real data in the same process: valence/arousal, the
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { lastValueFrom, tap } from 'rxjs';
 import { defaults } from '../src/config.js';
 import { openSource } from '../src/ingest/source.js';
+import { analyseStream } from '../src/pipeline/stream.js';
 import { silentLogger } from '../src/log.js';
 import { sharedDir } from '../src/paths.js';
 import type { FivePoints } from '../src/pipeline/faces/face.js';
@@ -36,6 +38,7 @@ const ownCpu = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
+const rounds = Number(arg('--rounds', '5'));
 const cfg = defaults();
 cfg.runtime = { ...cfg.runtime, providers: ['cpu'] };
 const pipeline = await EmotionPipeline.create(cfg, silentLogger);
@@ -43,19 +46,42 @@ const labels = pipeline.model.labels;
 const shown = shownLabels(labels, cfg.analysis.hiddenLabels);
 const points: FivePoints[] = [];
 const probs: Float32Array[] = [];
-const source = await openSource(clip, { maxSide: cfg.analysis.maxSide, sequenceFps: 30, realtime: false }, 'bench');
-const run = await pipeline.analyse(source, { fps: source.info.fps });
-const cpu0 = cpuSeconds();
-await lastValueFrom(
-  run.events$.pipe(
-    tap((e) => {
-      if (e.type !== 'emotion') return;
-      probs.push(Float32Array.from(labels.map((l) => e.scores[l] ?? 0)));
-    }),
-  ),
-);
-const cpu = cpuSeconds() - cpu0;
-const faceFrames = run.state.times.faceFrames;
+
+/** One pass of the whole default path over the clip, with or without the readings; CPU s per face-frame. */
+async function pass(readings: boolean): Promise<{ cpu: number; faceFrames: number }> {
+  const source = await openSource(clip, { maxSide: cfg.analysis.maxSide, sequenceFps: 30, realtime: false }, 'bench');
+  const faces = await pipeline.faceFinder();
+  const state = pipeline.createState(source.id, faces, { readings });
+  pipeline.batcher?.join();
+  const cpu0 = cpuSeconds();
+  await lastValueFrom(
+    analyseStream(source, state, pipeline.model, { fps: source.info.fps, lookahead: pipeline.facePool !== null, maxFailedFrames: 10 }).pipe(
+      tap((e) => {
+        if (!readings || e.type !== 'emotion' || probs.length >= 4096) return;
+        probs.push(Float32Array.from(labels.map((l) => e.scores[l] ?? 0)));
+      }),
+    ),
+  );
+  const cpu = cpuSeconds() - cpu0;
+  pipeline.batcher?.leave();
+  await faces.close();
+  return { cpu, faceFrames: state.times.faceFrames };
+}
+
+// alternate which goes first, so drift in the machine's load falls on both
+const on: number[] = [];
+const off: number[] = [];
+let faceFrames = 0;
+await pass(true); // warm-up, not counted
+for (let r = 0; r < rounds; r++) {
+  for (const mode of r % 2 === 0 ? [true, false] : [false, true]) {
+    const p = await pass(mode);
+    faceFrames = p.faceFrames;
+    (mode ? on : off).push(p.cpu / p.faceFrames);
+  }
+}
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const cpu = median(on) * faceFrames;
 await pipeline.close();
 // the five points the same detector gives on the same clip (its tracks hold only the newest face)
 {
@@ -99,7 +125,16 @@ const out = {
   clip: clipName,
   faceFrames,
   readings: probs.length,
+  rounds,
   cpuSecondsPerFaceFrame: +(cpu / faceFrames).toFixed(4),
+  wholePath: {
+    note: 'median over rounds of whole passes, readings on and off alternated in this process; the difference is below the machine noise, which the per-call times resolve',
+    readingsOn: +median(on).toFixed(5),
+    readingsOff: +median(off).toFixed(5),
+    onOverOff: +(median(on) / median(off)).toFixed(4),
+    spreadOn: [+Math.min(...on).toFixed(5), +Math.max(...on).toFixed(5)],
+    spreadOff: [+Math.min(...off).toFixed(5), +Math.max(...off).toFixed(5)],
+  },
   cpuMicrosecondsPerCall: {
     valenceArousal: +affectUs.toFixed(3),
     pointsPoseAndAttention: +poseUs.toFixed(3),

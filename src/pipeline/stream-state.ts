@@ -44,6 +44,12 @@ export interface StreamStateOptions {
   summaryEveryMs: number | null;
   /** Each face's personal baseline from its first this many ms (null: none, unless calibrated). */
   baselineMs: number | null;
+  /**
+   * False leaves out valence/arousal, attention, summaries and the baseline (the events then
+   * carry neutral, unknown values): only so bench:readings can time the path without them in
+   * the same run. Not a setting: v3 promises these fields.
+   */
+  readings?: boolean | undefined;
 }
 
 /** How long a face calibrated on request takes its reference over, when the config names no baseline time. */

@@ -1,4 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
+import type { Attention } from '../../publish/events.js';
 import { affectOf } from '../readings/affect.js';
 import { attentionOf } from '../readings/attention.js';
 import { poseFromPoints } from '../readings/pose.js';
@@ -13,10 +14,14 @@ import type { Classified, Labelled } from './work.js';
  * face's summary; which become events is the emit mode's choice: every window, or
  * (emit 'change') a changed label and at least one per heartbeat.
  */
+const NO_AFFECT = { valence: 0, arousal: 0 };
+const NO_ATTENTION: Attention = { looking: null, yaw: null, pitch: null, from: null };
+
 export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
   const c = s.o.model.labels.length;
   const { shown } = s.o.policy;
   const emit = s.o.emit;
+  const on = s.o.readings ?? true;
   const wanted = (st: TrackState, label: string, ts: number): boolean => {
     if (emit?.mode !== 'change') return true;
     if (label === st.lastLabel && ts - st.lastEmitTs < emit.heartbeatMs) return false;
@@ -28,6 +33,7 @@ export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
     const ts = w.frame.ts;
     const readings = w.due.map((due, slot) => {
       const reading = due.state.labeller.update(w.probs.subarray(slot * c, (slot + 1) * c));
+      if (!on) return { due, reading, affect: NO_AFFECT, attention: NO_ATTENTION, pose: null, baseline: null };
       const affect = affectOf(reading.probs, s.circumplex, shown);
       const face = due.track.face;
       const pose = face.pose ?? poseFromPoints(face.points);
