@@ -1,7 +1,7 @@
 /**
  * What the v3 readings cost beside the whole path; prints JSON.
  *
- *   npm run bench:readings -- [--clip d18.mp4] [--repeat 200] [--rounds 5] [--out FILE]
+ *   npm run bench:readings -- [--clip d18.mp4] [--repeat 200] [--rounds 15] [--out FILE]
  *
  * Whole passes of today's default path over a real clip, every frame analysed, with the
  * readings on and off in turn (`rounds` of each, alternated), give the CPU seconds per
@@ -38,7 +38,7 @@ const ownCpu = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
-const rounds = Number(arg('--rounds', '5'));
+const rounds = Number(arg('--rounds', '15'));
 const cfg = defaults();
 cfg.runtime = { ...cfg.runtime, providers: ['cpu'] };
 const pipeline = await EmotionPipeline.create(cfg, silentLogger);
@@ -132,6 +132,8 @@ const out = {
     readingsOn: +median(on).toFixed(5),
     readingsOff: +median(off).toFixed(5),
     onOverOff: +(median(on) / median(off)).toFixed(4),
+    /** Each round's on over its own off: drift between rounds cancels. */
+    onOverOffPairedMedian: +median(on.map((v, i) => v / off[i]!)).toFixed(4),
     spreadOn: [+Math.min(...on).toFixed(5), +Math.max(...on).toFixed(5)],
     spreadOff: [+Math.min(...off).toFixed(5), +Math.max(...off).toFixed(5)],
   },
