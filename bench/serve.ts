@@ -2,13 +2,15 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--setups old,1.2,high,batch,new] [--streams 5,10 | --max 12] [--threads N] [--sender-side 320] [--max-side 320] [--single-layer]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--setups old,1.2,high,batch,new] [--streams 5,10 | --max 12] [--threads N] [--per-room 10] [--sender-side 320] [--max-side 320] [--single-layer]
  *
  * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
  * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, both with the two
  * onnxruntime threads they shipped with and decoding the full picture, `batch` today's
  * default with encoder calls batched across streams (2 ms), `high` today's default decoding the full simulcast
- * layer, `new` today's default; default `old,new`); --threads overrides every setup's;
+ * layer, `1.3` the 1.3 path (YuNet on the workers, encoder and head on the main thread), `new`
+ * today's default (encoder and head in the face workers too); default `old,new`); --per-room:
+ * senders per room (10; a room holds at most 16 peers); --threads overrides every setup's;
  * each sender publishes a half-size simulcast layer beside the full one, as the call
  * page does (--single-layer: only the full one); --streams: the stream counts to try
  * (default 5,10), or --max N: 1..N, stopping at the first that fails.
@@ -20,6 +22,7 @@
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
 import { execFileSync } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import type { EmotionEvent, PipelineEvent } from '../src/publish/events.js';
@@ -39,12 +42,15 @@ const maxSide = arg('--max-side', '') ? Number(arg('--max-side', '')) : undefine
 const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) : undefined;
 /** Every sender publishes simulcast: a half-size layer beside the full one (as the call page does). */
 const simulcast = !process.argv.includes('--single-layer');
+/** Senders per room: a room holds at most limits.peersPerRoom (16), so 20 streams take two or more. */
+const perRoom = Number(arg('--per-room', '10'));
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 
 type Analysis = Config['analysis'];
 const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number }> = {
-  old: { analysis: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0, layer: 'high' }, threads: 2 },
-  '1.2': { analysis: { detector: 'mediapipe', batchWaitMs: 0, layer: 'high' }, threads: 2 },
+  old: { analysis: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0, layer: 'high', inference: 'main' }, threads: 2 },
+  '1.2': { analysis: { detector: 'mediapipe', batchWaitMs: 0, layer: 'high', inference: 'main' }, threads: 2 },
+  '1.3': { analysis: { inference: 'main' } },
   batch: { analysis: { batchWaitMs: 2 } },
   high: { analysis: { layer: 'high' } },
   new: { analysis: {} },
@@ -75,7 +81,7 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     for (let i = 0; i < n; i++) {
       const peer = await TestPeer.open(s.url);
       peers.push(peer);
-      await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
+      await peer.request('join', { room: `bench-${Math.floor(i / perRoom)}`, name: `sender-${i}`, consent: true });
       const p = await publishClip(peer, 1000 + i, {
         clip: h264Clip(CLIPS[i % CLIPS.length], senderSide),
         ...(simulcast
@@ -106,9 +112,13 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     const startIdx = sub.got.length;
     const stats0 = new Map(s.analyser!.streams().map((x) => [x.stream, x]));
     const cpu0 = serverSide();
+    // how late the main thread runs what is queued on it (signaling, routing, events)
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const wall = performance.now() - t0;
+    lag.disable();
     const cpu = serverSide() - cpu0;
     const parts1 = parts();
     const share = (k: keyof typeof parts0): number => Math.round(((parts1[k] - parts0[k]) / wall) * 100);
@@ -139,6 +149,8 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
       cpuPercentSfu: share('sfu'),
       // server side (Node, decoders, mediasoup worker) per analysed frame: comparable across machines per core
       cpuSecondsPerAnalysedFrame: +(cpu / 1000 / (analysedFps * n * (wall / 1000))).toFixed(4),
+      eventLoopLagMsP99: +(lag.percentile(99) / 1e6).toFixed(1),
+      eventLoopLagMsMax: +(lag.max / 1e6).toFixed(1),
       latencyP50: Math.round(pct(lat, 50)),
       latencyP95: Math.round(pct(lat, 95)),
       decodedFpsPerStream: +decodedFps.toFixed(1),

@@ -55,6 +55,12 @@ export const Config = z
       batchWaitMs: z.number().min(0).max(50),
       /** Worker threads that find faces (0 = on the main thread). */
       landmarkWorkers: z.number().int().min(0).max(32),
+      /**
+       * Where the encoder and head run: in the face workers, beside each stream's face
+       * finding (every core analyses; the main thread stays free for signaling and
+       * events), or on the main thread (one session, as before 1.4). Needs landmarkWorkers > 0.
+       */
+      inference: z.enum(['workers', 'main']),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
       actions: z.boolean(),
       maxGapMs: z.number().positive(),
@@ -226,6 +232,8 @@ export function defaults(): Config {
       batchWaitMs: 0,
       // finding faces runs beside the encoder: one worker per core (README, bench:serve)
       landmarkWorkers: availableParallelism(),
+      // the main thread ran out at about ten streams while the workers idled (bench:serve)
+      inference: 'workers',
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,

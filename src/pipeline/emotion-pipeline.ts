@@ -9,7 +9,7 @@ import { Arpgnet } from '../model/arpgnet.js';
 import { EncoderBatcher } from '../model/batcher.js';
 import type { PipelineEvent } from '../publish/events.js';
 import type { Similarity } from './align.js';
-import type { DetectedFace, FaceFinder } from './faces/face.js';
+import type { DetectedFace, FaceFinder, Inference } from './faces/face.js';
 import { FacePool } from './faces/face-pool.js';
 import { StreamFaces, type FaceFinderOptions } from './faces/stream-faces.js';
 import { YuNetFaces } from './faces/yunet.js';
@@ -81,7 +81,18 @@ export class EmotionPipeline {
             maxFaces: 16,
           })
         : null;
-    return new EmotionPipeline(model, cfg, log, workers > 0 ? new FacePool(workers, log) : null, yunet, batcher);
+    const pool = workers > 0 ? new FacePool(workers, log) : null;
+    if (pool && cfg.analysis.inference === 'workers') {
+      const t0 = performance.now();
+      try {
+        await pool.loadModel({ files: { encoder: cfg.models.encoder, head: cfg.models.head }, opts: sessionOptions(cfg) });
+      } catch (e) {
+        await pool.close();
+        throw e;
+      }
+      log.info({ workers, ms: Math.round(performance.now() - t0) }, 'encoder and head loaded in the face workers');
+    }
+    return new EmotionPipeline(model, cfg, log, pool, yunet, batcher);
   }
 
   /**
@@ -111,7 +122,7 @@ export class EmotionPipeline {
   }
 
   /** A fresh stream state on the shared model, configured from the config with any overrides. */
-  createState(stream: string, faces: Pick<FaceFinder, 'detect'>, over: Partial<StreamStateOptions> = {}): StreamState {
+  createState(stream: string, faces: Pick<FaceFinder, 'detect' | 'inference'>, over: Partial<StreamStateOptions> = {}): StreamState {
     const a = this.cfg.analysis;
     return new StreamState({
       stream,
@@ -135,8 +146,15 @@ export class EmotionPipeline {
       attention: a.attention,
       summaryEveryMs: a.summaries.everySeconds === null ? null : a.summaries.everySeconds * 1000,
       baselineMs: a.baseline.enabled ? a.baseline.seconds * 1000 : null,
+      ...this.inferenceOf(faces.inference),
       ...over,
     });
+  }
+
+  /** The stream's encoder and head calls on its face worker, where inference runs there (a batcher, when on, keeps the encoder here). */
+  private inferenceOf(inf: Inference | null | undefined): Partial<StreamStateOptions> {
+    if (!inf) return {};
+    return { classify: inf.classify, ...(this.batcher ? {} : { encode: inf.encode }) };
   }
 
   async analyse(source: Source, o: AnalyseOptions = {}): Promise<RunningStream> {

@@ -19,6 +19,8 @@ export interface StreamStateOptions {
   model: Arpgnet;
   /** The encoder call, where it is shared with other streams (batched); else the model's own. */
   encode?: ((faces: Float32Array, n: number) => Promise<Embeddings>) | undefined;
+  /** The head call, where it runs elsewhere (a face worker); else the model's own. */
+  classify?: ((app: Float32Array, rel: Float32Array, valid: Float32Array, n: number) => Promise<Float32Array>) | undefined;
   /** Only asked to detect: whoever opened it closes it. */
   faces: Pick<FaceFinder, 'detect'>;
   maxFaces: number;
@@ -51,6 +53,8 @@ export interface StreamStateOptions {
    */
   readings?: boolean | undefined;
 }
+
+const sharedFloats = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(n * 4));
 
 /** How long a face calibrated on request takes its reference over, when the config names no baseline time. */
 export const CALIBRATE_MS = 3000;
@@ -106,10 +110,13 @@ export class StreamState {
     const m = o.model;
     const { width, height } = m.preprocess.inputSize;
     this.tracker = new FaceTracker({ maxMissMs: o.trackMissMs, minIou: 0.2 });
-    this.faceBatch = new Float32Array(o.maxFaces * m.channels * width * height);
-    this.headApp = new Float32Array(o.maxFaces * m.window * m.appDim);
-    this.headRel = new Float32Array(o.maxFaces * m.window * m.relDim);
-    this.headValid = new Float32Array(o.maxFaces * m.window);
+    // in shared memory when a worker runs the head (and the encoder), so it reads them where
+    // they are; onnxruntime takes no shared memory, so on this thread they are plain
+    const floats = o.classify ? sharedFloats : (n: number): Float32Array => new Float32Array(n);
+    this.faceBatch = floats(o.maxFaces * m.channels * width * height);
+    this.headApp = floats(o.maxFaces * m.window * m.appDim);
+    this.headRel = floats(o.maxFaces * m.window * m.relDim);
+    this.headValid = floats(o.maxFaces * m.window);
     this.circumplex = circumplex(m.labels);
   }
 

@@ -2,7 +2,9 @@ import { Worker } from 'node:worker_threads';
 import type { RgbaFrame } from '../../ingest/frame.js';
 import type { Logger } from '../../log.js';
 import type { FaceFinderOptions } from './stream-faces.js';
-import type { DetectedFace, FaceFinder } from './face.js';
+import type { Embeddings, ModelFiles } from '../../model/arpgnet.js';
+import type { SessionOptions } from '../../model/session.js';
+import type { DetectedFace, FaceFinder, Inference, SharedView } from './face.js';
 import type { ThreadMemory, WorkerReply, WorkerRequest } from './face-worker.js';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -13,6 +15,12 @@ function startWorker(): Worker {
   if (!FROM_SOURCE) return new Worker(WORKER_URL);
   const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
   return new Worker(boot, { eval: true });
+}
+
+/** What the workers load to run the encoder and head (FacePool.loadModel). */
+export interface ModelSpec {
+  files: ModelFiles;
+  opts: SessionOptions;
 }
 
 type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
@@ -61,6 +69,21 @@ class Slot {
 
   closing = false;
   generation = 0;
+  private model: { generation: number; loaded: Promise<void> } | null = null;
+
+  /** The model loaded in this worker (again in a worker that replaced a dead one). */
+  modelReady(spec: ModelSpec): Promise<void> {
+    if (this.model?.generation === this.generation) return this.model.loaded;
+    const loaded = new Promise<WorkerReply>((resolve, reject) =>
+      this.send({ type: 'model', req: nextReq++, files: spec.files, opts: spec.opts }, { resolve, reject }),
+    ).then((r) => {
+      if (!r.ok) throw new Error(`the model did not load in a face worker: ${r.error}`);
+    });
+    this.model = { generation: this.generation, loaded };
+    // a failed load is tried again by the next call
+    loaded.catch(() => (this.model = null));
+    return loaded;
+  }
 
   /**
    * Ends the worker the way that cannot abort the process: it releases its sessions and
@@ -114,10 +137,21 @@ export class FacePool {
     return this.slots.length;
   }
 
+  private model: ModelSpec | null = null;
+
+  /**
+   * Loads the encoder and head in every worker: from then on each stream's face finder
+   * also runs its stream's inference (FaceFinder.inference), on the worker that holds it.
+   */
+  async loadModel(spec: ModelSpec): Promise<void> {
+    this.model = spec;
+    await Promise.all(this.slots.map((s) => s.modelReady(spec)));
+  }
+
   async open(opts: FaceFinderOptions): Promise<FaceFinder> {
     const slot = this.slots.reduce((a, b) => (b.streams < a.streams ? b : a));
     slot.streams++;
-    const remote = new RemoteFaces(slot, nextId++, opts);
+    const remote = new RemoteFaces(slot, nextId++, opts, this.model);
     await remote.ready();
     return remote;
   }
@@ -153,17 +187,48 @@ export class FacePool {
   }
 }
 
+/** A view of shared memory as it crosses to a worker: by reference, not copied. */
+function shared(v: Float32Array): SharedView {
+  if (!(v.buffer instanceof SharedArrayBuffer)) throw new Error('inputs for a face worker must be in shared memory');
+  return { buffer: v.buffer, offset: v.byteOffset, length: v.length };
+}
+
 class RemoteFaces implements FaceFinder {
   private opened: Promise<void> | null = null;
   private generation = -1;
   private scratch: SharedArrayBuffer | null = null;
   private closed = false;
 
+  readonly inference: Inference | null;
+
   constructor(
     private readonly slot: Slot,
     private readonly id: number,
     private opts: FaceFinderOptions,
-  ) {}
+    model: ModelSpec | null,
+  ) {
+    this.inference = model ? this.inferenceOn(model) : null;
+  }
+
+  /** The stream's encoder and head calls, run in the same worker as its face finder. */
+  private inferenceOn(spec: ModelSpec): Inference {
+    return {
+      encode: async (faces: Float32Array, n: number): Promise<Embeddings> => {
+        await this.slot.modelReady(spec);
+        const r = await this.call({ type: 'encode', req: nextReq++, faces: shared(faces), n });
+        if (!r.ok) throw new Error(r.error);
+        if (!r.emb) throw new Error('the face worker sent no embeddings');
+        return r.emb;
+      },
+      classify: async (app, rel, valid, n) => {
+        await this.slot.modelReady(spec);
+        const r = await this.call({ type: 'classify', req: nextReq++, app: shared(app), rel: shared(rel), valid: shared(valid), n });
+        if (!r.ok) throw new Error(r.error);
+        if (!r.probs) throw new Error('the face worker sent no probabilities');
+        return r.probs;
+      },
+    };
+  }
 
   private call(m: WorkerRequest): Promise<WorkerReply> {
     return new Promise((resolve, reject) => this.slot.send(m, { resolve, reject }));

@@ -1,4 +1,5 @@
 import type { RgbaFrame } from '../../ingest/frame.js';
+import type { Embeddings } from '../../model/arpgnet.js';
 
 /** Five alignment points in frame pixels, in the contract's order. */
 export type FivePoints = [[number, number], [number, number], [number, number], [number, number], [number, number]];
@@ -28,6 +29,23 @@ export interface DetectedFace {
   actions?: Record<string, number> | undefined;
 }
 
+/** A Float32Array view of shared memory as it crosses to a worker thread: by reference, not copied. */
+export interface SharedView {
+  buffer: SharedArrayBuffer;
+  offset: number;
+  length: number;
+}
+
+/**
+ * A stream's encoder and head where they run off the main thread (in the face worker
+ * that finds its faces). Inputs are views of shared memory, so they cross uncopied.
+ */
+export interface Inference {
+  encode(faces: Float32Array, n: number): Promise<Embeddings>;
+  /** app [n, T, Da], rel [n, T, Dr], valid [n, T] (larger buffers: the first n windows are read) -> [n, classes]. */
+  classify(app: Float32Array, rel: Float32Array, valid: Float32Array, n: number): Promise<Float32Array>;
+}
+
 /**
  * Whatever finds a stream's faces: YuNet, MediaPipe, both for one stream
  * (StreamFaces), that on a worker thread (FacePool), or a still image's (StillFaces).
@@ -36,6 +54,8 @@ export interface FaceFinder {
   detect(frame: RgbaFrame, tsMs: number): DetectedFace[] | Promise<DetectedFace[]>;
   /** Facial actions (blendshapes) on or off for the next frames. */
   setActions(on: boolean): Promise<void>;
+  /** Where the stream's inference runs beside its face finding (a worker that loaded the model), else none. */
+  readonly inference?: Inference | null | undefined;
   /** Resolves once its sessions are released (a worker must not end while a release is in native code). */
   close(): Promise<void>;
 }
