@@ -1,7 +1,7 @@
 /**
  * End-to-end benchmark of the offline pipeline on a real clip; prints JSON.
  *
- *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads N]
+ *   npm run bench -- [--clip d18.mp4] [--fps 30] [--threads N] [--old DIR]
  *
  * Every frame is analysed (fps = the clip's rate by default). "streaming" is the path as
  * it was (MediaPipe on the main thread, a frame start to end); "pipelined" puts landmarks
@@ -11,7 +11,9 @@
  * others run with the two they shipped with; --threads sets all). CPU seconds per face-frame
  * count this process's threads and its decoder (a child, counted once it has exited). The "naive" run
  * re-encodes all T frames of a window each time the head runs, instead of reusing
- * the per-frame embeddings: the cost a non-streaming model split would pay.
+ * the per-frame embeddings: the cost a non-streaming model split would pay. `--old DIR`
+ * adds "before": an earlier model pair (DIR/arpgnet-edge.{encoder,head}.onnx) on the path
+ * it shipped with, the encoder and head on the main thread, YuNet on the workers.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import type { EmotionEvent } from '../src/publish/events.js';
 import { defaults } from '../src/config.js';
 import { sharedDir } from '../src/paths.js';
-import { arg, cpuSeconds, pct } from './lib/measure.js';
+import { arg, commit, cpuSeconds, pct } from './lib/measure.js';
 
 const clip = join(sharedDir(), 'data', 'videos', arg('--clip', 'd18.mp4'));
 const threadsArg = arg('--threads', '');
@@ -43,10 +45,12 @@ async function once(
   landmarkWorkers: number,
   detector: 'yunet' | 'mediapipe',
   threads: number,
+  over: { models?: { encoder: string; head: string }; inference?: 'workers' | 'main' } = {},
 ): Promise<Record<string, unknown>> {
   const cfg = defaults();
   cfg.runtime = { ...cfg.runtime, providers: ['cpu'], threads };
-  cfg.analysis = { ...cfg.analysis, landmarkWorkers, detector };
+  cfg.analysis = { ...cfg.analysis, landmarkWorkers, detector, ...(over.inference ? { inference: over.inference } : {}) };
+  if (over.models) cfg.models = { ...cfg.models, ...over.models };
   const pipeline = await EmotionPipeline.create(cfg, silentLogger);
   const m = pipeline.model;
   if (naive) {
@@ -93,6 +97,15 @@ async function once(
 }
 
 const decode = decodeMsPerFrame();
+// --old DIR: the earlier model pair on the path it shipped with (encoder and head on the main
+// thread), measured in this run beside today's default
+const oldDir = arg('--old', '');
+const before = oldDir
+  ? await once(false, defaults().analysis.landmarkWorkers, 'yunet', threadsFor(defaults().runtime.threads), {
+      models: { encoder: join(oldDir, 'arpgnet-edge.encoder.onnx'), head: join(oldDir, 'arpgnet-edge.head.onnx') },
+      inference: 'main',
+    })
+  : null;
 // the old path: MediaPipe on this thread, one frame start to end; then landmarks on a worker,
 // the next frame detected while this one is encoded (analysis.landmarkWorkers); then YuNet there
 const streaming = await once(false, 0, 'mediapipe', threadsFor(2));
@@ -104,12 +117,16 @@ const cpu = (r: Record<string, unknown>): number => r['cpuSecondsPerFaceFrame'] 
 process.stdout.write(
   `${JSON.stringify(
     {
+      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      commit: commit(),
+      seed: null,
       clip: arg('--clip', 'd18.mp4'),
       decodeMsPerFrame: r2(decode),
       streaming,
       pipelined,
       yunet,
       naive,
+      ...(before ? { before: { models: oldDir, ...before }, cpuPerFaceFrameYunetVsBefore: r2(cpu(yunet) / cpu(before)) } : {}),
       pipelinedVsStreaming: r2(fps(pipelined) / fps(streaming)),
       yunetVsStreaming: r2(fps(yunet) / fps(streaming)),
       yunetVsPipelined: r2(fps(yunet) / fps(pipelined)),

@@ -61,6 +61,12 @@ export const Config = z
        * events), or on the main thread (one session, as before 1.4). Needs landmarkWorkers > 0.
        */
       inference: z.enum(['workers', 'main']),
+      /**
+       * For an encoder without its own mirror pass: every other frame of a face encoded as
+       * its mirror image (alternate), or none. An encoder that averages a face with its
+       * mirror itself (arpgnet.flip_average) is given the faces as they are.
+       */
+      mirror: z.enum(['alternate', 'none']),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
       actions: z.boolean(),
       maxGapMs: z.number().positive(),
@@ -234,6 +240,7 @@ export function defaults(): Config {
       landmarkWorkers: availableParallelism(),
       // the main thread ran out at about ten streams while the workers idled (bench:serve)
       inference: 'workers',
+      mirror: 'alternate',
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,

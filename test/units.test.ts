@@ -4,7 +4,7 @@ import { loadConfig } from '../src/config.js';
 import { expectedCalibrationError, summarise } from '../src/eval/metrics.js';
 import { FramePool } from '../src/ingest/frame-pool.js';
 import { labelIndex } from '../src/model/labels.js';
-import { cropToInput, templateToFrame } from '../src/pipeline/align.js';
+import { cropToInput, templateToFrame, warpToTensor } from '../src/pipeline/align.js';
 import { Labeller, shownLabels, UNCERTAIN } from '../src/pipeline/labeller.js';
 import { RateSampler } from '../src/pipeline/sampler.js';
 import { iou } from '../src/pipeline/faces/face.js';
@@ -12,6 +12,7 @@ import { FaceTracker } from '../src/pipeline/tracker.js';
 import { EmbeddingWindow } from '../src/pipeline/window.js';
 import { FrameCopies } from '../src/pipeline/stream.js';
 import type { Frame } from '../src/ingest/frame.js';
+import type { Preprocess } from '../src/model/metadata.js';
 import type { DetectedFace } from '../src/pipeline/faces/face.js';
 
 const template: Array<[number, number]> = [
@@ -34,6 +35,28 @@ describe('alignment', () => {
     assert.equal(s.a, 2);
     assert.equal(s.tx, 0.5);
     assert.throws(() => cropToInput(96, 80, 48, 48), /square/);
+  });
+  it('writes the mirror image when asked: each row reversed, nothing else changed', () => {
+    const pre: Preprocess = {
+      version: 1,
+      inputSize: { width: 8, height: 8 },
+      colour: 'grey',
+      lumaWeights: [0.299, 0.587, 0.114],
+      mean: 0.5,
+      std: 0.5,
+      interpolation: 'bilinear',
+      border: 'replicate',
+      template,
+      templatePoints: ['a', 'b', 'c', 'd', 'e'],
+    };
+    const data = Uint8ClampedArray.from({ length: 16 * 16 * 4 }, (_, i) => (i * 37) % 251);
+    const frame = { data, width: 16, height: 16 };
+    const sim = cropToInput(16, 16, 8, 8);
+    const [plain, mirrored] = [new Float32Array(64), new Float32Array(64)];
+    warpToTensor(frame, sim, pre, plain, 0);
+    warpToTensor(frame, sim, pre, mirrored, 0, true);
+    for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) assert.equal(mirrored[y * 8 + x], plain[y * 8 + 7 - x]);
+    assert.notDeepEqual(mirrored, plain);
   });
 });
 

@@ -76,7 +76,9 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
   const m = pipeline.model;
   const { width, height } = m.preprocess.inputSize;
   const per = m.channels * width * height;
-  const faces = new Float32Array(o.batch * per);
+  // a face held still reaches the head as the live path gives it: with its mirror image every other frame
+  const views = pipeline.mirror === 'alternate' ? 2 : 1;
+  const faces = new Float32Array(o.batch * views * per);
   const t = m.window;
   const app = new Float32Array(o.batch * t * m.appDim);
   const rel = new Float32Array(o.batch * t * m.relDim);
@@ -112,16 +114,17 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
         } else {
           sim = cropToInput(img.width, img.height, width, height);
         }
-        warpToTensor(img, sim, m.preprocess, faces, slots.length * per);
+        for (let v = 0; v < views; v++) warpToTensor(img, sim, m.preprocess, faces, (slots.length * views + v) * per, v === 1);
         slots.push(i);
       }
       if (slots.length) {
-        const emb = await m.encode(faces, slots.length);
+        const emb = await m.encode(faces, slots.length * views);
         // a still image is one frame held for the whole window, as training evaluates stills
         for (let s = 0; s < slots.length; s++) {
           for (let k = 0; k < t; k++) {
-            app.set(emb.app.subarray(s * m.appDim, (s + 1) * m.appDim), (s * t + k) * m.appDim);
-            rel.set(emb.rel.subarray(s * m.relDim, (s + 1) * m.relDim), (s * t + k) * m.relDim);
+            const e = s * views + (k % views);
+            app.set(emb.app.subarray(e * m.appDim, (e + 1) * m.appDim), (s * t + k) * m.appDim);
+            rel.set(emb.rel.subarray(e * m.relDim, (e + 1) * m.relDim), (s * t + k) * m.relDim);
           }
         }
         const probs = await m.classify(app, rel, valid, slots.length);

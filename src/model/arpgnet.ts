@@ -58,6 +58,8 @@ export class Arpgnet {
   readonly appDim: number;
   readonly relDim: number;
   readonly channels: number;
+  /** The encoder graph encodes each face with its mirror image and averages the two itself. */
+  readonly flipAverage: boolean;
   readonly provider: Provider;
 
   private constructor(
@@ -74,6 +76,7 @@ export class Arpgnet {
     this.appDim = meta['arpgnet.app_dim'];
     this.relDim = meta['arpgnet.rel_dim'];
     this.channels = this.preprocess.colour === 'grey' ? 1 : 3;
+    this.flipAverage = meta['arpgnet.flip_average'] === 'true';
     this.provider = provider;
   }
 

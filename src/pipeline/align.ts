@@ -60,9 +60,10 @@ export function cropToInput(w: number, h: number, outW: number, outH: number): S
 
 /**
  * Bilinear sample of the frame through `t` into `out` at `offset`, in the contract's
- * colour mode, scaled to [0,1] and normalised. Edge pixels are replicated.
+ * colour mode, scaled to [0,1] and normalised. Edge pixels are replicated. `mirror`
+ * writes the face's mirror image instead (the same warp, left and right swapped).
  */
-export function warpToTensor(frame: RgbaFrame, t: Similarity, pre: Preprocess, out: Float32Array, offset: number): void {
+export function warpToTensor(frame: RgbaFrame, t: Similarity, pre: Preprocess, out: Float32Array, offset: number, mirror = false): void {
   const { width: W, height: H } = pre.inputSize;
   const { data, width: fw, height: fh } = frame;
   const grey = pre.colour === 'grey';
@@ -72,8 +73,10 @@ export function warpToTensor(frame: RgbaFrame, t: Similarity, pre: Preprocess, o
   const plane = W * H;
   for (let v = 0; v < H; v++) {
     for (let u = 0; u < W; u++) {
-      let x = t.a * u - t.b * v + t.tx;
-      let y = t.b * u + t.a * v + t.ty;
+      // the mirror image: input column u samples where column W-1-u would
+      const m = mirror ? W - 1 - u : u;
+      let x = t.a * m - t.b * v + t.tx;
+      let y = t.b * m + t.a * v + t.ty;
       x = x < 0 ? 0 : x > fw - 1 ? fw - 1 : x;
       y = y < 0 ? 0 : y > fh - 1 ? fh - 1 : y;
       const x0 = Math.floor(x),

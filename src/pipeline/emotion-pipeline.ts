@@ -121,6 +121,11 @@ export class EmotionPipeline {
     return this.facePool ? this.facePool.open(opts) : StreamFaces.create(opts);
   }
 
+  /** Whether faces are also encoded as their mirror image, every other frame (not where the encoder mirrors them itself). */
+  get mirror(): 'alternate' | 'none' {
+    return this.model.flipAverage ? 'none' : this.cfg.analysis.mirror;
+  }
+
   /** A fresh stream state on the shared model, configured from the config with any overrides. */
   createState(stream: string, faces: Pick<FaceFinder, 'detect' | 'inference'>, over: Partial<StreamStateOptions> = {}): StreamState {
     const a = this.cfg.analysis;
@@ -146,6 +151,7 @@ export class EmotionPipeline {
       attention: a.attention,
       summaryEveryMs: a.summaries.everySeconds === null ? null : a.summaries.everySeconds * 1000,
       baselineMs: a.baseline.enabled ? a.baseline.seconds * 1000 : null,
+      mirror: this.mirror,
       ...this.inferenceOf(faces.inference),
       ...over,
     });

@@ -52,6 +52,12 @@ export interface StreamStateOptions {
    * the same run. Not a setting: v3 promises these fields.
    */
   readings?: boolean | undefined;
+  /**
+   * alternate: every other frame of a track is encoded as its mirror image, so a window
+   * holds both views at one encoder run per face-frame (for an encoder without its own
+   * mirror pass); none: the faces as they are.
+   */
+  mirror?: 'alternate' | 'none' | undefined;
 }
 
 const sharedFloats = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(n * 4));
@@ -66,6 +72,8 @@ export interface TrackState {
   lastEmitTs: number;
   summary: FaceSummary;
   baseline: FaceBaseline | null;
+  /** Frames of the track encoded so far (which of them are mirrored). */
+  encoded: number;
 }
 
 export type Stage = 'landmarks' | 'align' | 'encoder' | 'head';
@@ -149,6 +157,7 @@ export class StreamState {
       lastEmitTs: -Infinity,
       summary: new FaceSummary(this.o.maxGapMs, ts),
       baseline: this.o.baselineMs === null ? null : new FaceBaseline(m.labels.length, this.o.baselineMs),
+      encoded: 0,
     };
   }
 

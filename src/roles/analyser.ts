@@ -65,6 +65,21 @@ export class AnalyserRole {
   ) {
     metrics.gauge('arpgnet_streams_active', 'Streams being analysed', () => this.held.size);
     metrics.gauge('arpgnet_faces_active', 'Face tracks in analysed streams', () => this.faces());
+    // past capacity every stream is analysed at a lower rate, none frozen: each stream's own
+    // counts show it (decoded - analysed - dropped are the frames sampled out to the configured fps)
+    metrics.gaugesLater(
+      'arpgnet_stream_frames',
+      'Frames of each analysed stream so far: decoded, analysed, dropped (its decoder ran ahead of the analysis)',
+      ['stream', 'state'],
+      () =>
+        Promise.resolve(
+          this.streams().flatMap((x) => [
+            { of: [x.stream, 'decoded'] as const, value: x.decoded },
+            { of: [x.stream, 'analysed'] as const, value: x.analysed },
+            { of: [x.stream, 'dropped'] as const, value: x.dropped },
+          ]),
+        ),
+    );
     // RSS that grows while these stay flat is native memory (bench:soak breaks it down by kind)
     metrics.gaugesLater(
       'arpgnet_worker_memory_bytes',

@@ -14,7 +14,10 @@ export function align(s: StreamState): MonoTypeOperatorFunction<Tracked> {
     const per = s.faceBatch.length / s.o.maxFaces;
     seen.forEach((tr, i) => {
       const sim = s.o.align ? s.o.align(tr.face, frame) : templateToFrame(tr.face.points, model.preprocess.template);
-      warpToTensor(frame, sim, model.preprocess, s.faceBatch, i * per);
+      const st = s.states.get(tr.id)!;
+      // every other frame of a track as its mirror image (see mirror in StreamStateOptions)
+      const mirror = s.o.mirror === 'alternate' && st.encoded++ % 2 === 1;
+      warpToTensor(frame, sim, model.preprocess, s.faceBatch, i * per, mirror);
     });
     if (seen.length) s.time('align', t);
   });
