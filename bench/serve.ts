@@ -2,13 +2,14 @@
  * Live-call benchmark: real face clips sent as RTP by ffmpeg into the SFU on loopback,
  * each analysed as its own stream; prints JSON.
  *
- *   npm run bench:serve -- [--fps 10] [--seconds 20] [--setups old,1.2,high,batch,new] [--streams 5,10 | --max 12] [--threads N] [--per-room 10] [--sender-side 320] [--max-side 320] [--single-layer]
+ *   npm run bench:serve -- [--fps 10] [--seconds 20] [--setups old,1.2,high,batch,new] [--streams 5,10 | --max 12] [--threads N] [--per-room 10] [--old DIR] [--sender-side 320] [--max-side 320] [--single-layer]
  *
  * --setups: configurations measured in turn in one run (SETUPS below: `old` is MediaPipe on
  * the main thread as before 1.2.0, `1.2` MediaPipe on worker threads, both with the two
  * onnxruntime threads they shipped with and decoding the full picture, `batch` today's
  * default with encoder calls batched across streams (2 ms), `high` today's default decoding the full simulcast
- * layer, `1.3` the 1.3 path (YuNet on the workers, encoder and head on the main thread), `new`
+ * layer, `1.3` the 1.3 path (YuNet on the workers, encoder and head on the main thread; with
+ * --old DIR on that model pair), `new`
  * today's default (encoder and head in the face workers too); default `old,new`); --per-room:
  * senders per room (10; a room holds at most 16 peers); --threads overrides every setup's;
  * each sender publishes a half-size simulcast layer beside the full one, as the call
@@ -22,6 +23,7 @@
  * over 150 ms or whose analysed rate falls below 90 % of --fps.
  */
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { defaults, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
@@ -44,13 +46,16 @@ const senderSide = arg('--sender-side', '') ? Number(arg('--sender-side', '')) :
 const simulcast = !process.argv.includes('--single-layer');
 /** Senders per room: a room holds at most limits.peersPerRoom (16), so 20 streams take two or more. */
 const perRoom = Number(arg('--per-room', '10'));
+/** An earlier model pair (DIR/arpgnet-edge.{encoder,head}.onnx) for the setups that name it. */
+const oldDir = arg('--old', '');
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12', 'd18', 'd19', 'd20'];
 
 type Analysis = Config['analysis'];
-const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number }> = {
+const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number; old?: boolean }> = {
   old: { analysis: { detector: 'mediapipe', landmarkWorkers: 0, batchWaitMs: 0, layer: 'high', inference: 'main' }, threads: 2 },
   '1.2': { analysis: { detector: 'mediapipe', batchWaitMs: 0, layer: 'high', inference: 'main' }, threads: 2 },
-  '1.3': { analysis: { inference: 'main' } },
+  // with --old DIR, on that model pair (1.3.0's encoder mirrors each face inside the graph)
+  '1.3': { analysis: { inference: 'main' }, old: true },
   batch: { analysis: { batchWaitMs: 2 } },
   high: { analysis: { layer: 'high' } },
   new: { analysis: {} },
@@ -65,6 +70,10 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
   const s = await serve(
     {
       ...cfg,
+      models:
+        setupOf.old && oldDir
+          ? { ...cfg.models, encoder: join(oldDir, 'arpgnet-edge.encoder.onnx'), head: join(oldDir, 'arpgnet-edge.head.onnx') }
+          : cfg.models,
       analysis: { ...cfg.analysis, fps, ...over, ...(maxSide ? { maxSide } : {}) },
       runtime: { ...cfg.runtime, providers: ['cpu'], threads },
       serve: { ...cfg.serve, port: 0, maxStreams: n },
@@ -135,6 +144,8 @@ async function run(n: number, setup: string): Promise<Record<string, number | bo
     const a = { ...cfg.analysis, ...over };
     return {
       setup,
+      models: setupOf.old && oldDir ? oldDir : 'models',
+      inference: a.inference,
       detector: a.detector,
       landmarkWorkers: a.landmarkWorkers,
       batchWaitMs: a.batchWaitMs,

@@ -49,7 +49,7 @@ describe('alignment', () => {
       template,
       templatePoints: ['a', 'b', 'c', 'd', 'e'],
     };
-    const data = Uint8ClampedArray.from({ length: 16 * 16 * 4 }, (_, i) => (i * 37) % 251);
+    const data = Uint8Array.from({ length: 16 * 16 * 4 }, (_, i) => (i * 37) % 251);
     const frame = { data, width: 16, height: 16 };
     const sim = cropToInput(16, 16, 8, 8);
     const [plain, mirrored] = [new Float32Array(64), new Float32Array(64)];
