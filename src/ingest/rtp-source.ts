@@ -126,10 +126,12 @@ export function decodeRtp(sdpText: string, codec: string, feed: RtpFeed, o: RtpS
 
   const run = async function* (): AsyncGenerator<Frame> {
     for (;;) {
+      // one decoding thread: ffmpeg's default (frame threads, one per core) cost a third more CPU
+      // across twenty small streams and holds frames back by one per thread (bench:serve)
       const dec = new RawVideoDecoder({
         command: 'ffmpeg',
         args: ffmpegDecodeArgs(
-          ['-protocol_whitelist', 'file,udp,rtp', '-probesize', '32', '-analyzeduration', '0', '-i', sdp],
+          ['-threads', '1', '-protocol_whitelist', 'file,udp,rtp', '-probesize', '32', '-analyzeduration', '0', '-i', sdp],
           o.width,
           o.height,
           o.maxFps,
