@@ -10,7 +10,8 @@
  * default with encoder calls batched across streams (2 ms), `high` today's default decoding the full simulcast
  * layer, `1.3` the 1.3 path (YuNet on the workers, encoder and head on the main thread; with
  * --old DIR on that model pair), `new`
- * today's default (encoder and head in the face workers too); default `old,new`); --per-room:
+ * today's default (encoder and head in the face workers too), `alternate` that with
+ * analysis.mirror alternate; default `old,new`); --per-room:
  * senders per room (10; a room holds at most 16 peers); --threads overrides every setup's;
  * each sender publishes a half-size simulcast layer beside the full one, as the call
  * page does (--single-layer: only the full one); --streams: the stream counts to try
@@ -59,6 +60,7 @@ const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number; ol
   batch: { analysis: { batchWaitMs: 2 } },
   high: { analysis: { layer: 'high' } },
   new: { analysis: {} },
+  alternate: { analysis: { mirror: 'alternate' } },
 };
 
 async function run(n: number, setup: string): Promise<Record<string, number | boolean | string>> {

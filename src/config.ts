@@ -62,11 +62,13 @@ export const Config = z
        */
       inference: z.enum(['workers', 'main']),
       /**
-       * For an encoder without its own mirror pass: every other frame of a face encoded as
-       * its mirror image (alternate), or none. An encoder that averages a face with its
-       * mirror itself (arpgnet.flip_average) is given the faces as they are.
+       * For an encoder without its own mirror pass: each face encoded with its mirror image
+       * and the two averaged (average: what the model was measured with), every other frame
+       * of a face encoded as its mirror instead (alternate: half the encoder's work, see the
+       * model card), or none. An encoder that averages a face with its mirror itself
+       * (arpgnet.flip_average) is given the faces as they are.
        */
-      mirror: z.enum(['alternate', 'none']),
+      mirror: z.enum(['average', 'alternate', 'none']),
       /** Always compute facial actions (blendshapes); otherwise only while a subscriber asks (?actions=1). */
       actions: z.boolean(),
       maxGapMs: z.number().positive(),
@@ -240,7 +242,7 @@ export function defaults(): Config {
       landmarkWorkers: availableParallelism(),
       // the main thread ran out at about ten streams while the workers idled (bench:serve)
       inference: 'workers',
-      mirror: 'alternate',
+      mirror: 'average',
       smallFaces: true,
       maxGapMs: 1000,
       trackMissMs: 500,

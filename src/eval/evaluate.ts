@@ -76,8 +76,10 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
   const m = pipeline.model;
   const { width, height } = m.preprocess.inputSize;
   const per = m.channels * width * height;
-  // a face held still reaches the head as the live path gives it: with its mirror image every other frame
-  const views = pipeline.mirror === 'alternate' ? 2 : 1;
+  // a face held still reaches the head as the live path gives it: averaged with its mirror
+  // in every frame (average), or the mirror every other frame (alternate)
+  const mode = pipeline.mirror;
+  const views = mode === 'none' ? 1 : 2;
   const faces = new Float32Array(o.batch * views * per);
   const t = m.window;
   const app = new Float32Array(o.batch * t * m.appDim);
@@ -120,11 +122,17 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
       if (slots.length) {
         const emb = await m.encode(faces, slots.length * views);
         // a still image is one frame held for the whole window, as training evaluates stills
+        const slot = (v: Float32Array, d: number, s: number, k: number): Float32Array => {
+          const own = v.subarray(s * views * d, (s * views + 1) * d);
+          if (views === 1) return own;
+          const other = v.subarray((s * views + 1) * d, (s * views + 2) * d);
+          if (mode === 'alternate') return k % 2 === 0 ? own : other;
+          return Float32Array.from(own, (x, j) => (x + other[j]!) / 2);
+        };
         for (let s = 0; s < slots.length; s++) {
           for (let k = 0; k < t; k++) {
-            const e = s * views + (k % views);
-            app.set(emb.app.subarray(e * m.appDim, (e + 1) * m.appDim), (s * t + k) * m.appDim);
-            rel.set(emb.rel.subarray(e * m.relDim, (e + 1) * m.relDim), (s * t + k) * m.relDim);
+            app.set(slot(emb.app, m.appDim, s, k), (s * t + k) * m.appDim);
+            rel.set(slot(emb.rel, m.relDim, s, k), (s * t + k) * m.relDim);
           }
         }
         const probs = await m.classify(app, rel, valid, slots.length);

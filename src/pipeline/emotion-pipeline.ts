@@ -122,7 +122,7 @@ export class EmotionPipeline {
   }
 
   /** Whether faces are also encoded as their mirror image, every other frame (not where the encoder mirrors them itself). */
-  get mirror(): 'alternate' | 'none' {
+  get mirror(): 'average' | 'alternate' | 'none' {
     return this.model.flipAverage ? 'none' : this.cfg.analysis.mirror;
   }
 

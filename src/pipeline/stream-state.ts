@@ -53,11 +53,12 @@ export interface StreamStateOptions {
    */
   readings?: boolean | undefined;
   /**
-   * alternate: every other frame of a track is encoded as its mirror image, so a window
-   * holds both views at one encoder run per face-frame (for an encoder without its own
-   * mirror pass); none: the faces as they are.
+   * For an encoder without its own mirror pass. average: each face is encoded with its
+   * mirror image and the two embeddings averaged (as 1.3.0's graph did); alternate: every
+   * other frame of a track is encoded as its mirror image instead, one encoder run per
+   * face-frame; none: the faces as they are.
    */
-  mirror?: 'alternate' | 'none' | undefined;
+  mirror?: 'average' | 'alternate' | 'none' | undefined;
 }
 
 const sharedFloats = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(n * 4));
@@ -94,6 +95,11 @@ export interface StageTimes {
  * once; nothing per frame grows) and the counters the stream reports.
  */
 export class StreamState {
+  /** Crops encoded per face: two where each is averaged with its mirror. */
+  get views(): 1 | 2 {
+    return this.o.mirror === 'average' ? 2 : 1;
+  }
+
   readonly tracker: FaceTracker;
   readonly states = new Map<string, TrackState>();
   readonly faceBatch: Float32Array;
@@ -121,7 +127,7 @@ export class StreamState {
     // in shared memory when a worker runs the head (and the encoder), so it reads them where
     // they are; onnxruntime takes no shared memory, so on this thread they are plain
     const floats = o.classify ? sharedFloats : (n: number): Float32Array => new Float32Array(n);
-    this.faceBatch = floats(o.maxFaces * m.channels * width * height);
+    this.faceBatch = floats(o.maxFaces * this.views * m.channels * width * height);
     this.headApp = floats(o.maxFaces * m.window * m.appDim);
     this.headRel = floats(o.maxFaces * m.window * m.relDim);
     this.headValid = floats(o.maxFaces * m.window);
