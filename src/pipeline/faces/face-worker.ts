@@ -198,7 +198,7 @@ async function pump(): Promise<void> {
     if (m.type === 'encode') {
       const batch: EncodeRequest[] = [m];
       let faces = m.n;
-      for (let i = 0; i < waiting.length && faces < MAX_BATCH_FACES; ) {
+      for (let i = 0; i < waiting.length && faces < MAX_BATCH_FACES;) {
         const o = waiting[i]!;
         if (o.type === 'encode' && faces + o.n <= MAX_BATCH_FACES) {
           batch.push(o);
