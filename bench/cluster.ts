@@ -3,7 +3,7 @@
  * a gateway, all on this machine; real face clips sent as RTP by ffmpeg into the SFU,
  * events read through the gateway. Prints JSON.
  *
- *   npm run bench:cluster -- [--analysers 1,2] [--streams 1,2,3,4] [--seconds 15]
+ *   npm run bench:cluster -- [--analysers 1,2] [--streams 1,2,3,4] [--seconds 15] [--max-streams 8]
  *
  * Per analyser count and stream count: frame-to-event p50/p95 (decoded frame leaving
  * the decoder -> event published by the analyser), events per second per stream (one
@@ -21,12 +21,14 @@ import { arg, commit, pct, processTree, procCpuMs } from './lib/measure.js';
 const analyserCounts = arg('--analysers', '1,2').split(',').map(Number);
 const streamCounts = arg('--streams', '1,2,3,4').split(',').map(Number);
 const seconds = Number(arg('--seconds', '15'));
+/** Streams each analyser takes (serve.maxStreams): past it a stream waits for capacity instead of loading the box. */
+const maxStreams = Number(arg('--max-streams', '8'));
 const fps = 10;
 const CLIPS = ['d18', 'd19', 'd20', 'd11', 'd12'];
 
 async function run(nAnalysers: number, nStreams: number): Promise<Record<string, number | boolean>> {
   const nats = await startNats();
-  const config = clusterConfig({ serve: { maxStreams: 8 }, analysis: { landmarkWorkers: 1, fps } });
+  const config = clusterConfig({ serve: { maxStreams }, analysis: { landmarkWorkers: 1, fps } });
   const roles: RoleProcess[] = [];
   const senders: ChildProcess[] = [];
   const peers: TestPeer[] = [];
@@ -48,7 +50,8 @@ async function run(nAnalysers: number, nStreams: number): Promise<Record<string,
     for (let i = 0; i < nStreams; i++) {
       const peer = await TestPeer.open(sfu.url);
       peers.push(peer);
-      await peer.request('join', { room: 'bench', name: `sender-${i}`, consent: true });
+      // a room holds at most 16 peers
+      await peer.request('join', { room: `bench-${Math.floor(i / 10)}`, name: `sender-${i}`, consent: true });
       const p = await publishClip(peer, 4000 + i, { clip: h264Clip(CLIPS[i % CLIPS.length]), appData: { width: 512, height: 512 } });
       senders.push(p.sender);
       created.set(p.producerId, performance.now());
