@@ -3,6 +3,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import type { Frame, RgbaFrame } from '../ingest/frame.js';
 import { imageSequenceSource } from '../ingest/image-sequence.js';
 import type { Logger } from '../log.js';
+import { mirrorMeans } from '../model/arpgnet.js';
 import { cropToInput, templateToFrame, warpToTensor } from '../pipeline/align.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
 import { MediaPipeFaces } from '../pipeline/faces/mediapipe.js';
@@ -120,14 +121,15 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
         slots.push(i);
       }
       if (slots.length) {
-        const emb = await m.encode(faces, slots.length * views);
+        const raw = await m.encode(faces, slots.length * views);
+        // averaged once per face; alternate keeps both views for the window's slots to take turns
+        const emb = mode === 'average' ? mirrorMeans(raw, slots.length) : raw;
+        const per = mode === 'alternate' ? 2 : 1;
         // a still image is one frame held for the whole window, as training evaluates stills
+        // slot k of a held face's window: its own view, or (alternate) the mirror every other frame
         const slot = (v: Float32Array, d: number, s: number, k: number): Float32Array => {
-          const own = v.subarray(s * views * d, (s * views + 1) * d);
-          if (views === 1) return own;
-          const other = v.subarray((s * views + 1) * d, (s * views + 2) * d);
-          if (mode === 'alternate') return k % 2 === 0 ? own : other;
-          return Float32Array.from(own, (x, j) => (x + other[j]!) / 2);
+          const e = s * per + (k % per);
+          return v.subarray(e * d, (e + 1) * d);
         };
         for (let s = 0; s < slots.length; s++) {
           for (let k = 0; k < t; k++) {

@@ -17,6 +17,20 @@ export interface Embeddings {
   rel: Float32Array;
 }
 
+/**
+ * Each face's embeddings averaged with its mirror image's, which follows it in the batch
+ * ([2n * d] -> [n * d]): what an encoder with its own mirror pass gives (flipAverage).
+ */
+export function mirrorMeans(e: Embeddings, n: number): Embeddings {
+  const half = (v: Float32Array): Float32Array => {
+    const d = v.length / (2 * n);
+    const out = new Float32Array(n * d);
+    for (let f = 0; f < n; f++) for (let k = 0; k < d; k++) out[f * d + k] = (v[2 * f * d + k]! + v[(2 * f + 1) * d + k]!) / 2;
+    return out;
+  };
+  return { app: half(e.app), rel: half(e.rel) };
+}
+
 async function readModel(path: string, what: string): Promise<{ bytes: Uint8Array; meta: ModelMetadata }> {
   const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
     throw new Error(`${what} model not readable at ${path}: ${e.code ?? e.message}`);

@@ -176,6 +176,8 @@ async function encodeBatch(batch: EncodeRequest[]): Promise<void> {
     const emb = await a.encode(all, n);
     const da = emb.app.length / n;
     const dr = emb.rel.length / n;
+    // one request: its embeddings as they came, nothing to split
+    if (batch.length === 1) return reply({ req: batch[0]!.req, ok: true, emb });
     f = 0;
     for (const m of batch) {
       reply({ req: m.req, ok: true, emb: { app: emb.app.slice(f * da, (f + m.n) * da), rel: emb.rel.slice(f * dr, (f + m.n) * dr) } });

@@ -1,16 +1,9 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
+import { mirrorMeans } from '../../model/arpgnet.js';
 import type { StreamState } from '../stream-state.js';
 import type { Encoded, Tracked } from './work.js';
 
 const NONE = { app: new Float32Array(0), rel: new Float32Array(0) };
-
-/** Each face's embedding averaged with its mirror's, which follows it: [2n * d] -> [n * d]. */
-function pairMeans(v: Float32Array, n: number): Float32Array {
-  const d = v.length / (2 * n);
-  const out = new Float32Array(n * d);
-  for (let f = 0; f < n; f++) for (let k = 0; k < d; k++) out[f * d + k] = (v[2 * f * d + k]! + v[(2 * f + 1) * d + k]!) / 2;
-  return out;
-}
 
 /** The encoder once per face per frame (batched with other streams' faces where configured). */
 export function encode(s: StreamState): OperatorFunction<Tracked, Encoded> {
@@ -20,7 +13,7 @@ export function encode(s: StreamState): OperatorFunction<Tracked, Encoded> {
     const t = performance.now();
     const n = w.seen.length;
     const raw = await run(s.faceBatch, n * s.views);
-    const emb = s.views === 2 ? { app: pairMeans(raw.app, n), rel: pairMeans(raw.rel, n) } : raw;
+    const emb = s.views === 2 ? mirrorMeans(raw, n) : raw;
     s.time('encoder', t);
     s.times.faceFrames += w.seen.length;
     return { ...w, emb };
