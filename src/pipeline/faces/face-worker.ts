@@ -151,13 +151,14 @@ function reply(r: WorkerReply): void {
 
 type EncodeRequest = Extract<WorkerRequest, { type: 'encode' }>;
 
-/** Faces one encoder run takes at most: past this the per-face cost stops falling. */
+/** Faces one encoder run takes at most, so one run's latency stays bounded whatever waits. */
 const MAX_BATCH_FACES = 16;
 
 /**
  * The encode requests waiting here (each stream has at most one in flight) as one
- * encoder run: on CPU a run of four faces costs 0.8x per face of four runs of one, and a
- * queue forms exactly when the worker is loaded, so batching costs no waiting.
+ * encoder run, so a loaded worker makes fewer, larger runs: a queue forms exactly when
+ * the worker is loaded, so batching costs no waiting (what it saves per face is not
+ * measured on its own: bench:serve measures the whole path).
  */
 async function encodeBatch(batch: EncodeRequest[]): Promise<void> {
   try {
