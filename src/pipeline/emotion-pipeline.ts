@@ -121,7 +121,7 @@ export class EmotionPipeline {
     return this.facePool ? this.facePool.open(opts) : StreamFaces.create(opts);
   }
 
-  /** Whether faces are also encoded as their mirror image, every other frame (not where the encoder mirrors them itself). */
+  /** How faces' mirror images are encoded (analysis.mirror); none where the encoder mirrors them itself. */
   get mirror(): 'average' | 'alternate' | 'none' {
     return this.model.flipAverage ? 'none' : this.cfg.analysis.mirror;
   }

@@ -6,6 +6,10 @@ import { poseFromPoints } from '../readings/pose.js';
 import type { StreamState, TrackState } from '../stream-state.js';
 import type { Classified, Labelled } from './work.js';
 
+// what a reading carries when bench:readings turns the readings off (StreamStateOptions.readings)
+const NO_AFFECT = { valence: 0, arousal: 0 };
+const NO_ATTENTION: Attention = { looking: null, yaw: null, pitch: null, from: null };
+
 /**
  * Probabilities to what a person sees: the label (smoothing, hidden labels,
  * `uncertain`, hysteresis: labeller.ts), valence and arousal from the same smoothed
@@ -14,9 +18,6 @@ import type { Classified, Labelled } from './work.js';
  * face's summary; which become events is the emit mode's choice: every window, or
  * (emit 'change') a changed label and at least one per heartbeat.
  */
-const NO_AFFECT = { valence: 0, arousal: 0 };
-const NO_ATTENTION: Attention = { looking: null, yaw: null, pitch: null, from: null };
-
 export function label(s: StreamState): OperatorFunction<Classified, Labelled> {
   const c = s.o.model.labels.length;
   const { shown } = s.o.policy;
