@@ -7,20 +7,26 @@
  * model and for the paper preset (IResNet-50 at 112x112, exported untrained by the
  * training code into .cache/bench: its cost does not depend on its weights). --widths adds
  * an untrained edge encoder of those backbone widths, mirror averaged like the shipped one:
- * the cost of a wider encoder before spending hours training it.
+ * the cost of a wider encoder before spending hours training it. --faceres 64,112 adds the
+ * face-pretrained teacher (faceres-deep, training/experiments/faceres.py) at those input
+ * sides on the same 48x48 grey crops: the cost of shipping it as the appearance backbone.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../src/log.js';
 import { Arpgnet, type ModelFiles } from '../src/model/arpgnet.js';
+import ort from 'onnxruntime-node';
 import { ROOT } from '../src/paths.js';
+import { commit } from './lib/measure.js';
 
 const cache = join(ROOT, '.cache', 'bench');
 const i = process.argv.indexOf('--providers');
 const providers = (i >= 0 ? process.argv[i + 1]! : 'cpu').split(',') as Array<'tensorrt' | 'cuda' | 'cpu'>;
 const w = process.argv.indexOf('--widths');
 const widths = w >= 0 ? process.argv[w + 1]! : undefined;
+const f = process.argv.indexOf('--faceres');
+const faceresSizes = f >= 0 ? process.argv[f + 1]!.split(',').map(Number) : [];
 
 function seededFiles(preset: string, stem: string, extra: string[] = []): ModelFiles {
   const files = { encoder: join(cache, `${stem}.encoder.onnx`), head: join(cache, `${stem}.head.onnx`) };
@@ -73,4 +79,29 @@ for (const [name, files] of [
 ] as const) {
   out[name] = { threads1: await measure(files, 1), threads2: await measure(files, 2) };
 }
-process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+for (const size of faceresSizes) {
+  const file = join(cache, `faceres-${size}.onnx`);
+  if (!existsSync(file)) {
+    execFileSync('/usr/bin/python3', ['-m', 'experiments.faceres_onnx', '--size', String(size), '--out', file], {
+      cwd: join(ROOT, 'training'),
+      stdio: 'inherit',
+    });
+  }
+  out[`faceres${size}`] = { threads1: await faceresMs(file, 1), threads2: await faceresMs(file, 2) };
+}
+
+async function faceresMs(file: string, threads: number): Promise<{ msPerFace: number }> {
+  const s = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, executionProviders: ['cpu'] });
+  const face = new ort.Tensor(
+    'float32',
+    new Float32Array(48 * 48).map((_, i) => (Math.sin(i) + 1) / 2),
+    [1, 1, 48, 48],
+  );
+  const ms = await time(() => s.run({ face }), 1500);
+  await s.release();
+  return { msPerFace: Math.round(ms * 100) / 100 };
+}
+
+process.stdout.write(
+  `${JSON.stringify({ command: `npm run bench:model -- ${process.argv.slice(2).join(' ')}`.trim(), commit: commit(), seed: null, ...out }, null, 2)}\n`,
+);

