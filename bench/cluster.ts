@@ -39,7 +39,8 @@ async function run(nAnalysers: number, nStreams: number): Promise<Record<string,
     const gw = await startRole('gateway', nats.url, config);
     roles.push(gw);
     const got: PipelineEvent[] = [];
-    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/events?room=bench`);
+    // every room's events: the senders are spread over rooms of 10
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/events`);
     ws.on('message', (d) => got.push(JSON.parse(String(d)) as PipelineEvent));
     await new Promise((r) => ws.once('open', r));
     const sfuSees = async (): Promise<number> =>
@@ -63,8 +64,12 @@ async function run(nAnalysers: number, nStreams: number): Promise<Record<string,
         return firstAt.size === nStreams;
       },
       90_000,
-      'a first event on every stream',
-    );
+      () => `a first event on every stream (${firstAt.size} of ${nStreams})`,
+    ).catch((e: unknown) => {
+      // what the roles warned of says why a stream never got its first event
+      for (const r of roles) for (const l of r.log.filter((x) => /"level":(4|5)0/.test(x)).slice(-20)) process.stderr.write(`${l}\n`);
+      throw e;
+    });
     const pids = (): number[] => processTree([nats.proc.pid!, ...roles.map((r) => r.pid)]);
     const cpuNow = (): number => pids().reduce((a, p) => a + procCpuMs(p), 0);
     const from = got.length;
