@@ -1,7 +1,7 @@
 /**
  * How steady and how right the shown label is; prints JSON.
  *
- *   npm run bench:labels -- [--old DIR] [--models DIR] [--config FILE] [--detectors yunet,mediapipe] [--only clips] [--out FILE]
+ *   npm run bench:labels -- [--old DIR] [--models DIR] [--config FILE] [--with FILE] [--detectors yunet,mediapipe] [--only clips] [--out FILE]
  *
  * For each model/settings pair, in one run: over the shared talking-head clips (played
  * as files, analysed at the overlay's rate), label flips per minute per face and the
@@ -10,7 +10,8 @@
  * label is the right one. `--old DIR` holds the earlier model pair
  * (arpgnet-edge.{encoder,head}.onnx), measured with the settings it shipped with and with
  * today's; `--models DIR` measures another pair instead of the shipped one, `--config`
- * other analysis settings (as `serve --config` would take them), `--detectors` the shipped
+ * other analysis settings (as `serve --config` would take them), `--with FILE` that file's
+ * analysis settings beside these, in the same run, `--detectors` the shipped
  * pair once per face detector.
  */
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -137,6 +138,12 @@ const detectors = arg('--detectors')?.split(',') as Array<Config['analysis']['de
 const setups: Setup[] = detectors
   ? detectors.map((d) => ({ name: `shipped, detector ${d}`, cfg: { ...base, analysis: { ...base.analysis, detector: d } } }))
   : [{ name: 'shipped, default settings', cfg: base }];
+// --with FILE: those settings measured beside the defaults, in the same run
+const withFile = arg('--with');
+if (withFile) {
+  const other = loadConfig(withFile, {}, {});
+  setups.push({ name: `shipped, ${withFile}`, cfg: { ...base, analysis: other.analysis } });
+}
 const old = arg('--old');
 if (old) {
   const files = { ...base.models, encoder: join(old, 'arpgnet-edge.encoder.onnx'), head: join(old, 'arpgnet-edge.head.onnx') };

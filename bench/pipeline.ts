@@ -8,7 +8,9 @@
  * on a worker thread and detects the next frame while this one is encoded (1.2.0);
  * "yunet" is today's default: YuNet's five points instead of MediaPipe's mesh, on the
  * worker, the next frame found while this one is encoded, one onnxruntime thread (the
- * others run with the two they shipped with; --threads sets all). CPU seconds per face-frame
+ * others run with the two they shipped with; --threads sets all), its faces reused for up to
+ * two frames while the picture under them holds still (analysis.redetect); "yunetEveryFrame"
+ * is that detecting every frame, as before. CPU seconds per face-frame
  * count this process's threads and its decoder (a child, counted once it has exited). The "naive" run
  * re-encodes all T frames of a window each time the head runs, instead of reusing
  * the per-frame embeddings: the cost a non-streaming model split would pay. `--old DIR`
@@ -45,11 +47,17 @@ async function once(
   landmarkWorkers: number,
   detector: 'yunet' | 'mediapipe',
   threads: number,
-  over: { models?: { encoder: string; head: string }; inference?: 'workers' | 'main' } = {},
+  over: { models?: { encoder: string; head: string }; inference?: 'workers' | 'main'; redetect?: { every: number; motion: number } } = {},
 ): Promise<Record<string, unknown>> {
   const cfg = defaults();
   cfg.runtime = { ...cfg.runtime, providers: ['cpu'], threads };
-  cfg.analysis = { ...cfg.analysis, landmarkWorkers, detector, ...(over.inference ? { inference: over.inference } : {}) };
+  cfg.analysis = {
+    ...cfg.analysis,
+    landmarkWorkers,
+    detector,
+    ...(over.inference ? { inference: over.inference } : {}),
+    ...(over.redetect ? { redetect: over.redetect } : {}),
+  };
   if (over.models) cfg.models = { ...cfg.models, ...over.models };
   const pipeline = await EmotionPipeline.create(cfg, silentLogger);
   const m = pipeline.model;
@@ -111,6 +119,8 @@ const before = oldDir
 const streaming = await once(false, 0, 'mediapipe', threadsFor(2));
 const pipelined = await once(false, 1, 'mediapipe', threadsFor(2));
 const yunet = await once(false, 1, 'yunet', threadsFor(defaults().runtime.threads));
+// the same, detecting every frame (analysis.redetect every 1): what reusing YuNet's faces saves
+const everyFrame = await once(false, 1, 'yunet', threadsFor(defaults().runtime.threads), { redetect: { every: 1, motion: 0 } });
 const naive = await once(true, 0, 'mediapipe', threadsFor(2));
 const fps = (r: Record<string, unknown>): number => r['faceFramesPerSecond'] as number;
 const cpu = (r: Record<string, unknown>): number => r['cpuSecondsPerFaceFrame'] as number;
@@ -125,12 +135,14 @@ process.stdout.write(
       streaming,
       pipelined,
       yunet,
+      yunetEveryFrame: everyFrame,
       naive,
       ...(before ? { before: { models: oldDir, ...before }, cpuPerFaceFrameYunetVsBefore: r2(cpu(yunet) / cpu(before)) } : {}),
       pipelinedVsStreaming: r2(fps(pipelined) / fps(streaming)),
       yunetVsStreaming: r2(fps(yunet) / fps(streaming)),
       yunetVsPipelined: r2(fps(yunet) / fps(pipelined)),
       cpuPerFaceFrameYunetVsStreaming: r2(cpu(yunet) / cpu(streaming)),
+      cpuPerFaceFrameYunetVsEveryFrame: r2(cpu(yunet) / cpu(everyFrame)),
     },
     null,
     2,

@@ -11,7 +11,8 @@
  * layer, `1.3` the 1.3 path (YuNet on the workers, encoder and head on the main thread; with
  * --old DIR on that model pair), `new`
  * today's default (encoder and head in the face workers too), `alternate` that with
- * analysis.mirror alternate; default `old,new`); --per-room:
+ * analysis.mirror alternate, `every-frame` today's default detecting every frame (no
+ * reuse of YuNet's faces, analysis.redetect every 1); default `old,new`); --per-room:
  * senders per room (10; a room holds at most 16 peers); --threads overrides every setup's;
  * each sender publishes a half-size simulcast layer beside the full one, as the call
  * page does (--single-layer: only the full one); --streams: the stream counts to try
@@ -61,6 +62,7 @@ const SETUPS: Record<string, { analysis: Partial<Analysis>; threads?: number; ol
   high: { analysis: { layer: 'high' } },
   new: { analysis: {} },
   alternate: { analysis: { mirror: 'alternate' } },
+  'every-frame': { analysis: { redetect: { every: 1, motion: 0 } } },
 };
 
 async function run(n: number, setup: string): Promise<Record<string, number | boolean | string>> {

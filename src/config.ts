@@ -49,6 +49,12 @@ export const Config = z
       /** Where no face is found, look for small ones with YuNet at 640 px (kiosk distance). */
       smallFaces: z.boolean(),
       /**
+       * YuNet's faces stand for up to `every` - 1 frames after a detection while the grey
+       * under them changes by at most `motion` (mean absolute, 0..255); detected again on
+       * motion, on loss and every `every` frames (1: every frame). See faces/reuse.ts.
+       */
+      redetect: z.object({ every: z.number().int().min(1).max(30), motion: z.number().min(0).max(255) }),
+      /**
        * Encoder calls of several streams arriving within this many ms go through one run
        * (0: each stream runs its own).
        */
@@ -244,6 +250,8 @@ export function defaults(): Config {
       inference: 'workers',
       mirror: 'average',
       smallFaces: true,
+      // a third of YuNet's runs on a steady talking head, labels unchanged (bench, bench:labels)
+      redetect: { every: 3, motion: 3 },
       maxGapMs: 1000,
       trackMissMs: 500,
       maxFailedFrames: 30,

@@ -13,6 +13,7 @@ const opts = (detector: Detector): FaceFinderOptions => ({
   yunetPath: join(SHARED, 'models', 'yunet', 'yunet_s_dynamic.onnx'),
   yunetSize: 320,
   smallFaces: true,
+  redetect: { every: 1, motion: 4 },
 });
 
 /** Frames of a real clip in shared memory, as the frame pool hands them out. */

@@ -117,6 +117,7 @@ export class EmotionPipeline {
       yunetPath: this.yunetPath,
       yunetSize: a.detectorSize,
       smallFaces: a.smallFaces,
+      redetect: a.redetect,
     };
     return this.facePool ? this.facePool.open(opts) : StreamFaces.create(opts);
   }

@@ -2,6 +2,7 @@ import type { Config } from '../../config.js';
 import type { RgbaFrame } from '../../ingest/frame.js';
 import type { DetectedFace, FaceFinder } from './face.js';
 import { MediaPipeFaces, type MediaPipeOptions } from './mediapipe.js';
+import { DetectionReuse, type RedetectOptions } from './reuse.js';
 import { YuNetFaces } from './yunet.js';
 
 /** Where a stream's faces and their five alignment points come from (analysis.detector). */
@@ -20,6 +21,8 @@ export interface FaceFinderOptions extends MediaPipeOptions {
   yunetSize: number;
   /** Where nothing is found, look again at a 640 px input for faces at kiosk distance. */
   smallFaces: boolean;
+  /** How long a YuNet detection stands for the frames after it (see reuse.ts); MediaPipe tracks by itself. */
+  redetect: RedetectOptions;
 }
 
 const SMALL_SIZE = 640;
@@ -35,6 +38,7 @@ export class StreamFaces implements FaceFinder {
   private mp: MediaPipeFaces | null;
   private last: Promise<unknown> = Promise.resolve();
   private closed: Promise<void> | null = null;
+  readonly reuse: DetectionReuse;
 
   private constructor(
     private readonly o: FaceFinderOptions,
@@ -43,6 +47,7 @@ export class StreamFaces implements FaceFinder {
     mp: MediaPipeFaces | null,
   ) {
     this.mp = mp;
+    this.reuse = new DetectionReuse(o.redetect);
   }
 
   static async create(o: FaceFinderOptions): Promise<StreamFaces> {
@@ -70,8 +75,17 @@ export class StreamFaces implements FaceFinder {
   }
 
   private async find(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
-    const found = this.mp ? this.mp.detect(frame, ts) : await this.near!.detect(frame);
-    return found.length || !this.small ? found : this.small.detect(frame);
+    // MediaPipe (the detector, or for facial actions) sees every frame: its VIDEO mode tracks
+    if (this.mp) {
+      const found = this.mp.detect(frame, ts);
+      return found.length || !this.small ? found : this.small.detect(frame);
+    }
+    const kept = this.reuse.lookup(frame);
+    if (kept) return kept;
+    const near = await this.near!.detect(frame);
+    const found = near.length || !this.small ? near : await this.small.detect(frame);
+    this.reuse.store(frame, found);
+    return found;
   }
 
   async setActions(on: boolean): Promise<void> {
