@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { FacePool } from '../src/pipeline/faces/face-pool.js';
 import { StreamFaces, type Detector, type FaceFinderOptions } from '../src/pipeline/faces/stream-faces.js';
-import { rgbaFrames, SHARED } from './helpers.js';
+import { sessionOptions } from '../src/config.js';
+import { rgbaFrames, SHARED, testConfig } from './helpers.js';
 
 const opts = (detector: Detector): FaceFinderOptions => ({
   modelPath: join(SHARED, 'models', 'mediapipe', 'face_landmarker.task'),
@@ -74,5 +75,41 @@ describe('face finding on worker threads', () => {
     // terminate() would end them with code 1: only a worker that returned from its own loop exits 0
     assert.deepEqual(await Promise.all(codes), [0, 0]);
     assert.equal(pool.forcedStops, 0);
+  });
+});
+
+describe('inference on worker threads', () => {
+  it('a worker that dies mid-encode fails the requests in flight, and its replacement reloads the model and encodes the same', async () => {
+    const cfg = testConfig();
+    const pool = new FacePool(1, silentLogger);
+    try {
+      await pool.loadModel({ files: cfg.models, opts: { ...sessionOptions(cfg), providers: ['cpu'] } });
+      const remote = await pool.open(opts('yunet'));
+      const inference = remote.inference!;
+      assert.ok(inference, 'a pool with a model runs each stream inference beside its face finding');
+      const perFace = 48 * 48;
+      // inputs cross to the worker in shared memory, as the stream state allocates them
+      const faces = new Float32Array(new SharedArrayBuffer(16 * perFace * 4));
+      for (let i = 0; i < faces.length; i++) faces[i] = Math.sin(i * 0.01);
+      const before = await inference.encode(faces, 16);
+      // several encodes queued, the worker killed while they run
+      const inFlight = Array.from({ length: 4 }, () => inference.encode(faces, 16));
+      const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!;
+      await slot.worker.terminate();
+      const settled = await Promise.allSettled(inFlight);
+      const failed = settled.filter((s) => s.status === 'rejected');
+      assert.ok(failed.length >= 1, 'at least the request on the dying worker fails');
+      for (const f of failed) assert.match(String((f as PromiseRejectedResult).reason), /the face worker died/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(pool.deaths, 1);
+      const after = await inference.encode(faces, 16);
+      assert.equal(after.app.length, before.app.length);
+      let worst = 0;
+      for (let i = 0; i < after.app.length; i++) worst = Math.max(worst, Math.abs(after.app[i]! - before.app[i]!));
+      assert.ok(worst < 1e-4, `the replacement encodes as the first worker did (max difference ${worst})`);
+      await remote.close();
+    } finally {
+      await pool.close();
+    }
   });
 });
