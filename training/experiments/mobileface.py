@@ -14,13 +14,14 @@ itself). Its 4x4x128 feature map is flattened in TF's NHWC order, which `embed` 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from experiments import tfjs_weights
 
 from arpgnet.common import shared_dir
 
@@ -66,22 +67,7 @@ class MobileFace(nn.Module):
 
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
-    manifest = json.loads((folder / "mobileface.json").read_text())["weightsManifest"]
-    out: dict[str, np.ndarray] = {}
-    for group in manifest:
-        buf = b"".join((folder / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            n = int(np.prod(w["shape"])) if w["shape"] else 1
-            if w["dtype"] not in ("float32", "int32") or "quantization" in w:
-                raise ValueError(f"{folder}: {w['name']} is stored as {w['dtype']}"
-                                 f"{' (quantised)' if 'quantization' in w else ''}; only float32/int32 are read")
-            dtype = np.float32 if w["dtype"] == "float32" else np.int32
-            out[w["name"]] = np.frombuffer(buf, dtype, n, offset).reshape(w["shape"])
-            offset += n * 4
-        if offset != len(buf):
-            raise ValueError(f"{folder}: weights manifest covers {offset} bytes of {len(buf)}")
-    return out
+    return tfjs_weights.read_weights(folder / "mobileface.json")
 
 
 def load(shared: str | None = None) -> MobileFace:
