@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
     ap.add_argument("--targets", default=None, help="after training, write soft targets on every training face")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="end this sitting after N more epochs (the same command continues from last.pt)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         start, history = ck["epoch"], ck["history"]
         print(f"resuming {last} at epoch {start}", flush=True)
 
-    for epoch in range(start, args.epochs):
+    stop = min(args.epochs, start + args.stop_after) if args.stop_after else args.epochs
+    for epoch in range(start, stop):
         model.train()
         order = torch.randperm(len(x_train), generator=gen).numpy()
         t0, correct, skipped = time.time(), 0, 0
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(history[-1]), flush=True)
         save(last, {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "gen": gen.get_state(), "epoch": epoch + 1, "history": history, "args": vars(args)})
+    if stop < args.epochs:
+        print(f"stopped after epoch {stop} of {args.epochs}; the same command continues from {last}", flush=True)
+        return
 
     mirrored = probabilities(model, x_val, device)
     result = {"command": "python3 -m experiments.faceres_fer " + " ".join(argv or __import__("sys").argv[1:]),

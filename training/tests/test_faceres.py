@@ -77,5 +77,25 @@ class FaceResWeights(unittest.TestCase):
         self.assertAlmostEqual(float(x.mean()), float(grey.mean()) * 255, delta=2.0)
 
 
+class FineTuneResume(unittest.TestCase):
+    """A run longer than one sitting: stopped after an epoch, the same command continues it."""
+
+    def test_a_stopped_run_continues_where_it_stopped_and_refuses_other_settings(self) -> None:
+        from experiments import faceres_fer
+
+        with tempfile.TemporaryDirectory() as d:
+            common = ["--run", d, "--size", "32", "--epochs", "2", "--limit", "64", "--threads", "1", "--device", "cpu"]
+            faceres_fer.main([*common, "--stop-after", "1"])
+            first = torch.load(Path(d) / "last.pt", map_location="cpu")
+            self.assertEqual(first["epoch"], 1)
+            self.assertFalse((Path(d) / "result.json").exists(), "a stopped run has no result yet")
+            faceres_fer.main(common)
+            result = json.loads((Path(d) / "result.json").read_text())
+            self.assertEqual([h["epoch"] for h in result["history"]], [1, 2])
+            self.assertEqual(result["history"][0], first["history"][0], "epoch 1 was not trained again")
+            with self.assertRaisesRegex(SystemExit, "--size 32"):
+                faceres_fer.main([*common[:2], "--size", "48", *common[4:]])
+
+
 if __name__ == "__main__":
     unittest.main()
