@@ -1,13 +1,9 @@
+import type { Config } from '../../config.js';
 import type { RgbaFrame } from '../../ingest/frame.js';
 import type { DetectedFace } from './face.js';
 
 /** analysis.redetect: how long a detection may stand for the frames after it. */
-export interface RedetectOptions {
-  /** Detect on every `every`-th frame at least (1: every frame, reuse off). */
-  every: number;
-  /** Mean absolute change of the picture under the faces (0..255 grey) above which a frame is detected again. */
-  motion: number;
-}
+export type RedetectOptions = Config['analysis']['redetect'];
 
 /** Samples per box side: 256 points per face say whether it moved, at a negligible cost next to a detection. */
 const GRID = 16;
@@ -21,14 +17,15 @@ const GRID = 16;
  * `every` frames regardless, so a face that walks in is found within `every` frames.
  */
 export class DetectionReuse {
-  /** Frames answered with the last detection, and frames detected (for tests and /healthz). */
+  /** Frames answered with the last detection, and frames detected (for tests and benches). */
   reused = 0;
   detected = 0;
   /** The change measured for the last frame that could have reused a detection (0..255; NaN: none measured). */
   lastChange = NaN;
   private faces: DetectedFace[] = [];
   private ref: Uint8Array = new Uint8Array(0);
-  private size = '';
+  private width = 0;
+  private height = 0;
   private since = 0;
 
   constructor(private readonly o: RedetectOptions) {}
@@ -36,7 +33,7 @@ export class DetectionReuse {
   /** The last faces when this frame may reuse them, else null: the caller detects and calls `store`. */
   lookup(frame: RgbaFrame): DetectedFace[] | null {
     if (this.o.every <= 1 || !this.faces.length || this.since + 1 >= this.o.every) return null;
-    if (`${frame.width}x${frame.height}` !== this.size) return null;
+    if (frame.width !== this.width || frame.height !== this.height) return null;
     this.lastChange = meanChange(this.ref, sample(frame, this.faces));
     if (this.lastChange > this.o.motion) return null;
     this.since++;
@@ -48,7 +45,8 @@ export class DetectionReuse {
     this.detected++;
     this.faces = faces;
     this.since = 0;
-    this.size = `${frame.width}x${frame.height}`;
+    this.width = frame.width;
+    this.height = frame.height;
     this.ref = faces.length && this.o.every > 1 ? sample(frame, faces) : new Uint8Array(0);
   }
 }

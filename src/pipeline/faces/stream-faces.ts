@@ -76,15 +76,11 @@ export class StreamFaces implements FaceFinder {
 
   private async find(frame: RgbaFrame, ts: number): Promise<DetectedFace[]> {
     // MediaPipe (the detector, or for facial actions) sees every frame: its VIDEO mode tracks
-    if (this.mp) {
-      const found = this.mp.detect(frame, ts);
-      return found.length || !this.small ? found : this.small.detect(frame);
-    }
-    const kept = this.reuse.lookup(frame);
+    const kept = this.mp ? null : this.reuse.lookup(frame);
     if (kept) return kept;
-    const near = await this.near!.detect(frame);
-    const found = near.length || !this.small ? near : await this.small.detect(frame);
-    this.reuse.store(frame, found);
+    const primary = this.mp ? this.mp.detect(frame, ts) : await this.near!.detect(frame);
+    const found = primary.length || !this.small ? primary : await this.small.detect(frame);
+    if (!this.mp) this.reuse.store(frame, found);
     return found;
   }
 
