@@ -24,7 +24,7 @@ import { openSource } from '../src/ingest/source.js';
 import { silentLogger } from '../src/log.js';
 import { EmotionPipeline } from '../src/pipeline/emotion-pipeline.js';
 import type { EmotionEvent } from '../src/publish/events.js';
-import { defaults } from '../src/config.js';
+import { defaults, type Config } from '../src/config.js';
 import { sharedDir } from '../src/paths.js';
 import { arg, commit, cpuSeconds, pct } from './lib/measure.js';
 
@@ -47,7 +47,7 @@ async function once(
   landmarkWorkers: number,
   detector: 'yunet' | 'mediapipe',
   threads: number,
-  over: { models?: { encoder: string; head: string }; inference?: 'workers' | 'main'; redetect?: { every: number; motion: number } } = {},
+  over: { models?: { encoder: string; head: string }; inference?: 'workers' | 'main'; redetect?: Config['analysis']['redetect'] } = {},
 ): Promise<Record<string, unknown>> {
   const cfg = defaults();
   cfg.runtime = { ...cfg.runtime, providers: ['cpu'], threads };

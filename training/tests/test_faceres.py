@@ -69,6 +69,28 @@ class FaceResWeights(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "runs past the end"):
                 faceres.load(dst)
 
+    def test_the_graph_takes_0_255_its_own_heads_tell_faces_apart_only_so(self) -> None:
+        """The TF.js graph has no input scaling: on real faces its gender head spreads with
+        0..255 and gives nearly one answer for 0..1 (the range the pipeline's crops come in)."""
+        from arpgnet.common import ROOT, shared_dir, to_unit
+        from arpgnet.config import preset
+        from arpgnet.data import load_image_array, scan_images
+
+        cfg = preset("edge")
+        val = scan_images(shared_dir(None) / "data" / "fer2013" / "val", cfg.labels)[::56][:64]
+        grey = to_unit(load_image_array(val, cfg.input_size, ROOT / "training" / "cache"))
+        w = faceres.read_weights(faceres.default_dir())
+        model = faceres.load()
+
+        def gender_spread(scale: float) -> float:
+            with torch.no_grad():
+                f = model(faceres.from_grey(grey, 224) / 255.0 * scale).numpy()
+            h = np.maximum(f @ w["feats/kernel"] + w["feats/bias"], 0)
+            g = 1 / (1 + np.exp(-(h @ w["gender_pred/kernel"] + w["gender_pred/bias"])))
+            return float(g.std())
+
+        self.assertGreater(gender_spread(255.0), 10 * gender_spread(1.0))
+
     def test_grey_crops_become_three_equal_channels_in_0_255(self) -> None:
         grey = torch.rand(2, 1, 48, 48)
         x = faceres.from_grey(grey, 112)
