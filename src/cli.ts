@@ -90,10 +90,23 @@ export function program(): Command {
     .option('--json', 'print one JSON object on stdout')
     .option('--limit <n>', 'at most n samples per class', int)
     .option('--samples <file>', 'write one JSON line per sample (path, truth, prediction, probabilities, per-frame labels)')
-    .action(async (o: Common & { data: string; format: string; aligned?: boolean; json?: boolean; limit?: number; samples?: string }) => {
-      const log = createLogger(o.json ? 'warn' : undefined);
-      process.exitCode = await evalCommand(config(o), o, log);
-    });
+    .option('--actions', 'images: also run the landmarker for its blendshapes and write them with --samples (none found: null)')
+    .action(
+      async (
+        o: Common & {
+          data: string;
+          format: string;
+          aligned?: boolean;
+          json?: boolean;
+          limit?: number;
+          samples?: string;
+          actions?: boolean;
+        },
+      ) => {
+        const log = createLogger(o.json ? 'warn' : undefined);
+        process.exitCode = await evalCommand(config(o), o, log);
+      },
+    );
   p.command('token')
     .description('print a room token (JWT, HS256 with ARPGNET_AUTH_SECRET or auth.secret)')
     .option('--config <file>', 'JSON config file')

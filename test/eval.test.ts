@@ -78,6 +78,57 @@ describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
     assert.equal(j.noFace, 0, 'an aligned crop is always a face');
   });
 
+  it('--actions writes each face crop blendshapes with --samples and leaves the aligned predictions as they were', async () => {
+    const read = (file: string): SampleRecord[] =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as SampleRecord);
+    const plain = join(root, 'plain.jsonl');
+    const acts = join(root, 'actions.jsonl');
+    const a = await runCli(['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--json', '--samples', plain]);
+    const b = await runCli([
+      'eval',
+      '--data',
+      join(root, 'img'),
+      '--format',
+      'images',
+      '--aligned',
+      '--json',
+      '--samples',
+      acts,
+      '--actions',
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const [pa, pb] = [read(plain), read(acts)];
+    assert.deepEqual(
+      pb.map((x) => [x.path, x.prediction, x.probabilities]),
+      pa.map((x) => [x.path, x.prediction, x.probabilities]),
+    );
+    assert.ok(
+      pa.every((x) => !('actions' in x)),
+      'without --actions no record carries them',
+    );
+    const found = pb.filter((x) => x.actions);
+    assert.ok(found.length >= pb.length / 2, `the landmarker finds most CK+48 crops (${found.length} of ${pb.length})`);
+    for (const x of found) {
+      const v = Object.values(x.actions!);
+      assert.equal(v.length, 51, 'MediaPipe gives 52 blendshapes, less _neutral');
+      assert.ok(
+        v.every((s) => s >= 0 && s <= 1),
+        'coefficients are in 0..1',
+      );
+    }
+    assert.ok(
+      pb.every((x) => x.actions !== undefined),
+      'a crop without a face says so (null), never drops the field',
+    );
+    const c = await runCli(['eval', '--data', join(root, 'seq'), '--format', 'sequences', '--actions']);
+    assert.notEqual(c.code, 0);
+    assert.match(c.stderr, /--actions is for --format images/);
+  });
+
   it('the human-readable form shows the matrix and per-class recall', async () => {
     const r = await runCli(['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--limit', '1']);
     assert.equal(r.code, 0, r.stderr);

@@ -14,6 +14,7 @@ export interface EvalFlags {
   json?: boolean | undefined;
   limit?: number | undefined;
   samples?: string | undefined;
+  actions?: boolean | undefined;
   /** Given: sequences are analysed at this rate; absent: every frame (30 fps). */
   fps?: number | undefined;
 }
@@ -23,6 +24,8 @@ const PLAY_FPS = 30;
 export async function evalCommand(cfg: Config, flags: EvalFlags, log: Logger): Promise<number> {
   if (flags.format !== 'images' && flags.format !== 'sequences')
     throw new Error(`--format must be 'images' or 'sequences', not '${flags.format}'`);
+  if (flags.actions && flags.format !== 'images')
+    throw new Error('--actions is for --format images (sequences carry them in their events)');
   // a sequence's label at its end is the last window's reading: smoothing over windows is
   // the overlay's business (bench:labels measures it), not the model's accuracy
   const run = flags.format === 'sequences' ? { ...cfg, analysis: { ...cfg.analysis, smoothing: 1 } } : cfg;
@@ -40,6 +43,7 @@ export async function evalCommand(cfg: Config, flags: EvalFlags, log: Logger): P
         data: flags.data,
         format: flags.format,
         aligned: flags.aligned ?? false,
+        actions: flags.actions ?? false,
         limit: flags.limit,
         fps: flags.fps ?? PLAY_FPS,
         playFps: PLAY_FPS,

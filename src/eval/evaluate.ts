@@ -20,6 +20,8 @@ export interface EvalOptions {
   format: Format;
   /** Images are face crops already: no detection, the crop is mapped onto the model input. */
   aligned: boolean;
+  /** Images: run the landmarker for its blendshapes too (with `aligned`, only for them). */
+  actions?: boolean | undefined;
   limit?: number | undefined;
   /** Sequences: the rate frames are analysed at (they are played at `playFps`). */
   fps: number;
@@ -50,6 +52,8 @@ export interface SampleRecord {
   prediction: string | null;
   probabilities: Record<string, number> | null;
   error?: string;
+  /** Images with `actions`: the landmarker's blendshapes, null where it found no face. */
+  actions?: Record<string, number> | null;
   /** Sequences: the label after every analysed window, and when the right one first showed. */
   frames?: FrameLabel[];
   timeToLabelMs?: number | null;
@@ -86,9 +90,15 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
   const app = new Float32Array(o.batch * t * m.appDim);
   const rel = new Float32Array(o.batch * t * m.relDim);
   const valid = new Float32Array(o.batch * t).fill(1);
-  const lm = o.aligned
-    ? null
-    : await MediaPipeFaces.create({ modelPath: join(o.mediapipeDir, 'mediapipe', 'face_landmarker.task'), maxFaces: 1, mode: 'IMAGE' });
+  const lm =
+    o.aligned && !o.actions
+      ? null
+      : await MediaPipeFaces.create({
+          modelPath: join(o.mediapipeDir, 'mediapipe', 'face_landmarker.task'),
+          maxFaces: 1,
+          mode: 'IMAGE',
+          actions: o.actions ?? false,
+        });
   const finder = lm && new StillFaces(lm);
   const out: Outcome[] = [];
   try {
@@ -112,11 +122,11 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
         if (finder) {
           const frame: Frame = { ...img, ts: start + i, index: 0, arrivedAt: 0 };
           const face = (await finder.detect(frame, start + i))[0];
-          if (!face) continue; // no face: counted wrong, reported as such
-          sim = templateToFrame(face.points, m.preprocess.template);
-        } else {
-          sim = cropToInput(img.width, img.height, width, height);
+          if (o.actions) outcomes[i]!.record.actions = face?.actions ?? null;
+          if (!face && !o.aligned) continue; // no face: counted wrong, reported as such
+          if (face && !o.aligned) sim = templateToFrame(face.points, m.preprocess.template);
         }
+        sim ??= cropToInput(img.width, img.height, width, height);
         for (let v = 0; v < views; v++) warpToTensor(img, sim, m.preprocess, faces, (slots.length * views + v) * per, v === 1);
         slots.push(i);
       }
