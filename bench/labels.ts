@@ -11,7 +11,7 @@
  * (arpgnet-edge.{encoder,head}.onnx), measured with the settings it shipped with and with
  * today's; `--models DIR` measures another pair instead of the shipped one, `--config`
  * other analysis settings (as `serve --config` would take them), `--with FILE` that file's
- * analysis settings beside these, in the same run, `--detectors` the shipped
+ * analysis settings and facial-actions model beside these, in the same run, `--detectors` the shipped
  * pair once per face detector.
  */
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -142,7 +142,10 @@ const setups: Setup[] = detectors
 const withFile = arg('--with');
 if (withFile) {
   const other = loadConfig(withFile, {}, {});
-  setups.push({ name: `shipped, ${withFile}`, cfg: { ...base, analysis: other.analysis } });
+  setups.push({
+    name: `shipped, ${withFile}`,
+    cfg: { ...base, analysis: other.analysis, models: { ...base.models, actions: other.models.actions } },
+  });
 }
 const old = arg('--old');
 if (old) {

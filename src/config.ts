@@ -16,6 +16,11 @@ export const Config = z
       mediapipeDir: z.string(),
       /** YuNet face detector (an export with a dynamic input size); relative paths are under mediapipeDir. */
       yunet: z.string(),
+      /**
+       * The facial-actions branch: blendshapes -> terms fused with the head's reading
+       * wherever the landmarker computes them (model/actions.ts); null: none.
+       */
+      actions: z.string().nullable(),
     }),
     analysis: z.object({
       fps: z.number().positive().max(120),
@@ -225,6 +230,7 @@ export function defaults(): Config {
       head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
       mediapipeDir: mediapipeModelsDir(),
       yunet: 'yunet/yunet_s_dynamic.onnx',
+      actions: resolve(ROOT, 'models/arpgnet-edge.actions.onnx'),
     },
     analysis: {
       fps: 10,

@@ -78,52 +78,55 @@ describe('eval through the TypeScript pipeline (small CK+48 subset)', () => {
     assert.equal(j.noFace, 0, 'an aligned crop is always a face');
   });
 
-  it('--actions writes each face crop blendshapes with --samples and leaves the aligned predictions as they were', async () => {
+  it('--actions writes each crop blendshapes with --samples; the actions branch moves only the readings of faces that have them', async () => {
     const read = (file: string): SampleRecord[] =>
       readFileSync(file, 'utf8')
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as SampleRecord);
-    const plain = join(root, 'plain.jsonl');
-    const acts = join(root, 'actions.jsonl');
-    const a = await runCli(['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--json', '--samples', plain]);
-    const b = await runCli([
-      'eval',
-      '--data',
-      join(root, 'img'),
-      '--format',
-      'images',
-      '--aligned',
-      '--json',
-      '--samples',
-      acts,
-      '--actions',
-    ]);
-    assert.equal(a.code, 0, a.stderr);
-    assert.equal(b.code, 0, b.stderr);
-    const [pa, pb] = [read(plain), read(acts)];
-    assert.deepEqual(
-      pb.map((x) => [x.path, x.prediction, x.probabilities]),
-      pa.map((x) => [x.path, x.prediction, x.probabilities]),
-    );
+    const noBranch = join(root, 'no-branch.json');
+    writeFileSync(noBranch, JSON.stringify({ models: { actions: null } }));
+    const files = { plain: join(root, 'plain.jsonl'), unfused: join(root, 'unfused.jsonl'), fused: join(root, 'fused.jsonl') };
+    const base = ['eval', '--data', join(root, 'img'), '--format', 'images', '--aligned', '--json', '--samples'];
+    for (const [run, extra] of [
+      [files.plain, []],
+      [files.unfused, ['--actions', '--config', noBranch]],
+      [files.fused, ['--actions']],
+    ] as const) {
+      const r = await runCli([...base, run, ...extra]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const [plain, unfused, fused] = [read(files.plain), read(files.unfused), read(files.fused)];
+    const readings = (xs: SampleRecord[]): unknown[] => xs.map((x) => [x.path, x.prediction, x.probabilities]);
+    assert.deepEqual(readings(unfused), readings(plain), 'computing blendshapes alone changes no reading');
     assert.ok(
-      pa.every((x) => !('actions' in x)),
+      plain.every((x) => !('actions' in x)),
       'without --actions no record carries them',
     );
-    const found = pb.filter((x) => x.actions);
-    assert.ok(found.length >= pb.length / 2, `the landmarker finds most CK+48 crops (${found.length} of ${pb.length})`);
-    for (const x of found) {
-      const v = Object.values(x.actions!);
+    assert.ok(
+      fused.every((x) => x.actions !== undefined),
+      'a crop without a face says so (null), never drops the field',
+    );
+    const found = fused.filter((x) => x.actions);
+    assert.ok(found.length >= fused.length / 2, `the landmarker finds most CK+48 crops (${found.length} of ${fused.length})`);
+    let moved = 0;
+    fused.forEach((x, i) => {
+      const before = plain[i]!.probabilities!;
+      const after = x.probabilities!;
+      if (!x.actions) return assert.deepEqual(after, before, `${x.path}: no blendshapes, the head's reading stands`);
+      const v = Object.values(x.actions);
       assert.equal(v.length, 51, 'MediaPipe gives 52 blendshapes, less _neutral');
       assert.ok(
         v.every((s) => s >= 0 && s <= 1),
         'coefficients are in 0..1',
       );
-    }
-    assert.ok(
-      pb.every((x) => x.actions !== undefined),
-      'a crop without a face says so (null), never drops the field',
-    );
+      // contempt is outside the branch's classes: its share is the head's
+      assert.ok(Math.abs(after['contempt']! - before['contempt']!) <= 1e-4, `${x.path}: contempt kept its share`);
+      const sum = Object.values(after).reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(sum - 1) < 1e-3, `${x.path}: the fused reading sums to ${sum}`);
+      if (Object.keys(after).some((k) => Math.abs(after[k]! - before[k]!) > 1e-3)) moved++;
+    });
+    assert.equal(moved, found.length, 'every face with blendshapes is read with them');
     const c = await runCli(['eval', '--data', join(root, 'seq'), '--format', 'sequences', '--actions']);
     assert.notEqual(c.code, 0);
     assert.match(c.stderr, /--actions is for --format images/);

@@ -16,6 +16,8 @@ const STATS = {
   emotions: 20,
   facesTooSmall: 0,
   facesOverLimit: 0,
+  actionsFused: 0,
+  actionsUnusable: 0,
 };
 const MODEL = { name: 'arpgnet', version: 'test', labels: ['neutral', 'happiness'], window: 8 };
 

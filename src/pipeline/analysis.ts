@@ -5,6 +5,7 @@ import type { PipelineEvent } from '../publish/events.js';
 import type { StreamState } from './stream-state.js';
 import { align } from './stages/align.js';
 import { classify } from './stages/classify.js';
+import { fuse } from './stages/fuse.js';
 import { detect, found } from './stages/detect.js';
 import type { Found } from './stages/work.js';
 import { encode } from './stages/encode.js';
@@ -26,7 +27,7 @@ export interface AnalysisOptions {
  * Where a frame becomes an event, for a file, a camera and a call alike: decoded frames
  * in, the stream's analysis events out, in frame order.
  *
- *   sample -> detect -> track -> align -> encode -> window -> classify -> label -> events
+ *   sample -> detect -> track -> align -> encode -> window -> classify -> fuse -> label -> events
  *
  * Detection starts as a frame arrives (on a worker thread), so a frame's faces are
  * being found while the frame before it is encoded; everything after runs one frame at
@@ -71,5 +72,5 @@ export function analyseFrames(s: StreamState, o: AnalysisOptions): OperatorFunct
 
 /** A frame's own stages, once its faces are found: one frame at a time, in order. */
 function ownStages(s: StreamState): OperatorFunction<Found, PipelineEvent> {
-  return pipe(track(s), align(s), encode(s), window(s), classify(s), label(s), toEvents(s));
+  return pipe(track(s), align(s), encode(s), window(s), classify(s), fuse(s), label(s), toEvents(s));
 }

@@ -5,6 +5,7 @@ import { sessionOptions, type Config } from '../config.js';
 import type { Frame } from '../ingest/frame.js';
 import type { Source } from '../ingest/source.js';
 import type { Logger } from '../log.js';
+import { ActionsModel } from '../model/actions.js';
 import { Arpgnet } from '../model/arpgnet.js';
 import { EncoderBatcher } from '../model/batcher.js';
 import type { PipelineEvent } from '../publish/events.js';
@@ -51,6 +52,8 @@ export class EmotionPipeline {
     private readonly yunetPath: string | null,
     /** Encoder calls of all streams, batched (null: analysis.batchWaitMs 0). */
     readonly batcher: EncoderBatcher | null,
+    /** The facial-actions branch (null: not configured or not installed). */
+    readonly actions: { model: ActionsModel; idx: readonly number[] } | null,
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
@@ -81,6 +84,7 @@ export class EmotionPipeline {
             maxFaces: 16,
           })
         : null;
+    const actions = await loadActions(cfg, model, log);
     const pool = workers > 0 ? new FacePool(workers, log) : null;
     if (pool && cfg.analysis.inference === 'workers') {
       const t0 = performance.now();
@@ -88,11 +92,12 @@ export class EmotionPipeline {
         await pool.loadModel({ files: { encoder: cfg.models.encoder, head: cfg.models.head }, opts: sessionOptions(cfg) });
       } catch (e) {
         await pool.close();
+        await actions?.model.release();
         throw e;
       }
       log.info({ workers, ms: Math.round(performance.now() - t0) }, 'encoder and head loaded in the face workers');
     }
-    return new EmotionPipeline(model, cfg, log, pool, yunet, batcher);
+    return new EmotionPipeline(model, cfg, log, pool, yunet, batcher, actions);
   }
 
   /**
@@ -153,6 +158,7 @@ export class EmotionPipeline {
       summaryEveryMs: a.summaries.everySeconds === null ? null : a.summaries.everySeconds * 1000,
       baselineMs: a.baseline.enabled ? a.baseline.seconds * 1000 : null,
       mirror: this.mirror,
+      actions: this.actions,
       ...this.inferenceOf(faces.inference),
       ...over,
     });
@@ -201,6 +207,24 @@ export class EmotionPipeline {
     // faces found on this thread (no workers) left their detector's session here
     if (!this.facePool) await YuNetFaces.releaseSessions();
     await this.model.release();
+    await this.actions?.model.release();
     this.log.debug('pipeline closed');
+  }
+}
+
+/** The configured facial-actions branch; a missing file leaves it off (said once), a broken one is refused. */
+async function loadActions(cfg: Config, model: Arpgnet, log: Logger): Promise<{ model: ActionsModel; idx: readonly number[] } | null> {
+  const path = cfg.models.actions;
+  if (path === null) return null;
+  if (!existsSync(path)) {
+    log.warn({ path }, 'no facial-actions model: blendshapes, where computed, are published but not fused with the reading');
+    return null;
+  }
+  const actions = await ActionsModel.load(path, sessionOptions(cfg), log);
+  try {
+    return { model: actions, idx: actions.indexIn(model.labels) };
+  } catch (e) {
+    await actions.release();
+    throw e;
   }
 }

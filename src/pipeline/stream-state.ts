@@ -1,4 +1,5 @@
 import type { Frame } from '../ingest/frame.js';
+import type { ActionsModel } from '../model/actions.js';
 import type { Arpgnet, Embeddings } from '../model/arpgnet.js';
 import type { FaceLeaveEvent, FaceSummaryEvent } from '../publish/events.js';
 import { envelope, faceLeave, faceSummary, type Envelope } from '../publish/envelopes.js';
@@ -59,6 +60,8 @@ export interface StreamStateOptions {
    * face-frame; none: the faces as they are.
    */
   mirror?: 'average' | 'alternate' | 'none' | undefined;
+  /** The facial-actions branch and where its classes sit in the head's labels (null: off). */
+  actions?: { model: ActionsModel; idx: readonly number[] } | null | undefined;
 }
 
 const sharedFloats = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(n * 4));
@@ -115,6 +118,8 @@ export class StreamState {
   failed = 0;
   /** Frames left out to keep the analysis rate. */
   sampledOut = 0;
+  /** Windows read with the facial-actions branch, without it (no blendshapes that frame), and with blendshapes it could not use. */
+  readonly actionsFusion = { fused: 0, without: 0, unusable: 0, lastProblem: null as string | null };
   /** Faces found but not analysed (analysis.faces). */
   readonly leftOut: LeftOut = { tooSmall: 0, overLimit: 0 };
   /** Each label's place on the circumplex (readings/affect.ts), in the model's order. */

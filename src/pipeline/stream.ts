@@ -147,6 +147,8 @@ export function analyseStream(source: Source, state: StreamState, model: Arpgnet
         emotions: state.emotions,
         facesTooSmall: state.leftOut.tooSmall,
         facesOverLimit: state.leftOut.overLimit,
+        actionsFused: state.actionsFusion.fused,
+        actionsUnusable: state.actionsFusion.unusable,
       };
       return from<PipelineEvent[]>([...state.finish(reader.lastTs), streamEnd(base(reader.lastTs), reason, stats)]);
     });

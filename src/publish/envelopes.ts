@@ -208,6 +208,8 @@ export const NO_STATS: Readonly<StreamStats> = {
   emotions: 0,
   facesTooSmall: 0,
   facesOverLimit: 0,
+  actionsFused: 0,
+  actionsUnusable: 0,
 };
 
 /** The stream goes on elsewhere: readers see it end here and start again with a new stream_start. */

@@ -147,6 +147,9 @@ export interface StreamStats {
   /** Faces found but left out (analysis.faces): below the minimum height, or past maxFaces. */
   facesTooSmall: number;
   facesOverLimit: number;
+  /** Windows read with the facial-actions branch, and faces whose blendshapes it could not use (read without). */
+  actionsFused: number;
+  actionsUnusable: number;
 }
 
 export interface StreamEndEvent extends Base {
