@@ -10,11 +10,14 @@
  * the cost of a wider encoder before spending hours training it. --faceres 64,112 adds the
  * face-pretrained teacher (faceres-deep, training/experiments/faceres.py) at those input
  * sides on the same 48x48 grey crops: the cost of shipping it as the appearance backbone.
+ * "actions" is the facial-actions branch (models/arpgnet-edge.actions.onnx) per face, where
+ * blendshapes are computed.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../src/log.js';
+import { ActionsModel } from '../src/model/actions.js';
 import { Arpgnet, type ModelFiles } from '../src/model/arpgnet.js';
 import ort from 'onnxruntime-node';
 import { ROOT } from '../src/paths.js';
@@ -78,6 +81,16 @@ for (const [name, files] of [
   ...(widths ? ([wideEdge(widths)] as const) : []),
 ] as const) {
   out[name] = { threads1: await measure(files, 1), threads2: await measure(files, 2) };
+}
+{
+  const a = await ActionsModel.load(
+    join(ROOT, 'models/arpgnet-edge.actions.onnx'),
+    { providers: ['cpu'], intraOpThreads: 1 },
+    silentLogger,
+  );
+  const v = new Float32Array(a.names.length).map((_, i) => (Math.sin(i) + 1) / 2);
+  out['actions'] = { threads1: { msPerFace: Math.round((await time(() => a.terms(v, 1), 1000)) * 1000) / 1000 } };
+  await a.release();
 }
 for (const size of faceresSizes) {
   const file = join(cache, `faceres-${size}.onnx`);
