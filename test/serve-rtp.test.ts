@@ -87,6 +87,9 @@ describe('serve: RTP into the SFU -> per-producer decoding -> emotion events', (
       'emotion events with facial actions',
     );
     withActions.ws.close();
+    const m3 = await metrics(s.url);
+    assert.ok((m3.get('arpgnet_actions_windows_total{read="fused"}') ?? 0) > 0, 'windows read with the facial-actions branch are counted');
+    assert.equal(m3.get('arpgnet_actions_windows_total{read="unusable"}'), 0);
     assert.ok((m2.get('arpgnet_process_resident_memory_bytes') ?? 0) > 0, 'process metrics');
     // every series the example Grafana dashboard plots exists
     const dashboard = readFileSync(join(ROOT, 'deploy', 'grafana', 'arpgnet-edge.dashboard.json'), 'utf8');

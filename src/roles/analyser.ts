@@ -48,7 +48,7 @@ export class AnalyserRole {
   private actions = false;
   /** The bus was down at the last beat. */
   private blind = false;
-  readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0 };
+  readonly counters = { started: 0, ended: 0, failed: 0, refused: 0, decoderRestarts: 0, actionsFused: 0, actionsUnusable: 0 };
   /** Events into the log: written, tried again, dropped (shared by every stream's writer). */
   readonly written: WriterCounters = { written: 0, retried: 0, dropped: 0 };
 
@@ -97,6 +97,12 @@ export class AnalyserRole {
         ),
     );
     metrics.total('arpgnet_decoder_restarts_total', 'Decoder restarts of analysed streams', () => this.restarts());
+    metrics.totals(
+      'arpgnet_actions_windows_total',
+      'Windows read with the facial-actions branch (fused), and faces whose blendshapes it could not use (unusable)',
+      'read',
+      () => this.actionsRead(),
+    );
     metrics.total('arpgnet_analysis_refused_total', 'Streams this analyser refused at analysis.maxStreams', () => this.counters.refused);
     metrics.total(
       'arpgnet_events_log_failed_total',
@@ -274,6 +280,8 @@ export class AnalyserRole {
     if (this.held.get(h.stream) === h) this.held.delete(h.stream);
     this.counters.ended++;
     this.counters.decoderRestarts += h.source.restarts;
+    this.counters.actionsFused += h.running?.state.actionsFusion.fused ?? 0;
+    this.counters.actionsUnusable += h.running?.state.actionsFusion.unusable ?? 0;
     h.source.stop();
     if (err) {
       this.counters.failed++;
@@ -301,6 +309,17 @@ export class AnalyserRole {
     let n = this.counters.decoderRestarts;
     for (const h of this.held.values()) n += h.source.restarts;
     return n;
+  }
+
+  /** The facial-actions branch's windows, of ended and of running streams. */
+  actionsRead(): { fused: number; unusable: number } {
+    let fused = this.counters.actionsFused;
+    let unusable = this.counters.actionsUnusable;
+    for (const h of this.held.values()) {
+      fused += h.running?.state.actionsFusion.fused ?? 0;
+      unusable += h.running?.state.actionsFusion.unusable ?? 0;
+    }
+    return { fused, unusable };
   }
 
   /** What each analysed stream is doing, for /healthz and operators. */
