@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, type=Path)
     ap.add_argument("--val", required=True, type=Path)
+    ap.add_argument("--also", type=Path, action="append", default=[],
+                    help="more training faces for the actions classifier only (another `eval --actions --samples` file, e.g. CK+48)")
+    ap.add_argument("--also-repeat", type=int, default=1, help="each --also face counts this many times")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=None)
@@ -198,7 +201,16 @@ def main(argv: list[str] | None = None) -> None:
     vnames, xva, yva, pva, hva, un_va = load(args.val)
     if vnames != names:
         raise ValueError(f"{args.val}: its action names differ from {args.train}'s")
-    net = fit(xtr[htr], ytr[htr], args.epochs, args.seed)
+    xs, ys = [xtr[htr]], [ytr[htr]]
+    also = {}
+    for f in args.also:
+        anames, xa, ya, _, ha, _ = load(f)
+        if anames != names:
+            raise ValueError(f"{f}: its action names differ from {args.train}'s")
+        xs += [xa[ha]] * args.also_repeat
+        ys += [ya[ha]] * args.also_repeat
+        also[str(f)] = int(ha.sum())
+    net = fit(np.concatenate(xs), np.concatenate(ys), args.epochs, args.seed)
     lp_act = np.full((len(yva), len(CLASSES)), np.nan)
     lp_act[hva] = log_probs(net, xva[hva])
     act_only = float((lp_act[hva].argmax(1) == yva[hva]).mean())
@@ -213,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         "commit": commit(),
         "seed": args.seed,
         "train": {"faces": int(len(ytr)), "withActions": int(htr.sum()), "unread": un_tr},
+        "also": {"files": also, "repeat": args.also_repeat},
         "val": {"faces": int(len(yva)), "withActions": int(hva.sum()), "unread": un_va},
         "actionsOnlyOnFound": round(act_only, 4),
         "modelOnFound": round(model_on_found, 4),
