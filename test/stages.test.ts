@@ -4,6 +4,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { sessionOptions } from '../src/config.js';
 import type { Frame } from '../src/ingest/frame.js';
 import { silentLogger } from '../src/log.js';
+import { ActionsModel } from '../src/model/actions.js';
 import { Arpgnet } from '../src/model/arpgnet.js';
 import { analyseFrames } from '../src/pipeline/analysis.js';
 import type { DetectedFace, FaceFinder } from '../src/pipeline/faces/face.js';
@@ -209,5 +210,35 @@ describe('pipeline stages (the shipped model, faces placed by the test)', () => 
     await run(s, [frame(0, 10)]);
     assert.equal(s.leftOut.overLimit, 2);
     assert.equal(s.tracks, 1);
+  });
+
+  it('fuse: faces with blendshapes are read with the branch; an unusable vector is named once, counted, and the readings go on', async () => {
+    const branch = await ActionsModel.load(cfg.models.actions!, sessionOptions(cfg), silentLogger);
+    try {
+      const good = Object.fromEntries(branch.names.map((n) => [n, 0.1]));
+      const bad = Object.fromEntries(branch.names.filter((n) => n !== 'jawOpen').map((n) => [n, 0.1]));
+      // frames 0-9 with usable blendshapes, 10-19 with one missing, 20-29 without any
+      const faces: Pick<FaceFinder, 'detect'> = {
+        detect: (f) => {
+          const i = (f as Frame).index;
+          return [{ ...FACE, ...(i < 10 ? { actions: good } : i < 20 ? { actions: bad } : {}) }];
+        },
+      };
+      const s = state(faces, { actions: { model: branch, idx: branch.indexIn(model.labels) } });
+      const out = await run(
+        s,
+        Array.from({ length: 30 }, (_, i) => frame(i, 10)),
+      );
+      const emotions = out.filter((e): e is EmotionEvent => e.type === 'emotion');
+      const errors = out.filter((e) => e.type === 'error');
+      assert.equal(emotions.length, 28, 'every window from the third frame on is read');
+      assert.deepEqual(s.actionsFusion, { fused: 8, unusable: 10, without: 10 });
+      assert.equal(errors.length, 1, 'named once, then only counted');
+      const e = errors[0]!;
+      assert.ok(e.type === 'error' && e.code === 'actions_unusable' && !e.fatal);
+      assert.match(e.message, /frame 10 .*blendshape 'jawOpen' missing; read without blendshapes/);
+    } finally {
+      await branch.release();
+    }
   });
 });

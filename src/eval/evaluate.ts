@@ -3,7 +3,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import type { Frame, RgbaFrame } from '../ingest/frame.js';
 import { imageSequenceSource } from '../ingest/image-sequence.js';
 import type { Logger } from '../log.js';
-import { fuseRow, type ActionsModel } from '../model/actions.js';
+import { fuseReadings } from '../model/actions.js';
 import { mirrorMeans } from '../model/arpgnet.js';
 import { cropToInput, templateToFrame, warpToTensor } from '../pipeline/align.js';
 import type { EmotionPipeline } from '../pipeline/emotion-pipeline.js';
@@ -150,13 +150,16 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
         }
         const probs = await m.classify(app, rel, valid, slots.length);
         const c = m.labels.length;
-        if (pipeline.actions)
-          await fuseImages(
+        // as the live path reads a window whose face came with blendshapes
+        if (pipeline.actions) {
+          const r = await fuseReadings(
             pipeline.actions,
             slots.map((i) => outcomes[i]!.record.actions),
             probs,
             c,
           );
+          for (const u of r.unusable) log.warn({ sample: chunk[slots[u.slot]!]!.path }, `${u.why}: read without blendshapes`);
+        }
         slots.forEach((i, s) => {
           const p = probs.subarray(s * c, (s + 1) * c);
           const best = bestShown(p, o.shown);
@@ -176,25 +179,6 @@ async function evaluateImages(pipeline: EmotionPipeline, samples: Sample[], o: E
     await lm?.close();
   }
   return out;
-}
-
-/** The facial-actions branch on the images that came with blendshapes, as the live path applies it to a window. */
-async function fuseImages(
-  f: { model: ActionsModel; idx: readonly number[] },
-  actions: ReadonlyArray<Record<string, number> | null | undefined>,
-  probs: Float32Array,
-  c: number,
-): Promise<void> {
-  const d = f.model.names.length;
-  const vectors = new Float32Array(actions.length * d);
-  const rows: number[] = [];
-  actions.forEach((a, slot) => {
-    if (a && !f.model.vector(a, vectors, rows.length * d)) rows.push(slot);
-  });
-  if (!rows.length) return;
-  const terms = await f.model.terms(vectors, rows.length);
-  const k = f.idx.length;
-  rows.forEach((slot, r) => fuseRow(probs.subarray(slot * c, (slot + 1) * c), f.idx, terms.subarray(r * k, (r + 1) * k)));
 }
 
 /** How many frames of n played at playFps the sampler keeps at fps. */

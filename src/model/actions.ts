@@ -73,6 +73,51 @@ export class ActionsModel {
   }
 }
 
+/** The branch as the pipeline holds it: the model and where its classes sit in the head's labels. */
+export interface ActionsBranch {
+  model: ActionsModel;
+  idx: readonly number[];
+}
+
+/** What one batch of readings did with the branch. */
+export interface Fused {
+  fused: number;
+  /** Readings whose face came without blendshapes: the head's reading stands. */
+  without: number;
+  /** Slots whose blendshapes could not be used, and why (their head's reading stands). */
+  unusable: Array<{ slot: number; why: string }>;
+}
+
+/**
+ * The branch on a batch of readings (`probs`, one row of c labels per slot), in place:
+ * the slots that came with usable blendshapes get their terms, the others are left as
+ * the head gave them and counted. `scratch` spares the caller's hot path an allocation.
+ */
+export async function fuseReadings(
+  f: ActionsBranch,
+  actions: ReadonlyArray<Readonly<Record<string, number>> | null | undefined>,
+  probs: Float32Array,
+  c: number,
+  scratch?: Float32Array,
+): Promise<Fused> {
+  const d = f.model.names.length;
+  const vectors = scratch && scratch.length >= actions.length * d ? scratch : new Float32Array(actions.length * d);
+  const out: Fused = { fused: 0, without: 0, unusable: [] };
+  const rows: number[] = [];
+  actions.forEach((a, slot) => {
+    if (!a) return void out.without++;
+    const why = f.model.vector(a, vectors, rows.length * d);
+    if (why) out.unusable.push({ slot, why });
+    else rows.push(slot);
+  });
+  if (!rows.length) return out;
+  const terms = await f.model.terms(vectors, rows.length);
+  const k = f.idx.length;
+  rows.forEach((slot, r) => fuseRow(probs.subarray(slot * c, (slot + 1) * c), f.idx, terms.subarray(r * k, (r + 1) * k)));
+  out.fused = rows.length;
+  return out;
+}
+
 /**
  * p (one row over the head's labels) with the terms added to the log-probabilities of
  * the classes at `idx`, renormalised to the share those classes had: the other labels
@@ -80,17 +125,13 @@ export class ActionsModel {
  */
 export function fuseRow(p: Float32Array, idx: readonly number[], terms: Float32Array): void {
   let share = 0;
-  let max = -Infinity;
-  for (const [k, i] of idx.entries()) {
-    share += p[i]!;
-    max = Math.max(max, Math.log(Math.max(p[i]!, 1e-12)) + terms[k]!);
-  }
-  if (share <= 0) return;
-  let sum = 0;
   const z = idx.map((i, k) => {
-    const e = Math.exp(Math.log(Math.max(p[i]!, 1e-12)) + terms[k]! - max);
-    sum += e;
-    return e;
+    share += p[i]!;
+    return Math.log(Math.max(p[i]!, 1e-12)) + terms[k]!;
   });
+  if (share <= 0) return;
+  const max = Math.max(...z);
+  let sum = 0;
+  for (let k = 0; k < z.length; k++) sum += z[k] = Math.exp(z[k]! - max);
   for (const [k, i] of idx.entries()) p[i] = (z[k]! / sum) * share;
 }

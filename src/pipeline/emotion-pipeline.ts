@@ -5,7 +5,7 @@ import { sessionOptions, type Config } from '../config.js';
 import type { Frame } from '../ingest/frame.js';
 import type { Source } from '../ingest/source.js';
 import type { Logger } from '../log.js';
-import { ActionsModel } from '../model/actions.js';
+import { ActionsModel, type ActionsBranch } from '../model/actions.js';
 import { Arpgnet } from '../model/arpgnet.js';
 import { EncoderBatcher } from '../model/batcher.js';
 import type { PipelineEvent } from '../publish/events.js';
@@ -53,7 +53,7 @@ export class EmotionPipeline {
     /** Encoder calls of all streams, batched (null: analysis.batchWaitMs 0). */
     readonly batcher: EncoderBatcher | null,
     /** The facial-actions branch (null: not configured or not installed). */
-    readonly actions: { model: ActionsModel; idx: readonly number[] } | null,
+    readonly actions: ActionsBranch | null,
   ) {}
 
   static async create(cfg: Config, log: Logger): Promise<EmotionPipeline> {
@@ -213,7 +213,7 @@ export class EmotionPipeline {
 }
 
 /** The configured facial-actions branch; a missing file leaves it off (said once), a broken one is refused. */
-async function loadActions(cfg: Config, model: Arpgnet, log: Logger): Promise<{ model: ActionsModel; idx: readonly number[] } | null> {
+async function loadActions(cfg: Config, model: Arpgnet, log: Logger): Promise<ActionsBranch | null> {
   const path = cfg.models.actions;
   if (path === null) return null;
   if (!existsSync(path)) {
@@ -222,7 +222,9 @@ async function loadActions(cfg: Config, model: Arpgnet, log: Logger): Promise<{ 
   }
   const actions = await ActionsModel.load(path, sessionOptions(cfg), log);
   try {
-    return { model: actions, idx: actions.indexIn(model.labels) };
+    const idx = actions.indexIn(model.labels);
+    log.info({ version: actions.version, classes: actions.classes }, 'facial-actions branch ready');
+    return { model: actions, idx };
   } catch (e) {
     await actions.release();
     throw e;

@@ -1,5 +1,5 @@
 import type { Frame } from '../ingest/frame.js';
-import type { ActionsModel } from '../model/actions.js';
+import type { ActionsBranch } from '../model/actions.js';
 import type { Arpgnet, Embeddings } from '../model/arpgnet.js';
 import type { FaceLeaveEvent, FaceSummaryEvent } from '../publish/events.js';
 import { envelope, faceLeave, faceSummary, type Envelope } from '../publish/envelopes.js';
@@ -61,7 +61,7 @@ export interface StreamStateOptions {
    */
   mirror?: 'average' | 'alternate' | 'none' | undefined;
   /** The facial-actions branch and where its classes sit in the head's labels (null: off). */
-  actions?: { model: ActionsModel; idx: readonly number[] } | null | undefined;
+  actions?: ActionsBranch | null | undefined;
 }
 
 const sharedFloats = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(n * 4));
@@ -119,7 +119,7 @@ export class StreamState {
   /** Frames left out to keep the analysis rate. */
   sampledOut = 0;
   /** Windows read with the facial-actions branch, without it (no blendshapes that frame), and with blendshapes it could not use. */
-  readonly actionsFusion = { fused: 0, without: 0, unusable: 0, lastProblem: null as string | null };
+  readonly actionsFusion = { fused: 0, without: 0, unusable: 0 };
   /** Faces found but not analysed (analysis.faces). */
   readonly leftOut: LeftOut = { tooSmall: 0, overLimit: 0 };
   /** Each label's place on the circumplex (readings/affect.ts), in the model's order. */

@@ -1,45 +1,43 @@
-import { concatMap, type OperatorFunction } from 'rxjs';
-import { fuseRow } from '../../model/actions.js';
+import { concatMap, from, of, type OperatorFunction } from 'rxjs';
+import { fuseReadings } from '../../model/actions.js';
+import { errorEvent } from '../../publish/envelopes.js';
 import type { StreamState } from '../stream-state.js';
 import type { Classified } from './work.js';
 
 /**
  * The facial-actions branch joins the head's reading (model/actions.ts): each due window
  * whose face came with blendshapes this frame gets their terms; the others keep the head's
- * probabilities as they are. Both are counted (StreamState.actionsFusion), and so is a
- * face whose blendshapes could not be used, never filled in.
+ * probabilities as they are. All three outcomes are counted (StreamState.actionsFusion);
+ * the first face whose blendshapes could not be used is named in a non-fatal error event,
+ * the rest only counted, so a landmarker that stops giving a name does not flood subscribers.
  */
 export function fuse(s: StreamState): OperatorFunction<Classified, Classified> {
   const f = s.o.actions;
   if (!f) return (w$) => w$;
-  const d = f.model.names.length;
-  const vectors = new Float32Array(s.o.maxFaces * d);
+  const scratch = new Float32Array(s.o.maxFaces * f.model.names.length);
   const c = s.o.model.labels.length;
-  return concatMap(async (w) => {
-    if (!w.due.length) return w;
-    const rows: number[] = [];
-    w.due.forEach(({ track }, slot) => {
-      const a = track.face.actions;
-      if (!a) {
-        s.actionsFusion.without++;
-        return;
-      }
-      const why = f.model.vector(a, vectors, rows.length * d);
-      if (why) {
-        s.actionsFusion.unusable++;
-        s.actionsFusion.lastProblem = `frame at ${w.frame.ts} ms, ${track.id}: ${why}`;
-        return;
-      }
-      rows.push(slot);
-    });
-    if (!rows.length) return w;
-    const terms = await f.model.terms(vectors, rows.length);
+  const fused = async (w: Classified, actions: Actions): Promise<Classified> => {
     // the head's output may be a view of a worker's buffer: the fused rows are this stream's own
     const probs = Float32Array.from(w.probs);
-    rows.forEach((slot, r) =>
-      fuseRow(probs.subarray(slot * c, (slot + 1) * c), f.idx, terms.subarray(r * f.idx.length, (r + 1) * f.idx.length)),
-    );
-    s.actionsFusion.fused += rows.length;
-    return { ...w, probs };
+    const r = await fuseReadings(f, actions, probs, c, scratch);
+    const n = s.actionsFusion;
+    n.fused += r.fused;
+    n.without += r.without;
+    const first = n.unusable === 0 ? r.unusable[0] : undefined;
+    n.unusable += r.unusable.length;
+    if (!first) return r.fused ? { ...w, probs } : w;
+    const message = `frame ${w.frame.index} (${w.frame.ts} ms), ${w.due[first.slot]!.track.id}: ${first.why}; read without blendshapes (later ones only counted)`;
+    return { ...w, probs, events: [...w.events, errorEvent(s.base(w.frame.ts), 'actions_unusable', message, false)] };
+  };
+  return concatMap((w) => {
+    const actions = w.due.map(({ track }) => track.face.actions);
+    // the default path (YuNet alone) computes no blendshapes: nothing to copy or run, and no promise per frame
+    if (!actions.some(Boolean)) {
+      s.actionsFusion.without += actions.length;
+      return of(w);
+    }
+    return from(fused(w, actions));
   });
 }
+
+type Actions = ReadonlyArray<Readonly<Record<string, number>> | undefined>;
