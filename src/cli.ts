@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { runCommand } from './cli/run.js';
-import { evalCommand } from './cli/eval.js';
+import { evalCommand, type EvalFlags } from './cli/eval.js';
 import { tokenCommand, type TokenFlags } from './cli/token.js';
 import { serveCommand } from './cli/serve.js';
 import { modelsCalibrate, modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
@@ -91,22 +91,10 @@ export function program(): Command {
     .option('--limit <n>', 'at most n samples per class', int)
     .option('--samples <file>', 'write one JSON line per sample (path, truth, prediction, probabilities, per-frame labels)')
     .option('--actions', 'images: also run the landmarker for its blendshapes and write them with --samples (none found: null)')
-    .action(
-      async (
-        o: Common & {
-          data: string;
-          format: string;
-          aligned?: boolean;
-          json?: boolean;
-          limit?: number;
-          samples?: string;
-          actions?: boolean;
-        },
-      ) => {
-        const log = createLogger(o.json ? 'warn' : undefined);
-        process.exitCode = await evalCommand(config(o), o, log);
-      },
-    );
+    .action(async (o: Common & EvalFlags) => {
+      const log = createLogger(o.json ? 'warn' : undefined);
+      process.exitCode = await evalCommand(config(o), o, log);
+    });
   p.command('token')
     .description('print a room token (JWT, HS256 with ARPGNET_AUTH_SECRET or auth.secret)')
     .option('--config <file>', 'JSON config file')
