@@ -30,13 +30,13 @@ export function fuse(s: StreamState): OperatorFunction<Classified, Classified> {
     return { ...w, probs, events: [...w.events, errorEvent(s.base(w.frame.ts), 'actions_unusable', message, false)] };
   };
   return concatMap((w) => {
-    const actions = w.due.map(({ track }) => track.face.actions);
-    // the default path (YuNet alone) computes no blendshapes: nothing to copy or run, and no promise per frame
-    if (!actions.some(Boolean)) {
-      s.actionsFusion.without += actions.length;
+    // the default path (YuNet alone) computes no blendshapes: nothing to copy or run, and no
+    // array or promise per frame
+    if (!w.due.some(({ track }) => track.face.actions)) {
+      s.actionsFusion.without += w.due.length;
       return of(w);
     }
-    return from(fused(w, actions));
+    return from(fused(w, w.due.map(({ track }) => track.face.actions)));
   });
 }
 
