@@ -36,7 +36,12 @@ export function fuse(s: StreamState): OperatorFunction<Classified, Classified> {
       s.actionsFusion.without += w.due.length;
       return of(w);
     }
-    return from(fused(w, w.due.map(({ track }) => track.face.actions)));
+    return from(
+      fused(
+        w,
+        w.due.map(({ track }) => track.face.actions),
+      ),
+    );
   });
 }
 
