@@ -5,7 +5,8 @@ import { runCommand } from './cli/run.js';
 import { evalCommand, type EvalFlags } from './cli/eval.js';
 import { tokenCommand, type TokenFlags } from './cli/token.js';
 import { serveCommand } from './cli/serve.js';
-import { modelsCalibrate, modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
+import { modelsCalibrate, type CalibrateOptions } from './cli/calibrate.js';
+import { modelsPull, modelsInfo, modelsWarmup } from './cli/models.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -127,11 +128,18 @@ export function program(): Command {
       process.exitCode = await modelsWarmup(config(o), createLogger());
     });
   common(models.command('calibrate'))
-    .description('write a TensorRT INT8 calibration table for the encoder from a folder of aligned face crops')
-    .requiredOption('--faces <dir>', 'folder of aligned, square face crops (png/jpg), framed like the training crops')
-    .requiredOption('--out <file>', 'calibration table to write (set runtime.tensorrt.int8CalibrationTable to it)')
-    .option('--limit <n>', 'use at most n faces', int)
-    .action(async (o: Common & { faces: string; out: string; limit?: number }) => {
+    .description('INT8 calibration of the float encoder from aligned face crops: a TensorRT table and, with --ranges, the QDQ ranges')
+    .requiredOption(
+      '--faces <dir>',
+      'aligned, square face crops (png/jpg) framed like the training crops, or a folder of class folders of them',
+    )
+    .requiredOption('--out <file>', 'TensorRT calibration table to write (set runtime.tensorrt.int8CalibrationTable to it)')
+    .option('--encoder <file>', 'the float encoder to calibrate (default: models.encoder)')
+    .option('--limit <n>', 'use at most n faces, spread over the folder', int)
+    .option('--ranges <file>', "also write each tensor's percentile range as JSON (for training/arpgnet/quantize.py)")
+    .option('--percentile <p>', 'the percentile the ranges keep (the rest is clipped)', Number, 99.99)
+    .action(async (o: Common & CalibrateOptions) => {
+      if (!(o.percentile > 50 && o.percentile <= 100)) throw new Error(`--percentile ${o.percentile}: must be in (50, 100]`);
       process.exitCode = await modelsCalibrate(config(o), o, createLogger());
     });
   return p;

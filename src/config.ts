@@ -226,7 +226,8 @@ export type Config = z.infer<typeof Config>;
 export function defaults(): Config {
   return {
     models: {
-      encoder: resolve(ROOT, 'models/arpgnet-edge.encoder.onnx'),
+      // the CPU's int8 encoder (1.3.1's weights; MODEL_CARD.md): TensorRT hosts name the float graph instead
+      encoder: resolve(ROOT, 'models/arpgnet-edge.encoder.int8.onnx'),
       head: resolve(ROOT, 'models/arpgnet-edge.head.onnx'),
       mediapipeDir: mediapipeModelsDir(),
       yunet: 'yunet/yunet_s_dynamic.onnx',

@@ -41,7 +41,7 @@ describe('INT8 calibration table for TensorRT (models calibrate)', () => {
     const src = join(SHARED, 'data', 'fer2013', 'val', 'happy');
     for (const f of readdirSync(src).slice(0, 24)) cpSync(join(src, f), join(faces, f));
     const out = join(dir, 'calib.cache');
-    const r = await runCli(['models', 'calibrate', '--faces', faces, '--out', out, '--providers', 'cpu']);
+    const r = await runCli(['models', 'calibrate', '--faces', faces, '--out', out, '--encoder', ENCODER, '--providers', 'cpu']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { faces: number }).faces, 24);
     const lines = readFileSync(out, 'utf8').trim().split('\n');
@@ -55,8 +55,33 @@ describe('INT8 calibration table for TensorRT (models calibrate)', () => {
 
     const empty = join(dir, 'empty');
     mkdirSync(empty);
-    const e = await runCli(['models', 'calibrate', '--faces', empty, '--out', join(dir, 'x.cache')]);
+    const e = await runCli(['models', 'calibrate', '--faces', empty, '--out', join(dir, 'x.cache'), '--encoder', ENCODER]);
     assert.notEqual(e.code, 0);
     assert.match(e.stderr, /no images/);
+  });
+
+  it('writes percentile ranges for the QDQ encoder from a folder of class folders, and refuses an encoder already quantised', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arpgnet-ranges-'));
+    const faces = join(dir, 'faces');
+    for (const c of ['angry', 'happy', 'surprise']) {
+      mkdirSync(join(faces, c), { recursive: true });
+      const src = join(SHARED, 'data', 'fer2013', 'val', c);
+      for (const f of readdirSync(src).slice(0, 8)) cpSync(join(src, f), join(faces, c, f));
+    }
+    const ranges = join(dir, 'ranges.json');
+    const args = ['models', 'calibrate', '--faces', faces, '--limit', '12', '--out', join(dir, 't.cache'), '--ranges', ranges];
+    const r = await runCli([...args, '--encoder', ENCODER, '--providers', 'cpu']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { faces: number }).faces, 12, 'the limit, spread over the three classes');
+    const doc = JSON.parse(readFileSync(ranges, 'utf8')) as { faces: number; percentile: number; ranges: Record<string, [number, number]> };
+    assert.equal(doc.percentile, 99.99);
+    // the input spans [-1, 1] after normalisation; the percentile keeps nearly all of it
+    const [lo, hi] = doc.ranges['face']!;
+    assert.ok(lo < -0.8 && lo >= -1.001 && hi > 0.8 && hi <= 1.001, `face range ${lo}..${hi}`);
+    for (const [name, [a, b]] of Object.entries(doc.ranges))
+      assert.ok(Number.isFinite(a) && Number.isFinite(b) && a <= b, `${name}: ${a}..${b}`);
+    const q = await runCli([...args, '--encoder', join(ROOT, 'models', 'arpgnet-edge.encoder.int8.onnx')]);
+    assert.notEqual(q.code, 0);
+    assert.match(q.stderr, /already quantised.*calibrate the float encoder/);
   });
 });

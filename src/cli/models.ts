@@ -1,14 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import { join, resolve } from 'node:path';
 import { sessionOptions, type Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { openSource } from '../ingest/source.js';
 import { Arpgnet } from '../model/arpgnet.js';
-import { RangeCollector, tensorrtCalibrationCache } from '../model/calibrate.js';
-import { cropToInput, warpToTensor } from '../pipeline/align.js';
 import { ROOT } from '../paths.js';
 
 /** The official MediaPipe face landmarker bundle (float16, version 1). */
@@ -98,7 +95,7 @@ export async function modelsPull(
 export async function modelsInfo(cfg: Config, log: Logger): Promise<number> {
   const m = await Arpgnet.load(cfg.models, sessionOptions(cfg), log);
   process.stdout.write(
-    `${JSON.stringify({ name: m.name, version: m.version, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`,
+    `${JSON.stringify({ name: m.name, version: m.version, quantization: m.quantization, provider: m.provider, labels: m.labels, window: m.window, preprocess: m.preprocess }, null, 2)}\n`,
   );
   await m.release();
   return 0;
@@ -126,49 +123,6 @@ export async function modelsWarmup(cfg: Config, log: Logger): Promise<number> {
   };
   log.info(result, 'model warm-up (first-run delay)');
   process.stdout.write(`${JSON.stringify(result)}\n`);
-  await m.release();
-  return 0;
-}
-
-/**
- * Writes a TensorRT INT8 calibration table for the encoder from a folder of aligned
- * face crops (square images framed like the training crops), for
- * `runtime.tensorrt.int8CalibrationTable`. Runs on the CPU, so it can be made anywhere.
- */
-export async function modelsCalibrate(
-  cfg: Config,
-  o: { faces: string; out: string; limit?: number | undefined },
-  log: Logger,
-): Promise<number> {
-  const m = await Arpgnet.load(cfg.models, { providers: ['cpu'], intraOpThreads: cfg.runtime.threads }, log);
-  const { width, height } = m.preprocess.inputSize;
-  const per = m.channels * width * height;
-  const collector = await RangeCollector.create(new Uint8Array(await readFile(cfg.models.encoder)));
-  const source = await openSource(o.faces, { maxSide: 4096, sequenceFps: 30, realtime: false });
-  const batchSize = 32;
-  const batch = new Float32Array(batchSize * per);
-  let n = 0;
-  let inBatch = 0;
-  const flush = async (): Promise<void> => {
-    if (inBatch) await collector.add(batch.subarray(0, inBatch * per), [inBatch, m.channels, height, width]);
-    inBatch = 0;
-  };
-  for await (const frame of source.frames()) {
-    warpToTensor(frame, cropToInput(frame.width, frame.height, width, height), m.preprocess, batch, inBatch * per);
-    inBatch++;
-    n++;
-    if (inBatch === batchSize) await flush();
-    if (o.limit && n >= o.limit) {
-      source.stop();
-      break;
-    }
-  }
-  await flush();
-  if (n === 0) throw new Error(`${o.faces}: no faces to calibrate with`);
-  await writeFile(o.out, tensorrtCalibrationCache(collector.ranges));
-  log.info({ faces: n, tensors: collector.ranges.size, out: o.out }, 'INT8 calibration table written');
-  process.stdout.write(`${JSON.stringify({ faces: n, tensors: collector.ranges.size, table: resolve(o.out) })}\n`);
-  await collector.release();
   await m.release();
   return 0;
 }

@@ -74,6 +74,8 @@ export class Arpgnet {
   readonly channels: number;
   /** The encoder graph encodes each face with its mirror image and averages the two itself. */
   readonly flipAverage: boolean;
+  /** How the encoder was quantised, or null for a float encoder. */
+  readonly quantization: string | null;
   readonly provider: Provider;
 
   private constructor(
@@ -91,6 +93,7 @@ export class Arpgnet {
     this.relDim = meta['arpgnet.rel_dim'];
     this.channels = this.preprocess.colour === 'grey' ? 1 : 3;
     this.flipAverage = meta['arpgnet.flip_average'] === 'true';
+    this.quantization = meta['arpgnet.quantization'] ?? null;
     this.provider = provider;
   }
 

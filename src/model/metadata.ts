@@ -52,6 +52,8 @@ export const ModelMetadata = z.object({
   'arpgnet.preprocess': json(Preprocess),
   'arpgnet.training_data': z.string(),
   'arpgnet.pair': z.string(),
+  /** How a quantised encoder was made from its float graph (training/arpgnet/quantize.py); absent on a float graph. */
+  'arpgnet.quantization': z.string().optional(),
 });
 export type ModelMetadata = z.infer<typeof ModelMetadata>;
 
