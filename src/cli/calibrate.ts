@@ -105,7 +105,7 @@ export async function modelsCalibrate(cfg: Config, o: CalibrateOptions, log: Log
     await writeFile(o.ranges, `${JSON.stringify(doc, null, 1)}\n`);
     result['ranges'] = resolve(o.ranges);
   }
-  log.info({ ...result, faces: n }, 'INT8 calibration written');
+  log.info(result, 'INT8 calibration written');
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await collector.release();
   return 0;
