@@ -30,6 +30,15 @@ def shared_dir(arg: str | None = None) -> Path:
     return Path(arg or os.environ.get("ARPGNET_SHARED") or ROOT.parent / "shared").resolve()
 
 
+def pick_device(name: str) -> torch.device:
+    """--device auto|cpu|cuda: auto takes a CUDA device where PyTorch sees one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible to PyTorch")
+    return torch.device(name)
+
+
 def seed_all(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -75,10 +84,19 @@ def write_targets(out: Path, probs: np.ndarray, labels: np.ndarray, files: list[
     np.savez_compressed(out, probs=probs.astype(np.float32), labels=labels, files=np.array(files))
 
 
+def data_key(file: str) -> str:
+    """A face's path from its data/ folder on: the same face wherever the data folder lies
+    (targets written beside ../shared pair with a pack unpacked elsewhere)."""
+    parts = Path(file).parts
+    i = max((k for k, p in enumerate(parts) if p == "data"), default=-1)
+    return "/".join(parts[i:]) if i >= 0 else file
+
+
 def load_targets(path: Path, files: list[str], labels: np.ndarray) -> np.ndarray:
     """Teacher log-probabilities in the order of `files`, refusing a file made for other faces."""
     z = np.load(path)
-    theirs = [str(f) for f in z["files"]]
+    theirs = [data_key(str(f)) for f in z["files"]]
+    files = [data_key(f) for f in files]
     if theirs != files:
         known = set(theirs)
         missing = next((f for f in files if f not in known), None)

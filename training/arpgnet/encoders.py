@@ -23,13 +23,15 @@ class EncoderWithAux(nn.Module):
         return self.app_cls(app), self.rel_cls(rel)
 
 
-def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batch: int = 256) -> dict:
+def evaluate(model: EncoderWithAux, images: np.ndarray, labels: np.ndarray, batch: int = 256,
+             device: torch.device | None = None) -> dict:
     model.eval()
     preds = {"app": [], "rel": [], "both": []}
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = normalise(to_unit(images[i:i + batch])).contiguous(memory_format=torch.channels_last)
-            a, r = model(x)
+            a, r = model(x.to(device) if device else x)
+            a, r = a.cpu(), r.cpu()
             preds["app"].append(a.argmax(1))
             preds["rel"].append(r.argmax(1))
             preds["both"].append((a.softmax(1) + r.softmax(1)).argmax(1))

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment
-from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, optimiser_step, save,
-                     seed_all, shared_dir, to_unit)
+from .common import (ROOT, check_config, class_weights, distillation, load_targets, normalise, optimiser_step,
+                     pick_device, save, seed_all, shared_dir, to_unit)
 from .config import preset
 from .data import load_image_array, scan_images
 from .encoders import EncoderWithAux, evaluate
@@ -62,9 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softening of both sides")
     ap.add_argument("--snapshots", type=int, default=0,
                     help="also keep the last N epochs as snap-<epoch>.pt for arpgnet.average")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: CUDA where PyTorch sees it (checkpoints load on either)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     gen = seed_all(args.seed)
     shape: dict[str, object] = {}
     if args.widths:
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         ck = torch.load(args.init, map_location="cpu")
         check_config(ck["config"], cfg, args.init)
         model.load_state_dict(ck["model"])
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / args.batch)
     total = steps_per_epoch * args.epochs
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         start, history = ck["epoch"], ck["history"]
         print(f"resuming {last} at epoch {start}")
 
-    weights = class_weights(y_train, cfg.num_classes) if args.class_weights == "sqrt" else None
+    weights = class_weights(y_train, cfg.num_classes).to(device) if args.class_weights == "sqrt" else None
     for epoch in range(start, args.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=gen).numpy()
@@ -129,13 +133,14 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 x = augment.photometric(augment.similarity_jitter(x, gen, rot_deg=6.0, scale=0.05, shift=0.04), gen,
                                         brightness=0.15, contrast=0.2)
-            x = normalise(x).contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(y_train[idx])
+            # augmented on the CPU with the seeded generator: the same faces and jitter on either device
+            x = normalise(x).contiguous(memory_format=torch.channels_last).to(device)
+            y = torch.from_numpy(y_train[idx]).to(device)
             a, r = model(x)
             loss = F.cross_entropy(a, y, weight=weights, label_smoothing=0.1) + F.cross_entropy(
                 r, y, weight=weights, label_smoothing=0.1)
             if teacher is not None:
-                q = torch.from_numpy(teacher[idx])
+                q = torch.from_numpy(teacher[idx]).to(device)
                 kd = distillation(a, q, args.temperature) + distillation(r, q, args.temperature)
                 loss = (1 - args.distill) * loss + args.distill * kd
             optimiser_step(opt, sched, loss)
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             correct += int((a.argmax(1) == y).sum())
             loss_sum += float(loss) * len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        metrics = evaluate(model, x_val, y_val)
+        metrics = evaluate(model, x_val, y_val, device=device)
         history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
                         "val": metrics, "seconds": time.time() - t0})
         print(json.dumps(history[-1]), flush=True)

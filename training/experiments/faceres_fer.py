@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from arpgnet import augment
-from arpgnet.common import ROOT, commit, optimiser_step, save, seed_all, shared_dir, to_unit, write_targets
+from arpgnet.common import ROOT, commit, optimiser_step, pick_device, save, seed_all, shared_dir, to_unit, write_targets
 from arpgnet.config import preset
 from arpgnet.data import load_image_array, scan_images
 from experiments import faceres
@@ -48,14 +48,6 @@ class Classifier(nn.Module):
 
     def forward(self, grey01: Tensor) -> Tensor:
         return self.out(self.net(faceres.from_grey(grey01, self.size)))
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible to PyTorch")
-    return torch.device(name)
 
 
 @torch.no_grad()
