@@ -268,6 +268,33 @@ describe('labeller: what a person is shown', () => {
     assert.equal(l.update(p(0.3, 0.3, 0.3, 0.1)).label, 'anger', 'just below the threshold, within the margin');
     assert.equal(l.update(p(0.2, 0.3, 0.3, 0.2)).label, UNCERTAIN);
   });
+  it('weighs each class against the onset: an expression that was not there at the onset stands out sooner', () => {
+    const onset = { ...policy, hold: 1, onset: { windows: 1, strength: 0.5 } };
+    const rest = p(0.15, 0.05, 0.8, 0);
+    const beginning = p(0.12, 0.42, 0.46, 0);
+    const without = new Labeller(labels, { ...policy, hold: 1 });
+    without.update(rest);
+    assert.equal(without.update(beginning).label, 'neutral', 'without the reference the smile is still behind');
+    const withRef = new Labeller(labels, onset);
+    assert.equal(withRef.update(rest).label, 'neutral');
+    const r = withRef.update(beginning);
+    assert.equal(r.label, 'happiness', 'against a neutral onset the smile is the change');
+    assert.deepEqual([...r.probs], [...beginning], "the reading's probabilities stay the model's");
+    assert.ok(Math.abs(r.confidence - 0.42) < 1e-6, "its confidence is the label's calibrated probability");
+  });
+  it('still shows an expression held from the onset on, and starts a new reference after reset', () => {
+    const l = new Labeller(labels, { ...policy, hold: 1, onset: { windows: 2, strength: 0.4 } });
+    const smile = p(0.05, 0.8, 0.15, 0);
+    assert.equal(l.update(smile).label, 'happiness');
+    assert.equal(l.update(smile).label, 'happiness');
+    assert.equal(l.update(smile).label, 'happiness', 'strength below 1 keeps a clear, constant expression');
+    l.reset();
+    assert.equal(l.update(p(0.1, 0.1, 0.8, 0)).label, 'neutral');
+    assert.equal(l.update(p(0.1, 0.1, 0.8, 0)).label, 'neutral');
+    assert.equal(l.update(smile).label, 'happiness', 'the new onset was neutral, so the smile stands out');
+    assert.throws(() => new Labeller(labels, { ...policy, onset: { windows: 0, strength: 0.4 } }), /onset needs windows >= 1/);
+    assert.throws(() => new Labeller(labels, { ...policy, onset: { windows: 1, strength: 2 } }), /strength in 0..1/);
+  });
   it('refuses a hidden name that is no emotion, and ignores one the model lacks', () => {
     assert.throws(() => shownLabels(labels, ['contemp']), /unknown label contemp/);
     assert.deepEqual(shownLabels(['anger', 'neutral'], ['contempt']), [true, true]);

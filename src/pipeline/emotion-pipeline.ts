@@ -149,6 +149,7 @@ export class EmotionPipeline {
         hold: a.hold,
         margin: a.margin,
         smoothing: a.smoothing,
+        onset: a.onset,
       },
       maxGapMs: a.maxGapMs,
       emit: a.emit,

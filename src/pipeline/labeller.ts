@@ -12,7 +12,16 @@
  * - hysteresis: the shown label stays while it is within `margin` of the best one and
  *   above `minConfidence - margin`; a new label (or `uncertain`) replaces it only after
  *   it has been wanted for `hold` consecutive windows, so a noisy window, or a face
- *   hovering between two readings, does not flip the overlay.
+ *   hovering between two readings, does not flip the overlay;
+ * - the onset as reference (`onset`): a track's first windows are its face before it
+ *   moves, and each class counts by how far it has come since then
+ *   (p_k / ref_k^strength, renormalised): an expression the onset did not show stands
+ *   out sooner, a reading that was there from the start counts for less. A face that
+ *   holds its onset's reading is weighed as p^(1 - strength), in p's own order, so with
+ *   strength below 1 an expression shown from the start still shows. Which label leads
+ *   (and by how much, for the margin) comes from these weighed readings; the threshold,
+ *   the confidence and the probabilities the reading carries (the event's scores) stay
+ *   the model's calibrated ones.
  */
 export const UNCERTAIN = 'uncertain';
 
@@ -26,12 +35,21 @@ export interface LabelPolicy {
   margin: number;
   /** Weight of the newest window in the moving average of probabilities (1 = none). */
   smoothing: number;
+  /** The onset as reference; absent or strength 0: none. */
+  onset?: OnsetReference | undefined;
+}
+
+export interface OnsetReference {
+  /** The track's first windows, averaged, are its reference. */
+  windows: number;
+  /** 0: no reference; 1: each class divided by its share at the onset. */
+  strength: number;
 }
 
 export interface Reading {
   /** What is shown: a model label or `uncertain`. */
   label: string;
-  /** Probability of the best shown label (also when the reading is uncertain). */
+  /** Calibrated probability of the best shown label (also when the reading is uncertain); with the onset reference, best as weighed against the onset. */
   confidence: number;
   /** The best shown label of this window alone, before the threshold and the hysteresis. */
   top: string;
@@ -40,6 +58,9 @@ export interface Reading {
 
 export class Labeller {
   private smoothed: Float32Array | null = null;
+  private weighed: Float32Array | null = null;
+  private readonly ref: Float64Array;
+  private refWindows = 0;
   private current: string | null = null;
   private candidate: string | null = null;
   private streak = 0;
@@ -50,27 +71,35 @@ export class Labeller {
   ) {
     if (policy.shown.length !== labels.length) throw new Error('label policy: one shown flag per label is needed');
     if (!policy.shown.some(Boolean)) throw new Error('label policy: every label is hidden');
+    const o = policy.onset;
+    if (o && (!(o.windows >= 1) || !(o.strength >= 0 && o.strength <= 1)))
+      throw new Error('label policy: onset needs windows >= 1 and a strength in 0..1');
+    this.ref = new Float64Array(labels.length);
   }
 
   reset(): void {
     this.smoothed = null;
+    this.weighed = null;
+    this.ref.fill(0);
+    this.refWindows = 0;
     this.current = null;
     this.candidate = null;
     this.streak = 0;
   }
 
   update(p: Float32Array): Reading {
-    const s = this.policy.smoothing;
-    if (!this.smoothed) this.smoothed = Float32Array.from(p);
-    else for (let k = 0; k < p.length; k++) this.smoothed[k] = s * p[k]! + (1 - s) * this.smoothed[k]!;
-    const q = this.smoothed;
+    this.smoothed = smooth(this.smoothed, p, this.policy.smoothing);
+    const o = this.policy.onset;
+    const c = this.smoothed;
+    // the order of the labels (best, margin) from the weighed readings; thresholds on the calibrated ones
+    const q = o && o.strength > 0 ? (this.weighed = smooth(this.weighed, this.weigh(p, o), this.policy.smoothing)) : c;
     const best = bestShown(q, this.policy.shown);
     const top = this.labels[best]!;
-    const confidence = q[best]!;
+    const confidence = c[best]!;
     const wanted = confidence >= this.policy.minConfidence ? top : UNCERTAIN;
     const k = this.current === null ? -1 : this.labels.indexOf(this.current);
     const m = this.policy.margin;
-    const holds = k >= 0 && q[k]! >= this.policy.minConfidence - m && q[k]! + m > confidence;
+    const holds = k >= 0 && c[k]! >= this.policy.minConfidence - m && q[k]! + m > q[best]!;
     if (this.current === null) {
       this.current = wanted;
     } else if (wanted === this.current || holds) {
@@ -85,8 +114,32 @@ export class Labeller {
         this.streak = 0;
       }
     }
-    return { label: this.current, confidence, top, probs: q };
+    return { label: this.current, confidence, top, probs: this.smoothed };
   }
+
+  /** This window against the track's onset (the mean of its first `windows` windows, this one included while they last). */
+  private weigh(p: Float32Array, o: OnsetReference): Float32Array {
+    if (this.refWindows < o.windows) {
+      for (let k = 0; k < p.length; k++) this.ref[k]! += p[k]!;
+      this.refWindows++;
+    }
+    const out = new Float32Array(p.length);
+    let z = 0;
+    for (let k = 0; k < p.length; k++) {
+      // floors: a class the onset never showed is lifted at most 1000^strength-fold
+      out[k] = Math.max(p[k]!, 1e-6) * Math.max(this.ref[k]! / this.refWindows, 1e-3) ** -o.strength;
+      z += out[k]!;
+    }
+    for (let k = 0; k < p.length; k++) out[k]! /= z;
+    return out;
+  }
+}
+
+/** The moving average, in place after the first window. */
+function smooth(into: Float32Array | null, p: Float32Array, s: number): Float32Array {
+  if (!into) return Float32Array.from(p);
+  for (let k = 0; k < p.length; k++) into[k] = s * p[k]! + (1 - s) * into[k]!;
+  return into;
 }
 
 /** Index of the most probable label that may be shown. */

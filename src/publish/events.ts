@@ -33,7 +33,7 @@ export interface EmotionEvent extends Base {
   window: { frames: number; spanMs: number };
   /** A model label, or 'uncertain' when no shown label reaches analysis.minConfidence (see pipeline/labeller.ts). */
   label: string;
-  /** Calibrated probability of the best shown label. */
+  /** Calibrated probability of the best shown label (best as read against the track's onset: pipeline/labeller.ts). */
   confidence: number;
   /** Calibrated probability per shown label (hidden labels, e.g. contempt, are left out). */
   scores: Record<string, number>;
