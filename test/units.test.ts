@@ -292,6 +292,11 @@ describe('labeller: what a person is shown', () => {
     assert.equal(l.update(p(0.1, 0.1, 0.8, 0)).label, 'neutral');
     assert.equal(l.update(p(0.1, 0.1, 0.8, 0)).label, 'neutral');
     assert.equal(l.update(smile).label, 'happiness', 'the new onset was neutral, so the smile stands out');
+    // calibrate: the face at rest now is the new reference, the shown label stays until it changes
+    l.restartOnset();
+    assert.equal(l.update(smile).label, 'happiness');
+    const again = l.update(p(0.1, 0.45, 0.45, 0));
+    assert.equal(again.top, 'neutral', 'against a smiling reference an even reading leans to neutral');
     assert.throws(() => new Labeller(labels, { ...policy, onset: { windows: 0, strength: 0.4 } }), /onset needs windows >= 1/);
     assert.throws(() => new Labeller(labels, { ...policy, onset: { windows: 1, strength: 2 } }), /strength in 0..1/);
   });

@@ -77,11 +77,16 @@ export class Labeller {
     this.ref = new Float64Array(labels.length);
   }
 
-  reset(): void {
-    this.smoothed = null;
+  /** Takes the onset reference again from the next windows (the page's "calibrate": this face at rest, now); the shown label stays. */
+  restartOnset(): void {
     this.weighed = null;
     this.ref.fill(0);
     this.refWindows = 0;
+  }
+
+  reset(): void {
+    this.smoothed = null;
+    this.restartOnset();
     this.current = null;
     this.candidate = null;
     this.streak = 0;

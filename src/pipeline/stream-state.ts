@@ -174,7 +174,8 @@ export class StreamState {
 
   /**
    * Takes a new personal baseline for the stream's faces (every one, or one track) from
-   * their next readings; false when there is no such face.
+   * their next readings, and with it a new onset reference for their labels; false when
+   * there is no such face.
    */
   calibrate(track?: string): boolean {
     const m = this.o.model;
@@ -183,6 +184,7 @@ export class StreamState {
       if (track !== undefined && id !== track) continue;
       st.baseline ??= new FaceBaseline(m.labels.length, this.o.baselineMs ?? CALIBRATE_MS);
       st.baseline.restart();
+      st.labeller.restartOnset();
       n++;
     }
     return n > 0;
