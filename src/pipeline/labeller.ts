@@ -61,6 +61,8 @@ export class Labeller {
   private weighed: Float32Array | null = null;
   private readonly ref: Float64Array;
   private refWindows = 0;
+  // this window weighed, before smoothing: one buffer per track, not one per window
+  private readonly scratch: Float32Array;
   private current: string | null = null;
   private candidate: string | null = null;
   private streak = 0;
@@ -75,6 +77,7 @@ export class Labeller {
     if (o && (!(o.windows >= 1) || !(o.strength >= 0 && o.strength <= 1)))
       throw new Error('label policy: onset needs windows >= 1 and a strength in 0..1');
     this.ref = new Float64Array(labels.length);
+    this.scratch = new Float32Array(labels.length);
   }
 
   /** Takes the onset reference again from the next windows (the page's "calibrate": this face at rest, now); the shown label stays. */
@@ -128,7 +131,7 @@ export class Labeller {
       for (let k = 0; k < p.length; k++) this.ref[k]! += p[k]!;
       this.refWindows++;
     }
-    const out = new Float32Array(p.length);
+    const out = this.scratch;
     let z = 0;
     for (let k = 0; k < p.length; k++) {
       // floors: a class the onset never showed is lifted at most 1000^strength-fold
